@@ -1,0 +1,26 @@
+"""Folyam's reusable fragments. Each is a frozen dataclass naming its template under
+`templates/components/`; `render_component(env, obj)` renders any of them, and pages call
+`component(obj)` (a global of `make_environment()`), so a fragment is identical streamed or reloaded."""
+
+from __future__ import annotations
+
+from components._render import TEMPLATES_DIR, render_component, make_environment
+from components.answer import Answer
+from components.composer import Composer
+from components.error import ErrorNotice
+from components.message import UserMessage
+from components.partial import Partial, SwapStyle
+from components.timing import Timing
+
+__all__ = [
+    "TEMPLATES_DIR",
+    "Answer",
+    "Composer",
+    "ErrorNotice",
+    "Partial",
+    "SwapStyle",
+    "Timing",
+    "UserMessage",
+    "make_environment",
+    "render_component",
+]

@@ -1,0 +1,34 @@
+"""The answer shell: where a streamed answer lands, and how a finished one is shown again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import jinja2
+from markupsafe import Markup
+
+from components._render import render_component
+
+
+@dataclass(frozen=True)
+class Answer:
+    template: ClassVar[str] = "components/answer.html"
+    generation_id: str
+    # The SSE URL while the answer is streaming; None for a finished answer (nothing to connect to).
+    events_url: str | None
+    body: Markup = Markup()
+    status: Markup | None = None
+
+
+# The template builds the same ids; the generation uses these to aim its partials.
+def body_id(generation_id: str) -> str:
+    return f"answer-{generation_id}-body"
+
+
+def status_id(generation_id: str) -> str:
+    return f"answer-{generation_id}-status"
+
+
+def render(env: jinja2.Environment, answer: Answer) -> Markup:
+    return render_component(env, answer)

@@ -1,0 +1,110 @@
+"""The event log: each generation's seq-numbered SSE frames, replayed after a cursor and followed live.
+
+One writer (the generation) assigns sequence numbers; any number of readers follow. The in-memory log
+is the default; the `EventLog` protocol is what a shared (Redis) log implements to scale out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["Event", "EventLog", "MemoryEventLog", "UnknownStream"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    frame: bytes
+
+
+class UnknownStream(LookupError):
+    """Raised when a stream id was never opened (or has been dropped)."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"no event stream {stream_id!r}")
+        self.stream_id = stream_id
+
+
+class EventLog(Protocol):
+    def open(self, stream_id: str) -> None: ...
+
+    def append(self, stream_id: str, event: Event) -> None: ...
+
+    def close(self, stream_id: str) -> None: ...
+
+    def __contains__(self, stream_id: str) -> bool: ...
+
+    def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Event | None]:
+        """Events with seq > after, then live ones until the stream closes. Yields None after
+        `idle_timeout` seconds without an event, so the caller can send a keep-alive."""
+        ...
+
+
+@dataclass(slots=True)
+class _Stream:
+    events: list[Event] = field(default_factory=list)
+    closed: bool = False
+    # One future shared by every waiting reader; resolved and dropped on each change.
+    waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        if self.waiter is not None:
+            if not self.waiter.done():
+                self.waiter.set_result(None)
+            self.waiter = None
+
+
+class MemoryEventLog:
+    def __init__(self) -> None:
+        self._streams: dict[str, _Stream] = {}
+
+    def open(self, stream_id: str) -> None:
+        self._streams.setdefault(stream_id, _Stream())
+
+    def append(self, stream_id: str, event: Event) -> None:
+        stream = self._get(stream_id)
+        if stream.closed:
+            raise ValueError(f"event stream {stream_id!r} is closed")
+        if event.seq != len(stream.events) + 1:
+            raise ValueError(f"event {event.seq} out of order; expected {len(stream.events) + 1}")
+        stream.events.append(event)
+        stream.wake()
+
+    def close(self, stream_id: str) -> None:
+        stream = self._get(stream_id)
+        stream.closed = True
+        stream.wake()
+
+    def __contains__(self, stream_id: str) -> bool:
+        return stream_id in self._streams
+
+    async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Event | None]:
+        stream = self._get(stream_id)
+        cursor = max(after, 0)  # events[i] has seq i + 1, so the cursor is also an index
+        loop = asyncio.get_running_loop()
+        while True:
+            if len(stream.events) > cursor:
+                batch = stream.events[cursor:]
+                cursor += len(batch)
+                for event in batch:
+                    yield event
+                continue
+            if stream.closed:
+                return
+            if stream.waiter is None:
+                stream.waiter = loop.create_future()
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    # shield: one reader going away must not cancel the future the others wait on.
+                    await asyncio.shield(stream.waiter)
+            except TimeoutError:
+                yield None
+
+    def _get(self, stream_id: str) -> _Stream:
+        try:
+            return self._streams[stream_id]
+        except KeyError:
+            raise UnknownStream(stream_id) from None

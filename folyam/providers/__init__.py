@@ -1,0 +1,105 @@
+"""Model access: the small `Provider` interface, what a stream yields, and how it fails."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypedDict
+
+__all__ = [
+    "ChatMessage",
+    "Provider",
+    "ProviderError",
+    "StreamPiece",
+    "TextDelta",
+    "Usage",
+    "UpstreamAuthFailed",
+    "UpstreamBroken",
+    "UpstreamRateLimited",
+    "UpstreamRejected",
+    "UpstreamTimedOut",
+    "UpstreamUnavailable",
+    "UpstreamUnreachable",
+]
+
+
+class ChatMessage(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+StreamPiece = TextDelta | Usage
+
+
+class Provider(Protocol):
+    """Something that streams a chat answer: OpenAI-compatible servers or the offline demo."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def is_demo(self) -> bool: ...
+
+    def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncIterator[StreamPiece]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ProviderError(Exception):
+    """Base of the failures a provider reports; `str()` is a plain sentence fit to show a user."""
+
+    title = "The model failed"
+
+
+class UpstreamAuthFailed(ProviderError):
+    """Raised when the upstream refuses the API key (401/403)."""
+
+    title = "The model server refused our credentials"
+
+
+class UpstreamRateLimited(ProviderError):
+    """Raised when the upstream answers 429 after the retries."""
+
+    title = "The model server is rate limiting us"
+
+
+class UpstreamUnavailable(ProviderError):
+    """Raised when the upstream answers with a 5xx status after the retries."""
+
+    title = "The model server had an error"
+
+
+class UpstreamRejected(ProviderError):
+    """Raised when the upstream rejects the request itself (another 4xx, e.g. an unknown model)."""
+
+    title = "The model server rejected the request"
+
+
+class UpstreamUnreachable(ProviderError):
+    """Raised when no connection to the upstream could be made."""
+
+    title = "Could not reach the model server"
+
+
+class UpstreamTimedOut(ProviderError):
+    """Raised when the upstream sends nothing for longer than the configured timeout."""
+
+    title = "The model server stopped responding"
+
+
+class UpstreamBroken(ProviderError):
+    """Raised when the stream fails after it started: a dropped connection or an error event."""
+
+    title = "The answer was cut off"

@@ -1,0 +1,159 @@
+"""OpenAI-compatible chat completions, streamed through the openai SDK's raw response.
+
+The SDK still does auth, retries and error mapping; we skip its per-chunk pydantic parsing (most of a
+naive relay's CPU) and decode each `data:` line with msgspec into the few fields we read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import httpx2
+import msgspec
+import openai
+
+from folyam.providers import (
+    ChatMessage,
+    ProviderError,
+    StreamPiece,
+    TextDelta,
+    UpstreamAuthFailed,
+    UpstreamBroken,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimedOut,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
+    Usage,
+)
+
+__all__ = ["OpenAIChatProvider"]
+
+# Local servers (Ollama, vLLM, llama.cpp) accept any key, but the SDK insists on having one.
+_PLACEHOLDER_KEY = "not-needed"
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class _Error(msgspec.Struct):
+    message: str = ""
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] = msgspec.field(default_factory=list)
+    usage: _Usage | None = None
+    error: _Error | str | None = None
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+
+
+class OpenAIChatProvider:
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float,
+        max_retries: int,
+    ) -> None:
+        self._model = model
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or _PLACEHOLDER_KEY,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def is_demo(self) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncIterator[StreamPiece]:
+        request = self._client.chat.completions.with_streaming_response.create(
+            model=self._model,
+            messages=list(messages),
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=max_tokens,
+        )
+        try:
+            async with request as response:
+                async for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators, comments, `event:` lines
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        return
+                    for piece in _pieces(payload):
+                        yield piece
+        except openai.APIStatusError as exc:
+            raise _status_error(exc) from exc
+        except openai.APITimeoutError as exc:
+            raise UpstreamTimedOut(f"No answer from the model server at {self._client.base_url}.") from exc
+        except openai.APIConnectionError as exc:
+            raise UpstreamUnreachable(
+                f"Could not connect to the model server at {self._client.base_url}."
+            ) from exc
+        except httpx2.TimeoutException as exc:
+            raise UpstreamTimedOut("The model server went silent in the middle of the answer.") from exc
+        except httpx2.TransportError as exc:
+            raise UpstreamBroken("The connection to the model server broke off.") from exc
+
+
+def _pieces(payload: str) -> list[StreamPiece]:
+    try:
+        chunk = _decode_chunk(payload)
+    except msgspec.DecodeError as exc:
+        raise UpstreamBroken("The model server sent a malformed chunk.") from exc
+    if chunk.error is not None:
+        message = chunk.error if isinstance(chunk.error, str) else chunk.error.message
+        raise UpstreamBroken(f"The model server reported an error: {message or 'no details'}.")
+    pieces: list[StreamPiece] = [
+        TextDelta(choice.delta.content)
+        for choice in chunk.choices[:1]
+        if choice.delta is not None and choice.delta.content
+    ]
+    if chunk.usage is not None:
+        usage = chunk.usage
+        pieces.append(Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
+    return pieces
+
+
+def _status_error(exc: openai.APIStatusError) -> ProviderError:
+    status = exc.status_code
+    if status in (401, 403):
+        return UpstreamAuthFailed(
+            f"The model server answered HTTP {status}: check OPENAI_API_KEY and the account's access."
+        )
+    if status == 429:
+        return UpstreamRateLimited(
+            f"The model server answered HTTP {status} (too many requests or no quota left). Try again later."
+        )
+    if status >= 500:
+        return UpstreamUnavailable(f"The model server answered HTTP {status}. Try again in a moment.")
+    return UpstreamRejected(f"The model server answered HTTP {status}: {_short(exc.message)}")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

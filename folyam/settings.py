@@ -1,0 +1,91 @@
+"""Folyam's settings: one frozen object built from the environment and the command line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+ProviderKind = Literal["demo", "openai"]
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+class InvalidSetting(ValueError):
+    """Raised when an environment variable holds a value of the wrong kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # "demo" unless OPENAI_API_KEY or OPENAI_BASE_URL is set (the openai SDK's own variables).
+    provider: ProviderKind = "demo"
+    model: str = "folyam-demo"
+    # Passed to openai.AsyncOpenAI as is; None lets the SDK read its own environment variables.
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    # Seconds without a byte from the upstream before a request counts as timed out.
+    upstream_timeout: float = 60.0
+    # Retries of a failed upstream request before any token arrived (the SDK's own retry policy).
+    upstream_retries: int = 2
+    max_query_chars: int = 8_000
+    max_output_tokens: int = 4_096
+    # Wall-clock limit on one generation, seconds.
+    generation_timeout: float = 600.0
+    # Deltas are coalesced into at most one event per flush interval; the first goes out at once.
+    flush_interval: float = 0.030
+    # An SSE comment is sent after this many idle seconds so proxies keep the connection open.
+    keepalive_interval: float = 15.0
+    demo_first_token_delay: float = 0.35
+    demo_tokens_per_second: float = 50.0
+
+    @property
+    def is_demo(self) -> bool:
+        return self.provider == "demo"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read FOLYAM_* variables plus the openai SDK's own; keyword overrides (CLI flags) win."""
+        env = os.environ if environ is None else environ
+        base_url = env.get("OPENAI_BASE_URL") or None
+        api_key = env.get("OPENAI_API_KEY") or None
+        provider: ProviderKind = "openai" if (base_url or api_key) else "demo"
+        values: dict[str, object] = {
+            "provider": provider,
+            "openai_base_url": base_url,
+            "openai_api_key": api_key,
+            "model": env.get("FOLYAM_MODEL") or (DEFAULT_OPENAI_MODEL if provider == "openai" else "folyam-demo"),
+        }
+        for name, kind in _ENV_NUMBERS.items():
+            raw = env.get(f"FOLYAM_{name.upper()}")
+            if raw is not None:
+                values[name] = _parse_number(name, raw, kind)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+_ENV_NUMBERS: dict[str, type[int] | type[float]] = {
+    "upstream_timeout": float,
+    "upstream_retries": int,
+    "max_query_chars": int,
+    "max_output_tokens": int,
+    "generation_timeout": float,
+    "flush_interval": float,
+    "keepalive_interval": float,
+    "demo_first_token_delay": float,
+    "demo_tokens_per_second": float,
+}
+
+
+def _parse_number(name: str, raw: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise InvalidSetting(
+            f"FOLYAM_{name.upper()}={raw!r} is not a valid {kind.__name__}"
+        ) from exc
+    if value < 0:
+        raise InvalidSetting(f"FOLYAM_{name.upper()}={raw!r} must not be negative")
+    return value
