@@ -9,9 +9,9 @@ from pathlib import Path
 
 import uvicorn
 from litestar import Litestar
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
@@ -20,7 +20,7 @@ from folyam.event_log import MemoryEventLog
 from folyam.generations import Generations
 from folyam.providers.factory import make_provider
 from folyam.routes import chat_page, generation_events, post_message
-from folyam.security import security_headers
+from folyam.security import add_security_headers
 from folyam.settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"settings": settings, "jinja": jinja}),
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(jinja)),
-        response_headers=security_headers(),
+        before_send=[add_security_headers],
         logging_config=_logging_config(),
         openapi_config=None,
     )

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from components._render import TEMPLATES_DIR, render_component, make_environment
+from components._render import TEMPLATES_DIR, make_environment, render_component
 from components.answer import Answer
 from components.composer import Composer
 from components.error import ErrorNotice

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import jinja2
@@ -17,7 +17,7 @@ class Answer:
     generation_id: str
     # The SSE URL while the answer is streaming; None for a finished answer (nothing to connect to).
     events_url: str | None
-    body: Markup = Markup()
+    body: Markup = field(default_factory=Markup)
     status: Markup | None = None
 
 

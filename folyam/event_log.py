@@ -7,7 +7,7 @@ is the default; the `EventLog` protocol is what a shared (Redis) log implements 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,9 +37,9 @@ class EventLog(Protocol):
 
     def __contains__(self, stream_id: str) -> bool: ...
 
-    def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Event | None]:
-        """Events with seq > after, then live ones until the stream closes. Yields None after
-        `idle_timeout` seconds without an event, so the caller can send a keep-alive."""
+    def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
+        """Batches of events with seq > after, then live ones until the stream closes. Yields an
+        empty batch after `idle_timeout` seconds without an event, so the caller can keep alive."""
         ...
 
 
@@ -81,16 +81,16 @@ class MemoryEventLog:
     def __contains__(self, stream_id: str) -> bool:
         return stream_id in self._streams
 
-    async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Event | None]:
+    async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
         stream = self._get(stream_id)
         cursor = max(after, 0)  # events[i] has seq i + 1, so the cursor is also an index
         loop = asyncio.get_running_loop()
         while True:
             if len(stream.events) > cursor:
+                # Everything available at once: one write per wake-up, not one per event.
                 batch = stream.events[cursor:]
                 cursor += len(batch)
-                for event in batch:
-                    yield event
+                yield batch
                 continue
             if stream.closed:
                 return
@@ -101,7 +101,7 @@ class MemoryEventLog:
                     # shield: one reader going away must not cancel the future the others wait on.
                     await asyncio.shield(stream.waiter)
             except TimeoutError:
-                yield None
+                yield ()
 
     def _get(self, stream_id: str) -> _Stream:
         try:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import jinja2
@@ -115,7 +115,7 @@ class _Run:
         self._chunks = 0
         self._usage: Usage | None = None
 
-    async def execute(self, pieces: AsyncIterator[StreamPiece], *, model: str) -> None:
+    async def execute(self, pieces: AsyncGenerator[StreamPiece], *, model: str) -> None:
         notice: ErrorNotice | None = None
         try:
             async with contextlib.aclosing(pieces), asyncio.timeout(self._settings.generation_timeout):

@@ -10,7 +10,8 @@ import jinja2
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
-from litestar.response import Template
+from litestar.params import FromPath, FromQuery
+from litestar.response import Stream, Template
 from markupsafe import Markup
 
 from components import Answer, Composer, ErrorNotice, Partial, UserMessage, render_component
@@ -62,7 +63,9 @@ async def chat_page(state: State) -> Template:
 
 
 @post("/chat/{conversation_id:str}/messages", name="post_message", status_code=200)
-async def post_message(conversation_id: str, request: Request[object, object, State], state: State) -> Response[str]:
+async def post_message(
+    conversation_id: FromPath[str], request: Request[object, object, State], state: State
+) -> Response[str]:
     if not _ID.fullmatch(conversation_id):
         raise NotFoundException(f"no conversation {conversation_id!r}")
     settings: Settings = state.settings
@@ -109,8 +112,11 @@ async def post_message(conversation_id: str, request: Request[object, object, St
 
 @get("/generations/{generation_id:str}/events", name="generation_events")
 async def generation_events(
-    generation_id: str, request: Request[object, object, State], state: State, after: int | None = None
-) -> Response[object]:
+    generation_id: FromPath[str],
+    request: Request[object, object, State],
+    state: State,
+    after: FromQuery[int | None] = None,
+) -> Stream:
     event_log: EventLog = state.event_log
     if not _ID.fullmatch(generation_id) or generation_id not in event_log:
         raise NotFoundException(f"no generation {generation_id!r}")
@@ -118,8 +124,8 @@ async def generation_events(
     settings: Settings = state.settings
 
     async def frames() -> AsyncIterator[bytes]:
-        async for event in event_log.follow(generation_id, cursor, settings.keepalive_interval):
-            yield KEEPALIVE_FRAME if event is None else event.frame
+        async for batch in event_log.follow(generation_id, cursor, settings.keepalive_interval):
+            yield b"".join([event.frame for event in batch]) if batch else KEEPALIVE_FRAME
 
     return event_stream(frames())
 

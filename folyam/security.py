@@ -1,22 +1,29 @@
-"""Response headers that every page and fragment carries."""
+"""Security headers that every response carries, static files and event streams included."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from litestar.datastructures import ResponseHeader
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import Message, Scope
 
-__all__ = ["CONTENT_SECURITY_POLICY", "security_headers"]
+__all__ = ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS", "add_security_headers"]
 
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
+SECURITY_HEADERS: Final = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
 
-def security_headers() -> list[ResponseHeader]:
-    return [
-        ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
-        ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-        ResponseHeader(name="Referrer-Policy", value="no-referrer"),
-    ]
+
+async def add_security_headers(message: Message, scope: Scope) -> None:
+    """A `before_send` hook: it sees every response start, unlike per-route response headers."""
+    if message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        for name, value in SECURITY_HEADERS:
+            headers[name] = value

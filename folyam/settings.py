@@ -83,9 +83,7 @@ def _parse_number(name: str, raw: str, kind: type[int] | type[float]) -> int | f
     try:
         value = kind(raw)
     except ValueError as exc:
-        raise InvalidSetting(
-            f"FOLYAM_{name.upper()}={raw!r} is not a valid {kind.__name__}"
-        ) from exc
+        raise InvalidSetting(f"FOLYAM_{name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
     if value < 0:
         raise InvalidSetting(f"FOLYAM_{name.upper()}={raw!r} must not be negative")
     return value

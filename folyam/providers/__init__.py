@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict
 
@@ -12,7 +12,6 @@ __all__ = [
     "ProviderError",
     "StreamPiece",
     "TextDelta",
-    "Usage",
     "UpstreamAuthFailed",
     "UpstreamBroken",
     "UpstreamRateLimited",
@@ -20,6 +19,7 @@ __all__ = [
     "UpstreamTimedOut",
     "UpstreamUnavailable",
     "UpstreamUnreachable",
+    "Usage",
 ]
 
 
@@ -52,7 +52,7 @@ class Provider(Protocol):
     @property
     def is_demo(self) -> bool: ...
 
-    def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncIterator[StreamPiece]: ...
+    def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[StreamPiece]: ...
 
     async def aclose(self) -> None: ...
 

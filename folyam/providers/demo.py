@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from folyam.providers import ChatMessage, StreamPiece, TextDelta, Usage
 
@@ -71,7 +71,7 @@ class DemoProvider:
     async def aclose(self) -> None:
         return None
 
-    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncIterator[StreamPiece]:
+    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[StreamPiece]:
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         tokens = _TOKEN.findall(demo_answer(question))[:max_tokens]
         loop = asyncio.get_running_loop()

@@ -6,7 +6,8 @@ naive relay's CPU) and decode each `data:` line with msgspec into the few fields
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from typing import TYPE_CHECKING, cast
 
 import httpx2
 import msgspec
@@ -26,6 +27,9 @@ from folyam.providers import (
     UpstreamUnreachable,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 __all__ = ["OpenAIChatProvider"]
 
@@ -89,10 +93,10 @@ class OpenAIChatProvider:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncIterator[StreamPiece]:
+    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[StreamPiece]:
         request = self._client.chat.completions.with_streaming_response.create(
             model=self._model,
-            messages=list(messages),
+            messages=cast("list[ChatCompletionMessageParam]", list(messages)),
             stream=True,
             stream_options={"include_usage": True},
             max_tokens=max_tokens,
@@ -112,9 +116,7 @@ class OpenAIChatProvider:
         except openai.APITimeoutError as exc:
             raise UpstreamTimedOut(f"No answer from the model server at {self._client.base_url}.") from exc
         except openai.APIConnectionError as exc:
-            raise UpstreamUnreachable(
-                f"Could not connect to the model server at {self._client.base_url}."
-            ) from exc
+            raise UpstreamUnreachable(f"Could not connect to the model server at {self._client.base_url}.") from exc
         except httpx2.TimeoutException as exc:
             raise UpstreamTimedOut("The model server went silent in the middle of the answer.") from exc
         except httpx2.TransportError as exc:

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
+import httpx
+import pytest
+
+from app import create_app
+from folyam.settings import Settings
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.servers import serve
+
+# Fast, deterministic settings for tests: no demo pacing, and every delta its own event.
+TEST_SETTINGS = Settings(
+    demo_first_token_delay=0.0,
+    demo_tokens_per_second=0.0,
+    flush_interval=0.0,
+    upstream_retries=0,
+    upstream_timeout=1.0,
+)
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
+    upstream = FakeUpstream()
+    with serve(upstream) as url:
+        yield upstream, f"{url}/v1"
+
+
+@pytest.fixture
+def upstream(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[FakeUpstream]:
+    fake, _ = fake_upstream
+    fake.reset()
+    yield fake
+    fake.reset()
+
+
+@pytest.fixture(scope="session")
+def demo_server() -> Iterator[str]:
+    with serve(create_app(TEST_SETTINGS)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def openai_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
+    _, upstream_url = fake_upstream
+    settings = dataclasses.replace(
+        TEST_SETTINGS,
+        provider="openai",
+        model="fake-model",
+        openai_base_url=upstream_url,
+        openai_api_key="sk-test-secret",
+    )
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def start_server() -> Callable[..., AbstractContextManager[str]]:
+    """Start an app with settings of the test's own (e.g. an upstream on a closed port)."""
+
+    def start(**overrides: object) -> AbstractContextManager[str]:
+        return serve(create_app(dataclasses.replace(TEST_SETTINGS, **overrides)))  # type: ignore[arg-type]
+
+    return start
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as http:
+        yield http
+
+
+def ask(client: httpx.Client, base_url: str, query: str, conversation_id: str = "conv-test-0001") -> str:
+    """Post a question like the composer does; returns the generation's events URL."""
+    response = client.post(f"{base_url}/chat/{conversation_id}/messages", data={"query": query, "request_id": "r1"})
+    response.raise_for_status()
+    match = re.search(r'hx-sse:connect="([^"]+)"', response.text)
+    assert match, response.text
+    return base_url + match.group(1)

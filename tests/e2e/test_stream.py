@@ -1,0 +1,243 @@
+"""Whole flows over real uvicorn: a question in, an SSE transcript out, through both providers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import httpx
+import pytest
+from markupsafe import escape
+
+from folyam.providers.demo import demo_answer
+from tests.conftest import ask
+from tests.support.fake_upstream import FakeUpstream, Script
+from tests.support.servers import free_port
+from tests.support.sse import Frame, answer_text, read_events
+
+STATUS_PARTIAL = re.compile(r'<hx-partial hx-target="#answer-[^"]+-status" hx-swap="innerHTML">(.*)</hx-partial>', re.S)
+
+
+def assert_well_formed(frames: list[Frame]) -> str:
+    """Ids count up from 1 without gaps, the second-to-last frame is the status fragment and the last
+    is the one `done` event. Returns the status fragment's HTML."""
+    assert [f.id for f in frames] == [str(n) for n in range(1, len(frames) + 1)]
+    assert [f.event for f in frames].count("done") == 1
+    assert frames[-1].event == "done" and frames[-1].data == ""
+    assert all(f.event is None for f in frames[:-1])
+    status = STATUS_PARTIAL.fullmatch(frames[-2].data)
+    assert status, frames[-2].data
+    return status.group(1)
+
+
+def test_demo_answer_streams_to_timing_and_done(client: httpx.Client, demo_server: str) -> None:
+    question = "How do rivers <form> deltas?"
+    _, frames = read_events(client, ask(client, demo_server, question))
+
+    status = assert_well_formed(frames)
+    assert answer_text(frames) == str(escape(demo_answer(question)))
+    assert '<dl class="timing">' in status
+    for label in ("First token", "Total", "Chunks", "Tokens", "Speed", "Usage"):
+        assert f"<dt>{label}</dt>" in status
+    assert 'class="error"' not in status
+    assert len(frames) > 20  # flush_interval=0 in tests: one event per delta
+
+
+def test_openai_answer_reaches_upstream_with_streaming_options(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(chunks=["Hello", ", ", "world", "!"]))
+    _, frames = read_events(client, ask(client, openai_server, "Say hello"))
+
+    status = assert_well_formed(frames)
+    assert answer_text(frames) == "Hello, world!"
+    assert "<dd>fake-model</dd>" in status
+    assert "11 prompt + 4 completion = 15 tokens" in status
+    [request] = upstream.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer sk-test-secret"
+    assert request.body["stream"] is True
+    assert request.body["stream_options"] == {"include_usage": True}
+    assert request.body["model"] == "fake-model"
+    assert request.body["messages"] == [{"role": "user", "content": "Say hello"}]
+
+
+def test_usage_is_estimated_when_the_upstream_reports_none(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(chunks=["a", "b", "c"], usage=False))
+    _, frames = read_events(client, ask(client, openai_server, "q"))
+    status = assert_well_formed(frames)
+    assert "<dd>≈3</dd>" in status
+    assert "Usage" not in status
+
+
+@pytest.mark.parametrize(
+    ("status_code", "title", "words"),
+    [
+        (401, "refused our credentials", "HTTP 401"),
+        (403, "refused our credentials", "HTTP 403"),
+        (429, "rate limiting us", "HTTP 429"),
+        (500, "had an error", "HTTP 500"),
+        (503, "had an error", "HTTP 503"),
+        (404, "rejected the request", "HTTP 404"),
+    ],
+)
+def test_upstream_status_errors_end_with_an_error_fragment(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream, status_code: int, title: str, words: str
+) -> None:
+    upstream.script(Script(fault="status", status=status_code))
+    raw, frames = read_events(client, ask(client, openai_server, "q"))
+
+    status = assert_well_formed(frames)
+    assert answer_text(frames) == ""
+    assert 'role="alert"' in status and title in status and words in status
+    assert "Traceback" not in raw and "sk-test-secret" not in raw
+    assert '<dl class="timing">' in status  # timing still closes the answer
+
+
+@pytest.mark.parametrize(
+    ("fault", "title"),
+    [
+        ("drop", "The answer was cut off"),
+        ("error_event", "The answer was cut off"),
+        ("stall", "The model server stopped responding"),
+    ],
+)
+def test_a_fault_mid_stream_keeps_what_arrived(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream, fault: str, title: str
+) -> None:
+    upstream.script(Script(chunks=["one ", "two ", "three ", "four"], fault=fault, fail_after=3))  # type: ignore[arg-type]
+    raw, frames = read_events(client, ask(client, openai_server, "q"))
+
+    status = assert_well_formed(frames)
+    assert answer_text(frames) == "one two three "
+    assert title in status
+    assert "Traceback" not in raw
+
+
+def test_an_upstream_that_never_answers_times_out(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(fault="hang"))
+    _, frames = read_events(client, ask(client, openai_server, "q"))
+    status = assert_well_formed(frames)
+    assert "The model server stopped responding" in status
+    assert answer_text(frames) == ""
+
+
+def test_connection_refused_is_named(
+    client: httpx.Client, start_server: Callable[..., AbstractContextManager[str]]
+) -> None:
+    dead_upstream = f"http://127.0.0.1:{free_port()}/v1"
+    with start_server(provider="openai", model="m", openai_base_url=dead_upstream, openai_api_key="sk-x") as url:
+        _, frames = read_events(client, ask(client, url, "q"))
+    status = assert_well_formed(frames)
+    assert "Could not reach the model server" in status
+    assert dead_upstream.removesuffix("/v1") in status
+
+
+def test_reconnect_with_last_event_id_loses_and_repeats_nothing(client: httpx.Client, demo_server: str) -> None:
+    url = ask(client, demo_server, "resume me")
+    _, full = read_events(client, url)
+
+    for cut in (0, 1, 5, len(full) - 2, len(full) - 1):
+        _, rest = read_events(client, url, last_event_id=str(cut))
+        assert rest == full[cut:]
+        _, by_query = read_events(client, f"{url}?after={cut}")
+        assert by_query == full[cut:]
+    _, nothing = read_events(client, url, last_event_id=str(len(full)))
+    assert nothing == []
+
+
+def test_a_live_stream_dropped_midway_resumes_exactly(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    chunks = [f"w{n} " for n in range(40)]
+    upstream.script(Script(chunks=chunks, delay=0.01))
+    url = ask(client, openai_server, "slow")
+
+    seen: list[Frame] = []
+    with client.stream("GET", url) as response:
+        buffer = ""
+        for text in response.iter_text():
+            buffer += text
+            if buffer.count("\r\n\r\n") >= 5:
+                break  # the client goes away mid-answer
+    from tests.support.sse import parse_frames
+
+    complete, _, _ = buffer.rpartition("\r\n\r\n")
+    seen = parse_frames(complete + "\r\n\r\n")
+    assert seen and seen[-1].event is None  # we really left before the end
+
+    _, rest = read_events(client, url, last_event_id=seen[-1].id)
+    resumed = seen + rest
+    assert_well_formed(resumed)
+    assert answer_text(resumed) == "".join(chunks)
+
+
+def test_unknown_generation_and_bad_conversation_are_404(client: httpx.Client, demo_server: str) -> None:
+    assert client.get(f"{demo_server}/generations/no-such-generation/events").status_code == 404
+    assert client.get(f"{demo_server}/generations/x/events").status_code == 404
+    bad = client.post(f"{demo_server}/chat/!!/messages", data={"query": "q"})
+    assert bad.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "status_code", "words"),
+    [
+        ("", 422, "Nothing to ask"),
+        ("   \n\t ", 422, "Nothing to ask"),
+        ("x" * 8001, 413, "the limit is 8,000"),
+    ],
+)
+def test_bad_queries_get_an_error_fragment_and_start_nothing(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream, query: str, status_code: int, words: str
+) -> None:
+    response = client.post(f"{openai_server}/chat/conv-test-0001/messages", data={"query": query})
+    assert response.status_code == status_code
+    assert response.text.startswith('<hx-partial hx-target="#composer-error" hx-swap="innerHTML">')
+    assert words in response.text
+    assert "hx-sse:connect" not in response.text
+    assert upstream.requests == []
+
+
+def test_a_query_at_the_limit_is_accepted(client: httpx.Client, demo_server: str) -> None:
+    url = ask(client, demo_server, "y" * 8000)
+    _, frames = read_events(client, url)
+    assert_well_formed(frames)
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    '<div hx-get="/boom" hx-trigger=load>',
+    "lone\rreturn",
+    "\n\nevent: done\ndata: x\n\n",
+    "id: 999\r\n\r\nretry: 1\n",
+    "end",
+]
+
+
+def test_hostile_model_text_is_escaped_and_cannot_forge_sse_fields(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(chunks=HOSTILE))
+    raw, frames = read_events(client, ask(client, openai_server, "be evil"))
+
+    assert_well_formed(frames)  # exactly one `done`, last; ids untouched
+    assert not re.search(r"^retry:", raw, re.M)
+    body = answer_text(frames)
+    assert body == str(escape("".join(HOSTILE).replace("\r\n", "\n").replace("\r", "\n")))
+    for tag in ("<script", "<img", "<div"):
+        assert tag not in body
+
+
+def test_the_api_key_never_reaches_the_browser(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    page = client.get(f"{openai_server}/")
+    upstream.script(Script(fault="status", status=401))
+    raw, _ = read_events(client, ask(client, openai_server, "q"))
+    assert "sk-test-secret" not in page.text + raw

@@ -1,0 +1,171 @@
+"""A fake OpenAI-compatible server: a real ASGI app speaking the chat-completions streaming wire
+format (`data:` chunks, the usage chunk, `[DONE]`), with each fault on demand.
+
+Tests script the next answers with `FakeUpstream.script(...)`; unscripted requests get a default
+answer. Every request is recorded, and so is when its connection was closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Fault = Literal[
+    "none",
+    "status",  # answer `status` with an OpenAI-style error body, before any chunk
+    "hang",  # send nothing at all (the client's timeout fires before headers)
+    "drop",  # send `fail_after` chunks, then drop the connection mid-body
+    "error_event",  # send `fail_after` chunks, then an `error` chunk and end
+    "stall",  # send `fail_after` chunks, then go silent (the client's read timeout fires)
+]
+
+DEFAULT_ANSWER = ["Hello", " from", " the", " fake", " upstream", "."]
+
+
+@dataclass
+class Script:
+    chunks: list[str] = field(default_factory=lambda: list(DEFAULT_ANSWER))
+    fault: Fault = "none"
+    status: int = 500
+    fail_after: int = 0
+    # Seconds between chunks (the first chunk is sent at once).
+    delay: float = 0.0
+    usage: bool = True
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    closed_at: float | None = None
+
+
+class FakeUpstream:
+    def __init__(self) -> None:
+        self._scripts: deque[Script] = deque()
+        self._lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+
+    def script(self, *scripts: Script) -> None:
+        with self._lock:
+            self._scripts.extend(scripts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+            self.requests.clear()
+
+    def _next_script(self) -> Script:
+        with self._lock:
+            return self._scripts.popleft() if self._scripts else Script()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        record = RecordedRequest(
+            path=scope["path"],
+            headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
+            body=json.loads(body or b"{}"),
+        )
+        with self._lock:
+            self.requests.append(record)
+        try:
+            if scope["path"].rstrip("/").endswith("/chat/completions"):
+                await self._chat(record, receive, send)
+            else:
+                await _json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+        finally:
+            record.closed_at = time.monotonic()
+
+    async def _chat(self, record: RecordedRequest, receive: Any, send: Any) -> None:
+        script = self._next_script()
+        model = record.body.get("model", "fake-model")
+        if script.fault == "status":
+            await _json(send, script.status, _error_body(script.status))
+            return
+        if script.fault == "hang":
+            await _until_disconnected(receive)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+            }
+        )
+        await _event(send, _chunk(model, {"role": "assistant", "content": ""}))
+        for index, text in enumerate(script.chunks):
+            if script.fault != "none" and index == script.fail_after:
+                await self._fail(script, receive, send)
+                return
+            if index and script.delay:
+                await asyncio.sleep(script.delay)
+            await _event(send, _chunk(model, {"content": text}))
+        if script.fault != "none" and script.fail_after >= len(script.chunks):
+            await self._fail(script, receive, send)
+            return
+        await _event(send, _chunk(model, {}, finish_reason="stop"))
+        if script.usage and (record.body.get("stream_options") or {}).get("include_usage"):
+            completion = len(script.chunks)
+            usage = {"prompt_tokens": 11, "completion_tokens": completion, "total_tokens": 11 + completion}
+            await _event(send, {**_chunk(model, {}), "choices": [], "usage": usage})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _fail(self, script: Script, receive: Any, send: Any) -> None:
+        if script.fault == "drop":
+            # Raising after the response started makes uvicorn drop the connection without ending
+            # the chunked body: the client sees the peer close mid-message.
+            raise ConnectionAbortedError("fake upstream drops the connection")
+        if script.fault == "error_event":
+            await _event(send, {"error": {"message": "The server had an error while processing your request."}})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await _until_disconnected(receive)  # stall
+
+
+async def _until_disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def _error_body(status: int) -> dict[str, Any]:
+    kinds = {401: "invalid_api_key", 429: "rate_limit_exceeded", 404: "model_not_found"}
+    return {"error": {"message": f"fake upstream error {status}", "type": kinds.get(status, "server_error")}}
+
+
+async def _event(send: Any, payload: dict[str, Any]) -> None:
+    data = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _json(send: Any, status: int, payload: dict[str, Any]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})

@@ -1,0 +1,100 @@
+"""The composition root: entry point, page, headers, static files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from folyam.security import CONTENT_SECURITY_POLICY
+from tests.conftest import ask
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_entry_point(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str, str]:
+    """Start `python app.py` and wait until it answers; returns the process, its URL line and the page."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    first_line = process.stdout.readline()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+            return process, first_line, page
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                process.wait()
+                process.stdout.close()
+                raise AssertionError(f"app.py did not start: {first_line}{process.stdout.read()}") from None
+            time.sleep(0.1)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FOLYAM_"))}
+    return {**env, **extra}
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "args", "expected_line", "expected_page"),
+    [
+        ({}, (), "(offline demo model)", "Demo model"),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}, ("--model", "llama3.2"), "(model llama3.2)", "llama3.2"),
+    ],
+)
+def test_python_app_py_serves_and_prints_its_url(
+    extra_env: dict[str, str], args: tuple[str, ...], expected_line: str, expected_page: str
+) -> None:
+    process, line, page = run_entry_point(clean_env(**extra_env), *args)
+    try:
+        assert line.startswith("Folyam is serving on http://127.0.0.1:")
+        assert expected_line in line
+        assert expected_page in page
+        assert 'name="query"' in page
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+    if not extra_env:
+        assert "Demo model" in page
+    else:
+        assert "Demo model" not in page
+
+
+def test_every_response_carries_the_strict_csp(client: httpx.Client, demo_server: str) -> None:
+    page = client.get(f"{demo_server}/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    fragment = client.post(f"{demo_server}/chat/conv-test-0001/messages", data={"query": "q"})
+    static = client.get(f"{demo_server}/static/vendor/htmx-4.0.1.min.js")
+    events_url = ask(client, demo_server, "q")
+    with client.stream("GET", events_url) as events:
+        sse_headers = events.headers
+    for headers in (page.headers, fragment.headers, static.headers, sse_headers):
+        assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert headers["x-content-type-options"] == "nosniff"
+    assert sse_headers["cache-control"] == "no-cache"
+    assert sse_headers["x-accel-buffering"] == "no"
+
+
+def test_the_page_has_no_inline_script_or_style(client: httpx.Client, demo_server: str) -> None:
+    html = client.get(f"{demo_server}/").text
+    assert "<style" not in html and " style=" not in html
+    assert html.count("<script") == html.count('<script src="/static/vendor/')
+    assert 'hx-post="/chat/' in html and 'name="request_id"' in html
