@@ -1,0 +1,134 @@
+"""Fixtures for the browser tests: Debian's Chromium driven by Playwright's sync API, a fresh
+context per test that records console errors, page errors and requests, and real uvicorn servers
+whose demo model is paced so streaming can be watched."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, expect, sync_playwright
+
+from app import create_app
+from tests.conftest import TEST_SETTINGS
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.servers import serve
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Playwright's default wait for actions and `expect`; a paced demo answer takes about 4 s.
+DEFAULT_TIMEOUT_MS = 15_000
+expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
+
+# The demo model paced like a real one: the answer arrives over a few seconds, in many events.
+PACED_SETTINGS = dataclasses.replace(
+    TEST_SETTINGS, demo_first_token_delay=0.2, demo_tokens_per_second=60, flush_interval=0.03
+)
+
+
+@dataclass(frozen=True)
+class ConsoleError:
+    text: str
+    url: str
+
+
+@dataclass
+class PageEvents:
+    """What a page reported while a test drove it."""
+
+    console_errors: list[ConsoleError] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    request_urls: list[str] = field(default_factory=list)
+
+    def unexpected_console_errors(self, *allowed_paths: str) -> list[ConsoleError]:
+        """Console errors other than a failed load of one of `allowed_paths`."""
+        allowed = set(allowed_paths)
+        return [
+            error
+            for error in self.console_errors
+            if not (error.text.startswith("Failed to load resource") and urlsplit(error.url).path in allowed)
+        ]
+
+    @property
+    def request_paths(self) -> list[str]:
+        return [urlsplit(url).path for url in self.request_urls]
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"The browser tests need Debian's Chromium at {CHROMIUM}, and it is missing. "
+            "Install it with `apt-get install chromium` (Playwright's own browser download is not used).",
+            pytrace=False,
+        )
+    browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page_events() -> PageEvents:
+    return PageEvents()
+
+
+@pytest.fixture
+def page(browser: Browser, page_events: PageEvents) -> Iterator[Page]:
+    """A fresh context and page per test; what it reports is recorded in `page_events`."""
+    context = browser.new_context()
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    page = context.new_page()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            page_events.console_errors.append(ConsoleError(message.text, message.location.get("url", "")))
+
+    def on_request(request: Request) -> None:
+        page_events.request_urls.append(request.url)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: page_events.page_errors.append(f"{error.name}: {error.message}"))
+    page.on("request", on_request)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def paced_server() -> Iterator[str]:
+    """The app with the offline demo model, paced so an answer streams for about 4 s."""
+    with serve(create_app(PACED_SETTINGS)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def openai_paced_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
+    """The app with the OpenAI provider, talking to the fake upstream."""
+    _, upstream_url = fake_upstream
+    settings = dataclasses.replace(
+        PACED_SETTINGS,
+        provider="openai",
+        openai_base_url=upstream_url,
+        openai_api_key="sk-test",
+        model="fake-model",
+    )
+    with serve(create_app(settings)) as url:
+        yield url
