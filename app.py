@@ -18,6 +18,7 @@ from litestar.template import TemplateConfig
 from components import make_environment
 from folyam.event_log import MemoryEventLog
 from folyam.generations import Generations
+from folyam.markdown import MarkdownPipeline
 from folyam.providers.factory import make_provider
 from folyam.routes import chat_page, generation_events, post_message
 from folyam.security import add_security_headers
@@ -34,7 +35,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         provider = make_provider(settings)
         event_log = MemoryEventLog()
-        generations = Generations(provider=provider, event_log=event_log, env=jinja, settings=settings)
+        generations = Generations(
+            provider=provider,
+            event_log=event_log,
+            env=jinja,
+            settings=settings,
+            renderer_factory=MarkdownPipeline(jinja).renderer,
+        )
         app.state.update(provider=provider, event_log=event_log, generations=generations)
         try:
             yield

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from components._render import TEMPLATES_DIR, make_environment, render_component
 from components.answer import Answer
+from components.code_block import CodeBlock
 from components.composer import Composer
 from components.error import ErrorNotice
 from components.message import UserMessage
@@ -15,6 +16,7 @@ from components.timing import Timing
 __all__ = [
     "TEMPLATES_DIR",
     "Answer",
+    "CodeBlock",
     "Composer",
     "ErrorNotice",
     "Partial",

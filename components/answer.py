@@ -26,6 +26,10 @@ def body_id(generation_id: str) -> str:
     return f"answer-{generation_id}-body"
 
 
+def tail_id(generation_id: str) -> str:
+    return f"answer-{generation_id}-tail"
+
+
 def status_id(generation_id: str) -> str:
     return f"answer-{generation_id}-status"
 

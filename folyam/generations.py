@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import jinja2
 from markupsafe import Markup
 
-from components import ErrorNotice, Partial, Timing, render_component
-from components.answer import body_id, status_id
+from components import ErrorNotice, Partial, SwapStyle, Timing, render_component
+from components.answer import body_id, status_id, tail_id
 from folyam.event_log import Event, EventLog
 from folyam.providers import ChatMessage, Provider, ProviderError, StreamPiece, TextDelta, Usage
-from folyam.rendering import AnswerRenderer, PlainTextRenderer
+from folyam.rendering import AnswerRenderer, RenderUpdate
 from folyam.settings import Settings
 from folyam.sse import encode_event
 
@@ -58,7 +58,7 @@ class Generations:
         event_log: EventLog,
         env: jinja2.Environment,
         settings: Settings,
-        renderer_factory: Callable[[], AnswerRenderer] = PlainTextRenderer,
+        renderer_factory: Callable[[], AnswerRenderer],
     ) -> None:
         self._provider = provider
         self._event_log = event_log
@@ -158,23 +158,19 @@ class _Run:
             return
         text = "".join(self._pending)
         self._pending.clear()
-        update = self._renderer.feed(text)
-        if update.append:
-            self._emit_partial(body_id(self._id), "beforeend", update.append)
+        self._emit_update(self._renderer.feed(text))
         self._next_flush_at = self._loop.time() + self._settings.flush_interval
 
     def _finish(self, notice: ErrorNotice | None, model: str) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._flush()
-        rest = self._renderer.finish()
-        if rest.append:
-            self._emit_partial(body_id(self._id), "beforeend", rest.append)
+        self._emit_update(self._renderer.finish())
         status = Markup()
         if notice is not None:
             status += render_component(self._env, notice)
         status += render_component(self._env, self._timing(model))
-        self._emit_partial(status_id(self._id), "innerHTML", status)
+        self._emit(self._partial(status_id(self._id), "innerHTML", status))
         self._emit("", DONE_EVENT)
         self._log.close(self._id)
 
@@ -196,9 +192,20 @@ class _Run:
             total_tokens=usage.total_tokens if usage is not None else None,
         )
 
-    def _emit_partial(self, target_id: str, swap: str, content: Markup) -> None:
-        partial = Partial(target_id=target_id, swap=swap, content=content)  # type: ignore[arg-type]
-        self._emit(render_component(self._env, partial))
+    def _emit_update(self, update: RenderUpdate) -> None:
+        """One event for one update, so the appended block and the new tail land in the same swap."""
+        partials = []
+        if update.replace is not None:
+            partials.append(self._partial(body_id(self._id), "innerHTML", update.replace))
+        if update.append:
+            partials.append(self._partial(body_id(self._id), "beforeend", update.append))
+        if update.tail is not None:
+            partials.append(self._partial(tail_id(self._id), "innerHTML", update.tail))
+        if partials:
+            self._emit(Markup().join(partials))
+
+    def _partial(self, target_id: str, swap: SwapStyle, content: Markup) -> Markup:
+        return render_component(self._env, Partial(target_id=target_id, swap=swap, content=content))
 
     def _emit(self, data: str, event: str | None = None) -> None:
         self._seq += 1

@@ -1,21 +1,23 @@
-"""Turning model text into safe HTML, piece by piece."""
+"""What an answer renderer gives back, and the newline handling every renderer shares."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
-__all__ = ["AnswerRenderer", "PlainTextRenderer", "RenderUpdate"]
+__all__ = ["AnswerRenderer", "NewlineNormalizer", "RenderUpdate"]
 
 
 @dataclass(frozen=True, slots=True)
 class RenderUpdate:
-    # HTML that is final: appended once to the answer body.
+    # Final HTML, appended once to the answer body.
     append: Markup
-    # The live tail's HTML, replacing the previous tail; None when it did not change.
+    # The live tail's new HTML (replacing the old); None when it did not change.
     tail: Markup | None = None
+    # The whole body's HTML when finished blocks had to be rendered again; None almost always.
+    replace: Markup | None = None
 
 
 class AnswerRenderer(Protocol):
@@ -24,31 +26,24 @@ class AnswerRenderer(Protocol):
     def finish(self) -> RenderUpdate: ...
 
 
-class PlainTextRenderer:
-    """Escaped text with its line breaks (the page shows them with `white-space: pre-wrap`).
-
-    CRLF and lone CR become LF, so the streamed text equals the reloaded one; a CR at the end of a
-    piece is held back until we know whether an LF follows."""
+class NewlineNormalizer:
+    """CRLF and lone CR become LF, across piece boundaries: a CR at the end of a piece is held back
+    until we know whether an LF follows."""
 
     def __init__(self) -> None:
         self._held_cr = False
 
-    def feed(self, text: str) -> RenderUpdate:
+    def feed(self, text: str) -> str:
         if self._held_cr:
             text = "\r" + text
             self._held_cr = False
         if text.endswith("\r"):
             text = text[:-1]
             self._held_cr = True
-        return RenderUpdate(escape(_normalize_newlines(text)))
-
-    def finish(self) -> RenderUpdate:
-        held = "\n" if self._held_cr else ""
-        self._held_cr = False
-        return RenderUpdate(Markup(held))
-
-
-def _normalize_newlines(text: str) -> str:
-    if "\r" not in text:
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         return text
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+    def finish(self) -> str:
+        held, self._held_cr = self._held_cr, False
+        return "\n" if held else ""

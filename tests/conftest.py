@@ -81,3 +81,9 @@ def ask(client: httpx.Client, base_url: str, query: str, conversation_id: str = 
     match = re.search(r'hx-sse:connect="([^"]+)"', response.text)
     assert match, response.text
     return base_url + match.group(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Playwright's sync API keeps an event loop running in the main thread for the whole browser
+    # session, and pytest-asyncio cannot start its own loop beside it: browser tests go last.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -9,6 +9,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from components import (
     Answer,
+    CodeBlock,
     Composer,
     ErrorNotice,
     Partial,
@@ -61,6 +62,8 @@ COMPONENTS = {
         query="kept text",
         error=ErrorNotice(title="Question too long", message="It has 11 characters; the limit is 10."),
     ),
+    "code_block": CodeBlock(language="python", code=Markup('<span class="k">pass</span>\n')),
+    "code_block_no_language": CodeBlock(language="", code=Markup("&lt;plain&gt;\n")),
     "partial": Partial(target_id="answer-G1-body", swap="beforeend", content=Markup("<p>x</p>")),
 }
 

@@ -5,12 +5,15 @@ import dataclasses
 import itertools
 from collections.abc import AsyncGenerator, Sequence
 
+from markupsafe import Markup, escape
+
 from components import make_environment
 from folyam.event_log import MemoryEventLog
 from folyam.generations import Generations
 from folyam.providers import ChatMessage, StreamPiece, TextDelta, UpstreamBroken
+from folyam.rendering import RenderUpdate
 from folyam.settings import Settings
-from tests.support.sse import Frame, answer_text, parse_frames
+from tests.support.sse import Frame, answer_html, parse_frames
 
 
 class ScriptedProvider:
@@ -34,6 +37,16 @@ class ScriptedProvider:
         return None
 
 
+class EchoRenderer:
+    """Escaped text, appended as it comes: keeps these tests about timing, not markdown."""
+
+    def feed(self, text: str) -> RenderUpdate:
+        return RenderUpdate(append=escape(text))
+
+    def finish(self) -> RenderUpdate:
+        return RenderUpdate(append=Markup())
+
+
 async def run(provider: ScriptedProvider, **settings: object) -> list[tuple[float, Frame]]:
     """Start one generation and return its frames with the time each was appended."""
     log = MemoryEventLog()
@@ -42,6 +55,7 @@ async def run(provider: ScriptedProvider, **settings: object) -> list[tuple[floa
         event_log=log,
         env=make_environment(),
         settings=dataclasses.replace(Settings(), **settings),  # type: ignore[arg-type]
+        renderer_factory=EchoRenderer,
     )
     generation = generations.start("conversation", "question")
     loop = asyncio.get_running_loop()
@@ -60,9 +74,9 @@ async def test_first_delta_goes_out_at_once_and_the_rest_are_coalesced() -> None
     timed = await run(ScriptedProvider(steps), flush_interval=0.05)
     frames = [frame for _, frame in timed]
     body_frames = [f for f in frames if "-body" in f.data]
-    assert answer_text(body_frames[:1]) == "t0 "  # not held back for coalescing
+    assert answer_html(body_frames[:1]) == "t0 "  # not held back for coalescing
     assert len(body_frames) == 2  # everything else arrived within one flush interval
-    assert answer_text(frames) == "".join(f"t{n} " for n in range(200))
+    assert answer_html(frames) == "".join(f"t{n} " for n in range(200))
 
 
 async def test_buffered_text_is_flushed_without_waiting_for_the_next_delta() -> None:
@@ -72,7 +86,7 @@ async def test_buffered_text_is_flushed_without_waiting_for_the_next_delta() -> 
         (0.5, TextDelta("c")),
     ]
     timed = await run(ScriptedProvider(steps), flush_interval=0.03)
-    times = {answer_text([frame]): at for at, frame in timed if "-body" in frame.data}
+    times = {answer_html([frame]): at for at, frame in timed if "-body" in frame.data}
     assert set(times) == {"a", "b", "c"}
     assert times["b"] < 0.3  # flushed by the timer, long before "c" arrived
 
@@ -84,7 +98,7 @@ async def test_at_most_one_event_per_flush_interval() -> None:
     gaps = [b - a for a, b in itertools.pairwise(body_times)]
     # The timer never fires early; only the end of the answer flushes without waiting.
     assert min(gaps[:-1]) >= 0.03
-    assert answer_text([f for _, f in timed]) == "x" * 150
+    assert answer_html([f for _, f in timed]) == "x" * 150
 
 
 async def test_a_provider_error_keeps_the_text_and_ends_with_an_error_then_done() -> None:
@@ -93,7 +107,7 @@ async def test_a_provider_error_keeps_the_text_and_ends_with_an_error_then_done(
         (0, UpstreamBroken("The connection to the model server broke off.")),
     ]
     frames = [f for _, f in await run(ScriptedProvider(steps), flush_interval=0)]
-    assert answer_text(frames) == "kept "
+    assert answer_html(frames) == "kept "
     assert "The answer was cut off" in frames[-2].data and "broke off" in frames[-2].data
     assert frames[-1].event == "done"
 
@@ -108,7 +122,7 @@ async def test_an_unexpected_error_is_reported_without_details() -> None:
 async def test_the_generation_time_limit_ends_the_answer() -> None:
     steps: list[tuple[float, StreamPiece | Exception]] = [(0, TextDelta("slow")), (5, TextDelta("never"))]
     frames = [f for _, f in await run(ScriptedProvider(steps), generation_timeout=0.1)]
-    assert answer_text(frames) == "slow"
+    assert answer_html(frames) == "slow"
     assert "The answer took too long" in frames[-2].data
     assert frames[-1].event == "done"
 
@@ -116,11 +130,13 @@ async def test_the_generation_time_limit_ends_the_answer() -> None:
 async def test_shutdown_ends_running_answers_with_a_notice() -> None:
     log = MemoryEventLog()
     provider = ScriptedProvider([(0, TextDelta("partial")), (60, TextDelta("never"))])
-    generations = Generations(provider=provider, event_log=log, env=make_environment(), settings=Settings())
+    generations = Generations(
+        provider=provider, event_log=log, env=make_environment(), settings=Settings(), renderer_factory=EchoRenderer
+    )
     generation = generations.start("c", "q")
     await asyncio.sleep(0.05)
     await generations.aclose()
     frames = [parse_frames(e.frame.decode())[0] async for batch in log.follow(generation.id, 0, 1) for e in batch]
-    assert answer_text(frames) == "partial"
+    assert answer_html(frames) == "partial"
     assert "The server is shutting down" in frames[-2].data
     assert frames[-1].event == "done"

@@ -1,25 +1,49 @@
-"""The whole SSE transcript of a scripted demo answer, as a snapshot."""
+"""Whole SSE transcripts as snapshots: what a browser receives, event by event."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import httpx
 from syrupy.assertion import SnapshotAssertion
 
 from tests.conftest import ask
+from tests.support.fake_upstream import FakeUpstream, Script
 from tests.support.sse import read_events
 
 
-def normalise(raw: str, generation_id: str) -> str:
-    raw = raw.replace(generation_id, "GENERATION")
+def normalise(raw: str, url: str) -> str:
+    raw = raw.replace(url.split("/")[-2], "GENERATION")
     # Timing values depend on the machine; the labels, chunk and token counts do not.
-    raw = re.sub(r"<dd>[\d,.]+ (ms|s|tokens/s)</dd>", r"<dd>N \1</dd>", raw)
-    return raw
+    return re.sub(r"<dd>[\d,.]+ (ms|s|tokens/s)</dd>", r"<dd>N \1</dd>", raw)
 
 
-def test_demo_answer_transcript(client: httpx.Client, demo_server: str, snapshot: SnapshotAssertion) -> None:
-    url = ask(client, demo_server, "Why is the sky blue?")
-    generation_id = url.split("/")[-2]
+MARKDOWN_CHUNKS = [
+    "# Ti", "tle\n", "\nSome **bo", "ld** text", " and a [li", "nk](https://example.org).\n",
+    "\n- one\n", "- two\n", "\n```py", "thon\nprint(", "'hi')\n```\n", "\n| a | b |\n|---|---|\n",
+    "| 1 | 2 |\n", "\nThe end.",
+]  # fmt: skip
+
+
+def test_scripted_markdown_answer_transcript(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream, snapshot: SnapshotAssertion
+) -> None:
+    """Every delta its own event (flush interval 0): finished blocks are appended once, the open
+    block replaces the live tail, and the tail ends empty."""
+    upstream.script(Script(chunks=MARKDOWN_CHUNKS))
+    url = ask(client, openai_server, "markdown please")
     raw, _ = read_events(client, url)
-    assert normalise(raw, generation_id) == snapshot
+    assert normalise(raw, url) == snapshot
+
+
+def test_demo_answer_transcript(
+    client: httpx.Client, start_server: Callable[..., AbstractContextManager[str]], snapshot: SnapshotAssertion
+) -> None:
+    """The demo model at full speed with a long flush interval: the first delta ("##", nothing to show
+    yet) is flushed at once, the rest is coalesced into the final flush, then the timing and `done`."""
+    with start_server(flush_interval=60.0) as server:
+        url = ask(client, server, "Why is the sky blue?")
+        raw, _ = read_events(client, url)
+    assert normalise(raw, url) == snapshot

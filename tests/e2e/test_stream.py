@@ -8,13 +8,21 @@ from contextlib import AbstractContextManager
 
 import httpx
 import pytest
-from markupsafe import escape
 
+from components import make_environment
+from folyam.markdown import MarkdownPipeline
 from folyam.providers.demo import demo_answer
 from tests.conftest import ask
 from tests.support.fake_upstream import FakeUpstream, Script
 from tests.support.servers import free_port
-from tests.support.sse import Frame, answer_text, read_events
+from tests.support.sse import Frame, answer_html, read_events
+
+PIPELINE = MarkdownPipeline(make_environment())
+
+
+def one_shot(text: str) -> str:
+    return str(PIPELINE.render(text))
+
 
 STATUS_PARTIAL = re.compile(r'<hx-partial hx-target="#answer-[^"]+-status" hx-swap="innerHTML">(.*)</hx-partial>', re.S)
 
@@ -36,7 +44,7 @@ def test_demo_answer_streams_to_timing_and_done(client: httpx.Client, demo_serve
     _, frames = read_events(client, ask(client, demo_server, question))
 
     status = assert_well_formed(frames)
-    assert answer_text(frames) == str(escape(demo_answer(question)))
+    assert answer_html(frames) == one_shot(demo_answer(question))  # streamed == rendered at once
     assert '<dl class="timing">' in status
     for label in ("First token", "Total", "Chunks", "Tokens", "Speed", "Usage"):
         assert f"<dt>{label}</dt>" in status
@@ -51,7 +59,7 @@ def test_openai_answer_reaches_upstream_with_streaming_options(
     _, frames = read_events(client, ask(client, openai_server, "Say hello"))
 
     status = assert_well_formed(frames)
-    assert answer_text(frames) == "Hello, world!"
+    assert answer_html(frames) == "<p>Hello, world!</p>\n"
     assert "<dd>fake-model</dd>" in status
     assert "11 prompt + 4 completion = 15 tokens" in status
     [request] = upstream.requests
@@ -91,7 +99,7 @@ def test_upstream_status_errors_end_with_an_error_fragment(
     raw, frames = read_events(client, ask(client, openai_server, "q"))
 
     status = assert_well_formed(frames)
-    assert answer_text(frames) == ""
+    assert answer_html(frames) == ""
     assert 'role="alert"' in status and title in status and words in status
     assert "Traceback" not in raw and "sk-test-secret" not in raw
     assert '<dl class="timing">' in status  # timing still closes the answer
@@ -112,7 +120,7 @@ def test_a_fault_mid_stream_keeps_what_arrived(
     raw, frames = read_events(client, ask(client, openai_server, "q"))
 
     status = assert_well_formed(frames)
-    assert answer_text(frames) == "one two three "
+    assert answer_html(frames) == "<p>one two three</p>\n"
     assert title in status
     assert "Traceback" not in raw
 
@@ -124,7 +132,7 @@ def test_an_upstream_that_never_answers_times_out(
     _, frames = read_events(client, ask(client, openai_server, "q"))
     status = assert_well_formed(frames)
     assert "The model server stopped responding" in status
-    assert answer_text(frames) == ""
+    assert answer_html(frames) == ""
 
 
 def test_connection_refused_is_named(
@@ -174,7 +182,7 @@ def test_a_live_stream_dropped_midway_resumes_exactly(
     _, rest = read_events(client, url, last_event_id=seen[-1].id)
     resumed = seen + rest
     assert_well_formed(resumed)
-    assert answer_text(resumed) == "".join(chunks)
+    assert answer_html(resumed) == one_shot("".join(chunks))
 
 
 def test_unknown_generation_and_bad_conversation_are_404(client: httpx.Client, demo_server: str) -> None:
@@ -228,10 +236,10 @@ def test_hostile_model_text_is_escaped_and_cannot_forge_sse_fields(
 
     assert_well_formed(frames)  # exactly one `done`, last; ids untouched
     assert not re.search(r"^retry:", raw, re.M)
-    body = answer_text(frames)
-    assert body == str(escape("".join(HOSTILE).replace("\r\n", "\n").replace("\r", "\n")))
-    for tag in ("<script", "<img", "<div"):
-        assert tag not in body
+    body = answer_html(frames)
+    assert body == one_shot("".join(HOSTILE))
+    assert set(re.findall(r"<([a-z0-9]+)", body)) <= {"p"}
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "event: done" in body
 
 
 def test_the_api_key_never_reaches_the_browser(

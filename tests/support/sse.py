@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-_BODY_PARTIAL = re.compile(r'<hx-partial hx-target="#answer-[^"]+-body" hx-swap="beforeend">(.*)</hx-partial>', re.S)
+_PARTIAL = re.compile(r'<hx-partial hx-target="#([^"]+)" hx-swap="([^"]+)">(.*?)</hx-partial>', re.S)
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,24 @@ def read_events(client: httpx.Client, url: str, *, last_event_id: str | None = N
     return raw, [f for f in parse_frames(raw) if not f.comment]
 
 
-def answer_text(frames: list[Frame]) -> str:
-    """The concatenated content of every body partial, i.e. what the answer body shows."""
-    parts = []
+def apply_partials(frames: list[Frame]) -> dict[str, str]:
+    """Swap every <hx-partial> of every frame the way htmx does; returns each target's final HTML."""
+    targets: dict[str, str] = {}
     for frame in frames:
-        match = _BODY_PARTIAL.fullmatch(frame.data)
-        if match:
-            parts.append(match.group(1))
-    return "".join(parts)
+        for target, swap, content in _PARTIAL.findall(frame.data):
+            if swap == "innerHTML":
+                targets[target] = content
+            elif swap == "beforeend":
+                targets[target] = targets.get(target, "") + content
+            else:
+                raise AssertionError(f"unexpected swap {swap!r} in {frame.data!r}")
+    return targets
+
+
+def answer_html(frames: list[Frame]) -> str:
+    """The answer body's HTML once every frame has been applied (the live tail must end empty)."""
+    targets = apply_partials(frames)
+    bodies = [html for target, html in targets.items() if target.endswith("-body")]
+    tails = [html for target, html in targets.items() if target.endswith("-tail")]
+    assert len(bodies) <= 1 and all(tail == "" for tail in tails), targets
+    return bodies[0] if bodies else ""
