@@ -9,6 +9,7 @@ from components.answer import Answer
 from components.code_block import CodeBlock
 from components.composer import Composer
 from components.error import ErrorNotice
+from components.exchange import Exchange
 from components.message import UserMessage
 from components.partial import Partial, SwapStyle
 from components.timing import Timing
@@ -19,6 +20,7 @@ __all__ = [
     "CodeBlock",
     "Composer",
     "ErrorNotice",
+    "Exchange",
     "Partial",
     "SwapStyle",
     "Timing",

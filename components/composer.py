@@ -21,6 +21,8 @@ class Composer:
     action_url: str
     # Fresh for every question; a re-sent form carries the same one.
     request_id: str
+    # The session's CSRF token, posted back with the form (htmx also sends it as a header).
+    csrf_token: str
     max_chars: int
     query: str = ""
     error: ErrorNotice | None = None

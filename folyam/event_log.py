@@ -18,6 +18,10 @@ __all__ = ["Event", "EventLog", "MemoryEventLog", "UnknownStream"]
 class Event:
     seq: int
     frame: bytes
+    # The event sets the answer's live tail; `only_tail`: that is all it does, so a later tail event
+    # supersedes it and a replay can skip it (a resume sends the current state, not every past one).
+    sets_tail: bool = False
+    only_tail: bool = False
 
 
 class UnknownStream(LookupError):
@@ -34,6 +38,8 @@ class EventLog(Protocol):
     def append(self, stream_id: str, event: Event) -> None: ...
 
     def close(self, stream_id: str) -> None: ...
+
+    def forget(self, stream_id: str) -> None: ...
 
     def __contains__(self, stream_id: str) -> bool: ...
 
@@ -78,6 +84,12 @@ class MemoryEventLog:
         stream.closed = True
         stream.wake()
 
+    def forget(self, stream_id: str) -> None:
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None:
+            stream.closed = True
+            stream.wake()
+
     def __contains__(self, stream_id: str) -> bool:
         return stream_id in self._streams
 
@@ -90,7 +102,7 @@ class MemoryEventLog:
                 # Everything available at once: one write per wake-up, not one per event.
                 batch = stream.events[cursor:]
                 cursor += len(batch)
-                yield batch
+                yield _skip_superseded_tails(batch)
                 continue
             if stream.closed:
                 return
@@ -108,3 +120,10 @@ class MemoryEventLog:
             return self._streams[stream_id]
         except KeyError:
             raise UnknownStream(stream_id) from None
+
+
+def _skip_superseded_tails(batch: list[Event]) -> list[Event]:
+    last_tail = next((i for i in range(len(batch) - 1, -1, -1) if batch[i].sets_tail), -1)
+    if last_tail <= 0:
+        return batch
+    return [event for i, event in enumerate(batch) if not (event.only_tail and i < last_tail)]

@@ -1,137 +1,223 @@
-"""HTTP handlers: the chat page, posting a question, and a generation's event stream."""
+"""HTTP handlers: the chat pages, asking, stopping, and a generation's event stream."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import jinja2
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream, Template
 from markupsafe import Markup
 
-from components import Answer, Composer, ErrorNotice, Partial, UserMessage, render_component
+from components import Composer, ErrorNotice, Exchange, Partial, UserMessage, render_component
 from components.composer import COMPOSER_ERROR_ID, COMPOSER_ID
 from folyam.event_log import EventLog
-from folyam.generations import Generations
+from folyam.generations import Generation, Generations, NotAccepting, TooManyRunning
+from folyam.limits import RateLimiter
+from folyam.sessions import CSRF_FIELD, CSRF_HEADER, SessionSigner, session_id_of
 from folyam.settings import Settings
 from folyam.sse import KEEPALIVE_FRAME, event_stream
 
-__all__ = ["chat_page", "generation_events", "post_message"]
+__all__ = ["ROUTES", "UserFacingError", "user_facing_error"]
 
 THREAD_ID = "thread"
 _ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+AnyRequest = Request[Any, Any, State]
+
+
+class UserFacingError(HTTPException):
+    """An error the person sees as the error fragment by the composer (or as a small page)."""
+
+    def __init__(self, status_code: int, title: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
+        self.title = title
+        self.message = message
+
+
+def user_facing_error(request: AnyRequest, exc: HTTPException) -> Response[str]:
+    """Every HTTP error becomes the one error fragment; htmx swaps it into the composer's error slot."""
+    if isinstance(exc, UserFacingError):
+        notice = ErrorNotice(exc.title, exc.message)
+    elif exc.status_code == 404:
+        notice = ErrorNotice("Not found", "There is nothing here, or it is not yours.")
+    else:
+        notice = ErrorNotice("Request refused", str(exc.detail))
+    env: jinja2.Environment = request.app.state.jinja
+    partial = Partial(target_id=COMPOSER_ERROR_ID, swap="innerHTML", content=render_component(env, notice))
+    return Response(
+        render_component(env, partial),
+        media_type=MediaType.HTML,
+        status_code=exc.status_code,
+        headers=exc.headers or None,
+    )
 
 
 def _new_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _messages_url(conversation_id: str) -> str:
-    return f"/chat/{conversation_id}/messages"
+def _check_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise NotFoundException()
+    return value
 
 
-def _composer(settings: Settings, conversation_id: str, **kwargs: object) -> Composer:
+def _composer(state: State, session_id: str, conversation_id: str) -> Composer:
+    settings: Settings = state.settings
+    signer: SessionSigner = state.signer
     return Composer(
-        action_url=_messages_url(conversation_id),
+        action_url=f"/chat/{conversation_id}/messages",
         request_id=_new_id(),
+        csrf_token=signer.csrf_token(session_id),
         max_chars=settings.max_query_chars,
-        **kwargs,  # type: ignore[arg-type]
     )
 
 
-def _html(content: str, status_code: int = 200) -> Response[str]:
-    return Response(content, media_type=MediaType.HTML, status_code=status_code)
+def _exchange(generation: Generation) -> Exchange:
+    return Exchange(message=UserMessage(text=generation.query), answer=generation.answer())
 
 
-@get("/", name="chat_page")
-async def chat_page(state: State) -> Template:
-    settings: Settings = state.settings
-    conversation_id = _new_id()
+def _page(request: AnyRequest, state: State, conversation_id: str, exchanges: list[Exchange]) -> Template:
+    session_id = session_id_of(request.scope)
+    signer: SessionSigner = state.signer
     return Template(
         "pages/chat.html",
         context={
-            "settings": settings,
+            "settings": state.settings,
             "thread_id": THREAD_ID,
-            "composer": _composer(settings, conversation_id),
+            "exchanges": exchanges,
+            "csrf_header": CSRF_HEADER,
+            "csrf_token": signer.csrf_token(session_id),
+            "composer": _composer(state, session_id, conversation_id),
         },
     )
 
 
-@post("/chat/{conversation_id:str}/messages", name="post_message", status_code=200)
-async def post_message(
-    conversation_id: FromPath[str], request: Request[object, object, State], state: State
-) -> Response[str]:
-    if not _ID.fullmatch(conversation_id):
-        raise NotFoundException(f"no conversation {conversation_id!r}")
-    settings: Settings = state.settings
-    env: jinja2.Environment = state.jinja
-    form = await request.form()
-    raw_query = form.get("query")
-    query = raw_query.strip() if isinstance(raw_query, str) else ""
+async def _require_csrf(request: AnyRequest, state: State) -> str:
+    session_id = session_id_of(request.scope)
+    token = request.headers.get(CSRF_HEADER)
+    if token is None:
+        form = await request.form()
+        field = form.get(CSRF_FIELD)
+        token = field if isinstance(field, str) else None
+    signer: SessionSigner = state.signer
+    if not signer.csrf_ok(session_id, token):
+        raise UserFacingError(403, "Page expired", "Reload the page and ask again.")
+    return session_id
 
-    error: ErrorNotice | None = None
-    status_code = 200
+
+@get("/", name="new_chat")
+async def new_chat(request: AnyRequest, state: State) -> Template:
+    return _page(request, state, _new_id(), [])
+
+
+@get("/chat/{conversation_id:str}", name="chat")
+async def chat(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Template:
+    generations: Generations = state.generations
+    found = generations.conversation(session_id_of(request.scope), _check_id(conversation_id))
+    if found is None:
+        raise NotFoundException()
+    return _page(request, state, conversation_id, [_exchange(g) for g in found])
+
+
+@post("/chat/{conversation_id:str}/messages", name="ask", status_code=200)
+async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str]:
+    _check_id(conversation_id)
+    session_id = await _require_csrf(request, state)
+    settings: Settings = state.settings
+    limiter: RateLimiter = state.rate_limiter
+    client = request.client.host if request.client else "unknown"
+    retry_after = limiter.check(client, asyncio.get_running_loop().time())
+    if retry_after is not None:
+        raise UserFacingError(
+            429,
+            "Slow down",
+            f"Too many questions from here; try again in {retry_after:.0f} s.",
+            headers={"Retry-After": str(max(1, round(retry_after)))},
+        )
+
+    form = await request.form()
+    raw_query, raw_request_id = form.get("query"), form.get("request_id")
+    query = raw_query.strip() if isinstance(raw_query, str) else ""
     if not query:
-        error, status_code = ErrorNotice("Nothing to ask", "Type a question first."), 422
-    elif len(query) > settings.max_query_chars:
-        error = ErrorNotice(
+        raise UserFacingError(422, "Nothing to ask", "Type a question first.")
+    if len(query) > settings.max_query_chars:
+        raise UserFacingError(
+            413,
             "Question too long",
             f"It has {len(query):,} characters; the limit is {settings.max_query_chars:,}.",
         )
-        status_code = 413
-    if error is not None:
-        # Only the error slot changes; the person's text stays in the textarea.
-        partial = Partial(target_id=COMPOSER_ERROR_ID, swap="innerHTML", content=render_component(env, error))
-        return _html(render_component(env, partial), status_code)
+    request_id = raw_request_id if isinstance(raw_request_id, str) and _ID.fullmatch(raw_request_id) else _new_id()
 
     generations: Generations = state.generations
-    generation = generations.start(conversation_id, query)
-    exchange = render_component(env, UserMessage(text=query)) + render_component(
-        env, Answer(generation_id=generation.id, events_url=generation.events_url)
-    )
+    try:
+        generation, _ = generations.start(session_id, conversation_id, request_id, query)
+    except PermissionError:
+        raise NotFoundException() from None
+    except TooManyRunning as exc:
+        raise UserFacingError(
+            429, "Too many answers at once", f"Wait for one of your {exc.limit} running answers to finish."
+        ) from None
+    except NotAccepting:
+        raise UserFacingError(503, "Server restarting", "Try again in a moment.") from None
+
+    env: jinja2.Environment = state.jinja
     body = Markup().join(
         [
-            render_component(env, Partial(target_id=THREAD_ID, swap="beforeend", content=exchange)),
+            render_component(env, Partial(THREAD_ID, "beforeend", render_component(env, _exchange(generation)))),
             render_component(
                 env,
-                Partial(
-                    target_id=COMPOSER_ID,
-                    swap="outerHTML",
-                    content=render_component(env, _composer(settings, conversation_id)),
-                ),
+                Partial(COMPOSER_ID, "outerHTML", render_component(env, _composer(state, session_id, conversation_id))),
             ),
         ]
     )
-    return _html(body)
+    # The conversation's own URL goes into the address bar, so a reload comes back to it.
+    return Response(body, media_type=MediaType.HTML, headers={"HX-Push-Url": f"/chat/{conversation_id}"})
 
 
-@get("/generations/{generation_id:str}/events", name="generation_events")
-async def generation_events(
+@post("/generations/{generation_id:str}/stop", name="stop", status_code=204)
+async def stop(generation_id: FromPath[str], request: AnyRequest, state: State) -> None:
+    session_id = await _require_csrf(request, state)
+    generations: Generations = state.generations
+    generation = generations.get(session_id, _check_id(generation_id))
+    if generation is None:
+        raise NotFoundException()
+    generations.stop(generation)
+
+
+@get("/generations/{generation_id:str}/events", name="events")
+async def events(
     generation_id: FromPath[str],
-    request: Request[object, object, State],
+    request: AnyRequest,
     state: State,
     after: FromQuery[int | None] = None,
 ) -> Stream:
+    generations: Generations = state.generations
     event_log: EventLog = state.event_log
-    if not _ID.fullmatch(generation_id) or generation_id not in event_log:
-        raise NotFoundException(f"no generation {generation_id!r}")
+    if generations.get(session_id_of(request.scope), _check_id(generation_id)) is None:
+        raise NotFoundException()
     cursor = _cursor(request.headers.get("last-event-id"), after)
-    settings: Settings = state.settings
+    keepalive = state.settings.keepalive_interval
 
     async def frames() -> AsyncIterator[bytes]:
-        async for batch in event_log.follow(generation_id, cursor, settings.keepalive_interval):
+        async for batch in event_log.follow(generation_id, cursor, keepalive):
             yield b"".join([event.frame for event in batch]) if batch else KEEPALIVE_FRAME
 
     return event_stream(frames())
 
 
 def _cursor(last_event_id: str | None, after: int | None) -> int:
-    # The header is what the browser's SSE client sends on reconnect, so it is newer than ?after=.
+    # The header is what the SSE client sends on reconnect, so it is newer than ?after=.
     if last_event_id is not None and last_event_id.strip().isdigit():
         return int(last_event_id.strip())
     return max(after or 0, 0)
+
+
+ROUTES = [new_chat, chat, ask, stop, events]

@@ -38,6 +38,17 @@ class Settings:
     flush_interval: float = 0.030
     # An SSE comment is sent after this many idle seconds so proxies keep the connection open.
     keepalive_interval: float = 15.0
+    # Finished answers stay resumable (and their conversation page renders) this long, seconds.
+    retention: float = 900.0
+    max_running_per_session: int = 3
+    # Questions a client (IP address) may ask per minute.
+    rate_limit_per_minute: int = 30
+    # On SIGTERM, running answers get this long to finish before they are ended with a notice.
+    shutdown_grace: float = 10.0
+    # Signs session cookies and CSRF tokens; unset: a random one per process (set it when several
+    # processes serve the same site).
+    secret_key: str | None = None
+    secure_cookies: bool = False
     demo_first_token_delay: float = 0.35
     demo_tokens_per_second: float = 50.0
 
@@ -57,6 +68,8 @@ class Settings:
             "openai_base_url": base_url,
             "openai_api_key": api_key,
             "model": env.get("FOLYAM_MODEL") or (DEFAULT_OPENAI_MODEL if provider == "openai" else "folyam-demo"),
+            "secret_key": env.get("FOLYAM_SECRET_KEY") or None,
+            "secure_cookies": env.get("FOLYAM_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
         }
         for name, kind in _ENV_NUMBERS.items():
             raw = env.get(f"FOLYAM_{name.upper()}")
@@ -74,6 +87,10 @@ _ENV_NUMBERS: dict[str, type[int] | type[float]] = {
     "generation_timeout": float,
     "flush_interval": float,
     "keepalive_interval": float,
+    "retention": float,
+    "max_running_per_session": int,
+    "rate_limit_per_minute": int,
+    "shutdown_grace": float,
     "demo_first_token_delay": float,
     "demo_tokens_per_second": float,
 }

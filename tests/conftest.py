@@ -74,13 +74,25 @@ def client() -> Iterator[httpx.Client]:
         yield http
 
 
-def ask(client: httpx.Client, base_url: str, query: str, conversation_id: str = "conv-test-0001") -> str:
-    """Post a question like the composer does; returns the generation's events URL."""
-    response = client.post(f"{base_url}/chat/{conversation_id}/messages", data={"query": query, "request_id": "r1"})
+def ask(client: httpx.Client, base_url: str, query: str, conversation_url: str = "/") -> str:
+    """Open a chat page (which gives the client a session) and post a question like its composer
+    does; returns the generation's events URL."""
+    form = composer_form(client, base_url + conversation_url)
+    response = client.post(base_url + form.pop("action"), data={**form, "query": query})
     response.raise_for_status()
     match = re.search(r'hx-sse:connect="([^"]+)"', response.text)
     assert match, response.text
     return base_url + match.group(1)
+
+
+def composer_form(client: httpx.Client, page_url: str) -> dict[str, str]:
+    """The composer's action and hidden fields (request_id, csrf_token) from a chat page."""
+    page = client.get(page_url)
+    page.raise_for_status()
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    action = re.search(r'<form id="composer"[^>]* hx-post="([^"]+)"', page.text)
+    assert action, page.text
+    return {"action": action.group(1), **fields}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

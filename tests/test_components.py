@@ -12,6 +12,7 @@ from components import (
     CodeBlock,
     Composer,
     ErrorNotice,
+    Exchange,
     Partial,
     Timing,
     UserMessage,
@@ -40,6 +41,17 @@ TIMING = Timing(
 COMPONENTS = {
     "user_message": UserMessage(text="What is <b>SSE</b>?\nTwo lines & more."),
     "answer_streaming": Answer(generation_id="G1", events_url="/generations/G1/events"),
+    "answer_streaming_reloaded": Answer(
+        generation_id="G3",
+        events_url="/generations/G3/events?after=7",
+        stop_url="/generations/G3/stop",
+        body=Markup("<p>first block</p>"),
+        tail=Markup("<p>open tail</p>"),
+    ),
+    "exchange": Exchange(
+        message=UserMessage(text="Question?"),
+        answer=Answer(generation_id="G4", events_url="/generations/G4/events", stop_url="/generations/G4/stop"),
+    ),
     "answer_finished": Answer(
         generation_id="G2", events_url=None, body=Markup("Done &amp; dusted"), status=Markup("<p>timing</p>")
     ),
@@ -54,10 +66,11 @@ COMPONENTS = {
         tokens_per_second=None,
     ),
     "error": ErrorNotice(title="Could not reach the model server", message="Connection <refused>."),
-    "composer": Composer(action_url="/chat/C1/messages", request_id="R1", max_chars=8000),
+    "composer": Composer(action_url="/chat/C1/messages", request_id="R1", csrf_token="T1", max_chars=8000),
     "composer_with_error": Composer(
         action_url="/chat/C1/messages",
         request_id="R2",
+        csrf_token="T2",
         max_chars=10,
         query="kept text",
         error=ErrorNotice(title="Question too long", message="It has 11 characters; the limit is 10."),

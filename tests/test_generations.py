@@ -57,7 +57,7 @@ async def run(provider: ScriptedProvider, **settings: object) -> list[tuple[floa
         settings=dataclasses.replace(Settings(), **settings),  # type: ignore[arg-type]
         renderer_factory=EchoRenderer,
     )
-    generation = generations.start("conversation", "question")
+    generation, _ = generations.start("session", "conversation", "request", "question")
     loop = asyncio.get_running_loop()
     start = loop.time()
     timed = []
@@ -133,7 +133,7 @@ async def test_shutdown_ends_running_answers_with_a_notice() -> None:
     generations = Generations(
         provider=provider, event_log=log, env=make_environment(), settings=Settings(), renderer_factory=EchoRenderer
     )
-    generation = generations.start("c", "q")
+    generation, _ = generations.start("s", "c", "r", "q")
     await asyncio.sleep(0.05)
     await generations.aclose()
     frames = [parse_frames(e.frame.decode())[0] async for batch in log.follow(generation.id, 0, 1) for e in batch]

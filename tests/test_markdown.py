@@ -66,7 +66,7 @@ TRICKY = {
     "emphasis_across_lines": "some **bold\nstill bold** and *it\nalic*",
     "crlf_and_cr": "line one\r\nline two\rline three\r\n\r\n- item\r",
     "indented_code": "para\n\n    code block\n    more\n\nafter",
-    "hostile": '<script>alert(1)</script>\n\n<img src=x onerror=alert(1)>\n\n[j](javascript:alert(1))\n\n'
+    "hostile": "<script>alert(1)</script>\n\n<img src=x onerror=alert(1)>\n\n[j](javascript:alert(1))\n\n"
     '![x](https://evil.example/p.png?leak=1)\n\n<div hx-get="/x" hx-trigger="load">d</div>',
 }
 
