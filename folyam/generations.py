@@ -149,7 +149,7 @@ class Generations:
             raise TooManyRunning(limit)
 
         conversation = self._conversations.setdefault(conversation_id, _Conversation(session_id))
-        messages = _history(conversation.generations) + [ChatMessage(role="user", content=query)]
+        messages = [*_history(conversation.generations), ChatMessage(role="user", content=query)]
         generation = Generation(
             id=secrets.token_urlsafe(16),
             session_id=session_id,

@@ -81,7 +81,7 @@ class SessionMiddleware(ASGIMiddleware):
 
 
 def session_id_of(scope: Scope) -> str:
-    return str(scope["state"][_STATE_KEY])  # type: ignore[typeddict-item]
+    return str(scope["state"][_STATE_KEY])
 
 
 def _cookie(scope: Scope, name: str) -> str | None:
