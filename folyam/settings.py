@@ -30,6 +30,8 @@ class Settings:
     upstream_timeout: float = 60.0
     # Retries of a failed upstream request before any token arrived (the SDK's own retry policy).
     upstream_retries: int = 2
+    # First retry delay, seconds; doubled for each further retry (a Retry-After header wins).
+    upstream_retry_backoff: float = 0.5
     max_query_chars: int = 8_000
     max_output_tokens: int = 4_096
     # Wall-clock limit on one generation, seconds.
@@ -82,6 +84,7 @@ class Settings:
 _ENV_NUMBERS: dict[str, type[int] | type[float]] = {
     "upstream_timeout": float,
     "upstream_retries": int,
+    "upstream_retry_backoff": float,
     "max_query_chars": int,
     "max_output_tokens": int,
     "generation_timeout": float,

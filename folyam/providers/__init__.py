@@ -14,6 +14,7 @@ __all__ = [
     "TextDelta",
     "UpstreamAuthFailed",
     "UpstreamBroken",
+    "UpstreamDropped",
     "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamTimedOut",
@@ -61,6 +62,12 @@ class ProviderError(Exception):
     """Base of the failures a provider reports; `str()` is a plain sentence fit to show a user."""
 
     title = "The model failed"
+    # Worth another try when nothing was answered yet (overload, outage, a dropped connection).
+    transient = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamAuthFailed(ProviderError):
@@ -73,12 +80,14 @@ class UpstreamRateLimited(ProviderError):
     """Raised when the upstream answers 429 after the retries."""
 
     title = "The model server is rate limiting us"
+    transient = True
 
 
 class UpstreamUnavailable(ProviderError):
     """Raised when the upstream answers with a 5xx status after the retries."""
 
     title = "The model server had an error"
+    transient = True
 
 
 class UpstreamRejected(ProviderError):
@@ -91,6 +100,7 @@ class UpstreamUnreachable(ProviderError):
     """Raised when no connection to the upstream could be made."""
 
     title = "Could not reach the model server"
+    transient = True
 
 
 class UpstreamTimedOut(ProviderError):
@@ -100,6 +110,12 @@ class UpstreamTimedOut(ProviderError):
 
 
 class UpstreamBroken(ProviderError):
-    """Raised when the stream fails after it started: a dropped connection or an error event."""
+    """Raised when the stream fails after it started: an error event or a malformed chunk."""
 
     title = "The answer was cut off"
+
+
+class UpstreamDropped(UpstreamBroken):
+    """Raised when the upstream connection drops in the middle of the stream."""
+
+    transient = True

@@ -20,4 +20,5 @@ def make_provider(settings: Settings) -> Provider:
         api_key=settings.openai_api_key,
         timeout=settings.upstream_timeout,
         max_retries=settings.upstream_retries,
+        retry_backoff=settings.upstream_retry_backoff,
     )

@@ -6,6 +6,8 @@ naive relay's CPU) and decode each `data:` line with msgspec into the few fields
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -20,6 +22,7 @@ from folyam.providers import (
     TextDelta,
     UpstreamAuthFailed,
     UpstreamBroken,
+    UpstreamDropped,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimedOut,
@@ -35,6 +38,7 @@ __all__ = ["OpenAIChatProvider"]
 
 # Local servers (Ollama, vLLM, llama.cpp) accept any key, but the SDK insists on having one.
 _PLACEHOLDER_KEY = "not-needed"
+_MAX_RETRY_DELAY = 20.0
 
 
 class _Delta(msgspec.Struct):
@@ -73,13 +77,14 @@ class OpenAIChatProvider:
         api_key: str | None,
         timeout: float,
         max_retries: int,
+        retry_backoff: float = 0.5,
     ) -> None:
         self._model = model
+        self._retries = max_retries
+        self._backoff = retry_backoff
+        # Retries are ours (below), so that a connection dropped before the first token counts too.
         self._client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or _PLACEHOLDER_KEY,
-            timeout=timeout,
-            max_retries=max_retries,
+            base_url=base_url, api_key=api_key or _PLACEHOLDER_KEY, timeout=timeout, max_retries=0
         )
 
     @property
@@ -94,6 +99,21 @@ class OpenAIChatProvider:
         await self._client.close()
 
     async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[StreamPiece]:
+        """The answer's pieces. A transient failure before the first text is retried with exponential
+        backoff (honouring Retry-After) up to `max_retries` times; after it, the failure is final."""
+        for attempt in range(self._retries + 1):
+            answered = False
+            try:
+                async for piece in self._attempt(messages, max_tokens):
+                    answered = answered or isinstance(piece, TextDelta)
+                    yield piece
+                return
+            except ProviderError as exc:
+                if answered or not exc.transient or attempt == self._retries:
+                    raise
+                await asyncio.sleep(_delay(attempt, self._backoff, exc.retry_after))
+
+    async def _attempt(self, messages: Sequence[ChatMessage], max_tokens: int) -> AsyncGenerator[StreamPiece]:
         request = self._client.chat.completions.with_streaming_response.create(
             model=self._model,
             messages=cast("list[ChatCompletionMessageParam]", list(messages)),
@@ -120,7 +140,7 @@ class OpenAIChatProvider:
         except httpx2.TimeoutException as exc:
             raise UpstreamTimedOut("The model server went silent in the middle of the answer.") from exc
         except httpx2.TransportError as exc:
-            raise UpstreamBroken("The connection to the model server broke off.") from exc
+            raise UpstreamDropped("The connection to the model server broke off.") from exc
 
 
 def _pieces(payload: str) -> list[StreamPiece]:
@@ -148,13 +168,31 @@ def _status_error(exc: openai.APIStatusError) -> ProviderError:
         return UpstreamAuthFailed(
             f"The model server answered HTTP {status}: check OPENAI_API_KEY and the account's access."
         )
+    retry_after = _retry_after(exc.response.headers.get("retry-after"))
     if status == 429:
         return UpstreamRateLimited(
-            f"The model server answered HTTP {status} (too many requests or no quota left). Try again later."
+            f"The model server answered HTTP {status} (too many requests or no quota left). Try again later.",
+            retry_after=retry_after,
         )
     if status >= 500:
-        return UpstreamUnavailable(f"The model server answered HTTP {status}. Try again in a moment.")
+        return UpstreamUnavailable(
+            f"The model server answered HTTP {status}. Try again in a moment.", retry_after=retry_after
+        )
     return UpstreamRejected(f"The model server answered HTTP {status}: {_short(exc.message)}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _delay(attempt: int, backoff: float, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(retry_after, _MAX_RETRY_DELAY)
+    jitter = random.uniform(0.75, 1.25)
+    return min(backoff * (2.0**attempt) * jitter, _MAX_RETRY_DELAY)
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -36,6 +36,8 @@ class Script:
     # Seconds between chunks (the first chunk is sent at once).
     delay: float = 0.0
     usage: bool = True
+    # A Retry-After header on a "status" fault.
+    retry_after: str | None = None
 
 
 @dataclass
@@ -43,6 +45,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    # When the client closed the connection (seen as http.disconnect), and when we stopped serving it.
+    disconnected_at: float | None = None
     closed_at: float | None = None
 
 
@@ -87,22 +91,25 @@ class FakeUpstream:
         )
         with self._lock:
             self.requests.append(record)
+        watcher = asyncio.create_task(_watch_disconnect(receive, record))
         try:
             if scope["path"].rstrip("/").endswith("/chat/completions"):
-                await self._chat(record, receive, send)
+                await self._chat(record, watcher, send)
             else:
                 await _json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
         finally:
+            watcher.cancel()
             record.closed_at = time.monotonic()
 
-    async def _chat(self, record: RecordedRequest, receive: Any, send: Any) -> None:
+    async def _chat(self, record: RecordedRequest, disconnected: asyncio.Task[None], send: Any) -> None:
         script = self._next_script()
         model = record.body.get("model", "fake-model")
         if script.fault == "status":
-            await _json(send, script.status, _error_body(script.status))
+            headers = [(b"retry-after", script.retry_after.encode())] if script.retry_after else []
+            await _json(send, script.status, _error_body(script.status), headers)
             return
         if script.fault == "hang":
-            await _until_disconnected(receive)
+            await disconnected
             return
         await send(
             {
@@ -114,13 +121,15 @@ class FakeUpstream:
         await _event(send, _chunk(model, {"role": "assistant", "content": ""}))
         for index, text in enumerate(script.chunks):
             if script.fault != "none" and index == script.fail_after:
-                await self._fail(script, receive, send)
+                await self._fail(script, disconnected, send)
                 return
             if index and script.delay:
-                await asyncio.sleep(script.delay)
+                await asyncio.wait([disconnected], timeout=script.delay)
+            if disconnected.done():
+                return  # the client went away: stop generating, as a real server does
             await _event(send, _chunk(model, {"content": text}))
         if script.fault != "none" and script.fail_after >= len(script.chunks):
-            await self._fail(script, receive, send)
+            await self._fail(script, disconnected, send)
             return
         await _event(send, _chunk(model, {}, finish_reason="stop"))
         if script.usage and (record.body.get("stream_options") or {}).get("include_usage"):
@@ -129,7 +138,7 @@ class FakeUpstream:
             await _event(send, {**_chunk(model, {}), "choices": [], "usage": usage})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
-    async def _fail(self, script: Script, receive: Any, send: Any) -> None:
+    async def _fail(self, script: Script, disconnected: asyncio.Task[None], send: Any) -> None:
         if script.fault == "drop":
             # Raising after the response started makes uvicorn drop the connection without ending
             # the chunked body: the client sees the peer close mid-message.
@@ -138,12 +147,13 @@ class FakeUpstream:
             await _event(send, {"error": {"message": "The server had an error while processing your request."}})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        await _until_disconnected(receive)  # stall
+        await disconnected  # stall
 
 
-async def _until_disconnected(receive: Any) -> None:
+async def _watch_disconnect(receive: Any, record: RecordedRequest) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+    record.disconnected_at = time.monotonic()
 
 
 def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
@@ -166,6 +176,14 @@ async def _event(send: Any, payload: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
-async def _json(send: Any, status: int, payload: dict[str, Any]) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+async def _json(
+    send: Any, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *(headers or [])],
+        }
+    )
     await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
