@@ -1,20 +1,25 @@
 """Fixtures for the browser tests: Debian's Chromium driven by Playwright's sync API, a fresh
-context per test that records console errors, page errors and requests, and real uvicorn servers
-whose demo model is paced so streaming can be watched."""
+context per test that records console errors, page errors and requests, real uvicorn servers whose
+demo model is paced so streaming can be watched, a server that records every hit it gets, and the
+page helpers the tests share."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, expect, sync_playwright
 
 from app import create_app
+from components import make_environment
+from folyam.markdown import MarkdownPipeline
 from tests.conftest import TEST_SETTINGS
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.servers import serve
@@ -37,6 +42,32 @@ expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
 PACED_SETTINGS = dataclasses.replace(
     TEST_SETTINGS, demo_first_token_delay=0.2, demo_tokens_per_second=60, flush_interval=0.03
 )
+
+# Time allowed for a whole answer to stream; the paced demo answer takes about 4 s.
+ANSWER_TIMEOUT_MS = 30_000
+
+# The one-shot render a streamed answer body must end up equal to.
+MARKDOWN = MarkdownPipeline(make_environment())
+
+# Collects every CSP violation the document reports, from before the page's first script runs.
+CSP_RECORDER = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__csp.push({directive: event.violatedDirective, blocked: event.blockedURI, sample: event.sample});
+});
+"""
+
+# The answer body's HTML and the expected HTML, both serialised by the browser (an inert <template>
+# parses the expected one), so the comparison does not depend on how the server spelled the markup.
+SERIALISE_BODY_AND_EXPECTED = """(expected) => {
+  const template = document.createElement("template");
+  template.innerHTML = expected;
+  return {
+    body: document.querySelector(".answer__body").innerHTML,
+    expected: template.innerHTML,
+    tail: document.querySelector(".answer__tail").innerHTML,
+  };
+}"""
 
 
 @dataclass(frozen=True)
@@ -132,3 +163,52 @@ def openai_paced_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str
     )
     with serve(create_app(settings)) as url:
         yield url
+
+
+class HitRecorder:
+    """A tiny ASGI app that answers every request with 204 and records its path and query: a
+    third-party server the answer may point at, which the browser must never contact."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hits: list[str] = []
+
+    @property
+    def hits(self) -> list[str]:
+        with self._lock:
+            return list(self._hits)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        query = scope["query_string"].decode()
+        with self._lock:
+            self._hits.append(scope["path"] + (f"?{query}" if query else ""))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.fixture
+def hit_recorder() -> Iterator[tuple[HitRecorder, str]]:
+    """A second loopback server that records every hit; yields it and its base URL."""
+    recorder = HitRecorder()
+    with serve(recorder, lifespan="off") as url:
+        yield recorder, url
+
+
+def open_chat(page: Page, base_url: str) -> None:
+    page.goto(f"{base_url}/")
+    # htmx marks the forms it handles; before that, a click would submit the form natively.
+    expect(page.locator("#composer")).to_have_attribute("data-htmx-powered", "true")
+
+
+def ask(page: Page, question: str) -> None:
+    page.fill("textarea[name=query]", question)
+    page.get_by_role("button", name="Ask").click()
+
+
+def assert_answer_is_rendering_of(page: Page, text: str) -> None:
+    """The streamed answer body equals the one-shot render of `text`, and the live tail is empty."""
+    seen = page.evaluate(SERIALISE_BODY_AND_EXPECTED, str(MARKDOWN.render(text)))
+    assert seen["body"] == seen["expected"]
+    assert seen["tail"] == ""

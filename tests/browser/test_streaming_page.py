@@ -4,45 +4,37 @@ fragment into the answer, and nothing the model says is ever run as markup or br
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from folyam.providers.demo import demo_answer
 from folyam.security import CONTENT_SECURITY_POLICY
-from tests.browser.conftest import PageEvents
+from tests.browser.conftest import (
+    ANSWER_TIMEOUT_MS,
+    CSP_RECORDER,
+    PageEvents,
+    ask,
+    assert_answer_is_rendering_of,
+    open_chat,
+)
 from tests.support.fake_upstream import FakeUpstream, Script
 
 pytestmark = pytest.mark.browser
 
-# Time allowed for a whole answer to stream; the paced demo answer takes about 4 s.
-ANSWER_TIMEOUT_MS = 30_000
-
-# Collects every CSP violation the document reports, from before the page's first script runs.
-CSP_RECORDER = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__csp.push({directive: event.violatedDirective, blocked: event.blockedURI, sample: event.sample});
-});
-"""
-
-# Read in one evaluation, so the length and the timing's presence belong to the same moment.
+# Read in one evaluation, so the lengths and the timing's presence belong to the same moment. The
+# content is what a reader sees: the finished blocks (body) and the open last block (live tail).
 OBSERVE_ANSWER = """() => {
+  const content = document.querySelector(".answer__content");
   const body = document.querySelector(".answer__body");
   const done = document.querySelector(".answer .timing") !== null;
-  return {length: body ? body.textContent.length : -1, done};
+  return {
+    content: content ? content.textContent.length : -1,
+    body: body ? body.textContent.length : -1,
+    done,
+  };
 }"""
-
-
-def open_chat(page: Page, base_url: str) -> None:
-    page.goto(f"{base_url}/")
-    # htmx marks the forms it handles; before that, a click would submit the form natively.
-    expect(page.locator("#composer")).to_have_attribute("data-htmx-powered", "true")
-
-
-def ask(page: Page, question: str) -> None:
-    page.fill("textarea[name=query]", question)
-    page.get_by_role("button", name="Ask").click()
 
 
 def test_demo_answer_streams_into_the_page(page: Page, page_events: PageEvents, paced_server: str) -> None:
@@ -50,28 +42,41 @@ def test_demo_answer_streams_into_the_page(page: Page, page_events: PageEvents, 
     open_chat(page, paced_server)
     expect(page.locator("#model-badge")).to_contain_text("Demo model")
     first_request_id = page.locator("#composer input[name=request_id]").input_value()
+    messages_url = page.locator("#composer").get_attribute("hx-post") or ""
+    # Survives only if the page is never reloaded.
+    page.evaluate("() => { window.__same_document = true; }")
 
     ask(page, question)
 
-    # Watch the body while it streams: its length, until the timing fragment closes the answer.
-    lengths: list[int] = []
+    # Watch the answer while it streams, until the timing fragment closes it.
+    contents: list[int] = []
+    bodies: list[int] = []
     deadline = time.monotonic() + ANSWER_TIMEOUT_MS / 1000
     while True:
         seen = page.evaluate(OBSERVE_ANSWER)
         if seen["done"]:
             break
-        lengths.append(seen["length"])
-        assert time.monotonic() < deadline, f"the answer did not finish; lengths seen: {lengths}"
+        contents.append(seen["content"])
+        bodies.append(seen["body"])
+        assert time.monotonic() < deadline, f"the answer did not finish; content lengths seen: {contents}"
         page.wait_for_timeout(40)
 
-    final_text = page.locator(".answer__body").text_content()
-    expected = demo_answer(question)
-    assert final_text == expected
+    # The finished answer is the one-shot markdown render of the demo text, and the tail is empty.
+    assert_answer_is_rendering_of(page, demo_answer(question))
+    expect(page.locator(".answer__body h2")).to_have_text(f"About “{question}”")
+    expect(page.locator(".answer__body pre.highlight span.k").first).to_be_visible()
+    final_length = len(page.locator(".answer__content").text_content() or "")
 
-    assert len(lengths) >= 3, f"the answer finished before it could be watched: {lengths}"
-    assert lengths == sorted(lengths), f"the body text shrank while streaming: {lengths}"
-    partial_lengths = sorted({n for n in lengths if 0 < n < len(expected)})
-    assert len(partial_lengths) >= 3, f"the body did not grow in at least three steps: {lengths}"
+    assert len(contents) >= 3, f"the answer finished before it could be watched: {contents}"
+    partial_lengths = sorted({n for n in contents if 0 < n < final_length})
+    assert len(partial_lengths) >= 3, f"the answer did not grow in at least three steps: {contents}"
+    # Finished blocks are only ever appended.
+    assert bodies == sorted(bodies), f"the body shrank while streaming: {bodies}"
+    assert any(0 < n < final_length for n in bodies), f"no block was finished before the end: {bodies}"
+    # The text may shrink once: the table's header line shows as a paragraph, pipes and all, until its
+    # delimiter row makes it a table. Each swap is atomic, so no other step can go backwards.
+    drops = [(a, b) for a, b in pairwise(contents) if b < a]
+    assert len(drops) <= 1, f"the answer text shrank more than once: {contents}"
 
     timing = page.locator(".answer .timing")
     expect(timing).to_be_visible()
@@ -84,10 +89,13 @@ def test_demo_answer_streams_into_the_page(page: Page, page_events: PageEvents, 
     expect(thread.locator(".message--user .message__text")).to_have_text(question)
     expect(thread.locator(".answer")).to_have_count(1)
 
-    # The server swapped in a fresh composer: empty, with a new request id, on the same page.
+    # The server swapped in a fresh composer: empty, with a new request id, on the same page, whose
+    # address is now the conversation's own (pushed, not navigated to).
     expect(page.locator("textarea[name=query]")).to_have_value("")
     assert page.locator("#composer input[name=request_id]").input_value() != first_request_id
-    assert page.url == f"{paced_server}/"
+    assert messages_url.startswith("/chat/") and messages_url.endswith("/messages"), messages_url
+    assert page.url == paced_server + messages_url.removesuffix("/messages")
+    assert page.evaluate("() => window.__same_document") is True
 
     assert page_events.page_errors == []
     assert page_events.unexpected_console_errors() == []
@@ -173,10 +181,20 @@ def test_hostile_upstream_text_stays_text(
     # Give a stray onerror or hx-trigger="load" a moment to fire, were there any element to fire it.
     page.wait_for_timeout(300)
 
+    # Markdown with raw HTML off: every tag the model wrote is shown as text, inside paragraphs.
+    assert_answer_is_rendering_of(page, "".join(chunks))
     body = page.locator(".answer__body")
-    assert body.text_content() == "".join(chunks)
-    assert body.text_content().endswith("tail text")
-    expect(body.locator("*")).to_have_count(0)
+    expect(body).to_contain_text("Here goes: <script>window.__pwned=1</script>")
+    expect(body).to_contain_text('<img src=x onerror="window.__pwned=2">')
+    expect(body).to_contain_text('<div hx-get="/boom" hx-trigger="load">x</div>')
+    expect(body.locator("p").last).to_have_text("tail text")
+    assert page.evaluate("() => [...document.querySelectorAll('.answer__content *')].map(e => e.localName)") == [
+        "div",  # the body
+        "p",
+        "p",
+        "p",
+        "div",  # the tail
+    ]
     assert page.evaluate("() => typeof window.__pwned") == "undefined"
 
     paths = page_events.request_paths
