@@ -16,7 +16,8 @@ SwapStyle = Literal["innerHTML", "outerHTML", "beforeend", "afterbegin", "before
 @dataclass(frozen=True)
 class Partial:
     template: ClassVar[str] = "components/partial.html"
-    target_id: str
+    # A CSS selector, usually "#some-id".
+    target: str
     swap: SwapStyle
     content: Markup
 

@@ -18,9 +18,10 @@ __all__ = ["Event", "EventLog", "MemoryEventLog", "UnknownStream"]
 class Event:
     seq: int
     frame: bytes
-    # The event sets the answer's live tail; `only_tail`: that is all it does, so a later tail event
-    # supersedes it and a replay can skip it (a resume sends the current state, not every past one).
-    sets_tail: bool = False
+    # The event replaces the answer's live tail; `only_tail`: changing the tail (replacing or extending
+    # it) is all it does, so a later replacement supersedes it and a replay can skip it (a resume
+    # sends the current state, not every past one).
+    replaces_tail: bool = False
     only_tail: bool = False
 
 
@@ -123,7 +124,7 @@ class MemoryEventLog:
 
 
 def _skip_superseded_tails(batch: list[Event]) -> list[Event]:
-    last_tail = next((i for i in range(len(batch) - 1, -1, -1) if batch[i].sets_tail), -1)
+    last_tail = next((i for i in range(len(batch) - 1, -1, -1) if batch[i].replaces_tail), -1)
     if last_tail <= 0:
         return batch
     return [event for i, event in enumerate(batch) if not (event.only_tail and i < last_tail)]

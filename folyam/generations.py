@@ -343,15 +343,25 @@ class _Run:
             partials.append(self._partial(body_id(self._id), "beforeend", update.append))
         if update.tail is not None:
             generation.tail = update.tail
-            partials.append(self._partial(tail_id(self._id), "innerHTML", update.tail))
+            if update.tail_append is not None:
+                extend = update.tail_append
+                partials.append(self._partial(tail_id(self._id), "beforeend", extend.html, extend.path))
+            else:
+                partials.append(self._partial(tail_id(self._id), "innerHTML", update.tail))
         if partials:
-            sets_tail = update.tail is not None
-            self._emit(Markup().join(partials), sets_tail=sets_tail, only_tail=sets_tail and len(partials) == 1)
+            self._emit(
+                Markup().join(partials),
+                replaces_tail=update.tail is not None and update.tail_append is None,
+                only_tail=update.tail is not None and len(partials) == 1,
+            )
 
-    def _partial(self, target_id: str, swap: SwapStyle, content: Markup) -> Markup:
-        return render_component(self._env, Partial(target_id=target_id, swap=swap, content=content))
+    def _partial(self, element_id: str, swap: SwapStyle, content: Markup, selector: str = "") -> Markup:
+        target = f"#{element_id}{selector}"
+        return render_component(self._env, Partial(target=target, swap=swap, content=content))
 
-    def _emit(self, data: str, event: str | None = None, *, sets_tail: bool = False, only_tail: bool = False) -> None:
+    def _emit(
+        self, data: str, event: str | None = None, *, replaces_tail: bool = False, only_tail: bool = False
+    ) -> None:
         seq = self._generation.last_seq + 1
-        self._log.append(self._id, Event(seq, encode_event(seq, data, event), sets_tail, only_tail))
+        self._log.append(self._id, Event(seq, encode_event(seq, data, event), replaces_tail, only_tail))
         self._generation.last_seq = seq

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import jinja2
@@ -27,7 +28,7 @@ from pygments.util import ClassNotFound
 
 from components import render_component
 from components.code_block import CodeBlock
-from folyam.rendering import NewlineNormalizer, RenderUpdate
+from folyam.rendering import NewlineNormalizer, RenderUpdate, TailAppend
 
 __all__ = ["IncrementalMarkdown", "MarkdownPipeline"]
 
@@ -132,9 +133,17 @@ class IncrementalMarkdown:
         self._final_sources: list[str] = []
         self._references: dict[str, Any] = {}
         self._tail = Markup()
+        # Set when the tail ends in text that plain words can extend in place (see _extendable).
+        self._extendable: _ExtendableTail | None = None
 
     def feed(self, text: str) -> RenderUpdate:
-        self._partial += self._newlines.feed(text)
+        text = self._newlines.feed(text)
+        extendable = self._extendable
+        if extendable is not None and (_CODE_TEXT if extendable.code else _PLAIN).fullmatch(text):
+            # The common case mid-sentence: no markdown can change, so skip parsing and rendering.
+            self._partial += text
+            return self._extend_tail(extendable, text)
+        self._partial += text
         append, replace = Markup(), None
         if "\n" in self._partial:
             complete, _, self._partial = self._partial.rpartition("\n")
@@ -172,11 +181,38 @@ class IncrementalMarkdown:
         return (self._pipeline.render(final, self._references) if final else Markup()), None
 
     def _render_tail(self) -> Markup:
+        self._extendable = None
+        if _inside_fence(self._open):
+            # markdown-it renders an open fence as a code block growing to the end of the text; hide
+            # only a half-typed line that may yet close the fence.
+            partial = "" if _FENCE_PREFIX.fullmatch(self._partial) else self._partial
+            tail = self._pipeline.render(self._open + partial, self._references, live=True)
+            self._extendable = _extendable_code(tail, partial)
+            return tail
         partial = "" if _BARE_MARKER.fullmatch(self._partial) else self._partial
         source = self._open + partial
         if not source.strip():
             return Markup()
-        return self._pipeline.render(_soften_open_syntax(source), self._references, live=True)
+        softened = _soften_open_syntax(source)
+        tail = self._pipeline.render(softened, self._references, live=True)
+        if softened == source:
+            self._extendable = _extendable(tail, partial)
+        return tail
+
+    def _extend_tail(self, extendable: _ExtendableTail, text: str) -> RenderUpdate:
+        if extendable.code:
+            return self._extended(extendable, escapeHtml(text).replace("&quot;", '"'))
+        visible = extendable.pending_space + text
+        words = visible.rstrip(" ")
+        extendable.pending_space = visible[len(words) :]  # trailing spaces show only once followed
+        return self._extended(extendable, words)
+
+    def _extended(self, extendable: _ExtendableTail, html: str) -> RenderUpdate:
+        if not html:
+            return RenderUpdate(append=Markup())
+        extendable.head += html
+        self._tail = Markup(extendable.head + extendable.closing)
+        return RenderUpdate(append=Markup(), tail=self._tail, tail_append=TailAppend(extendable.path, Markup(html)))
 
     def _update(self, append: Markup, replace: Markup | None, tail: Markup) -> RenderUpdate:
         changed = tail != self._tail or replace is not None or bool(append)
@@ -184,11 +220,51 @@ class IncrementalMarkdown:
         return RenderUpdate(append=append, tail=tail if changed else None, replace=replace)
 
 
+@dataclass(slots=True)
+class _ExtendableTail:
+    head: str  # the tail's HTML up to the end of its last text
+    closing: str  # the block closing tags after it
+    path: str  # selector of the element holding that text, relative to the tail element
+    pending_space: str = ""  # trailing spaces of the source, which markdown drops until a word follows
+    code: bool = False  # the text is an open code fence's: any text but a line break extends it
+
+
+def _extendable(tail: str, partial: str) -> _ExtendableTail | None:
+    """When the tail ends in a plain word of a line whose block structure is settled (a paragraph,
+    heading or list item that has begun with a letter), appending plain words (letters, digits,
+    spaces, simple punctuation: nothing markdown gives meaning to) cannot change anything but that
+    text. Then the new tail is the old one with the words inserted before its closing tags."""
+    words = partial.rstrip(" ")
+    if not words or not _PLAIN.fullmatch(words[-1]) or not _SETTLED_LINE.match(partial):
+        return None
+    tail = str(tail)  # plain str from here: Markup would escape what is appended to it
+    closing = _BLOCK_CLOSING.search(tail)
+    if closing is None or not tail[: closing.start()].endswith(words[-1]):
+        return None
+    tags = _CLOSING_TAG.findall(closing.group(0))
+    path = "".join(f" > {tag}:last-child" for tag in reversed(tags))
+    return _ExtendableTail(tail[: closing.start()], closing.group(0), path, partial[len(words) :])
+
+
+def _extendable_code(tail: str, partial: str) -> _ExtendableTail | None:
+    """Inside an open fence any text extends the code, unless the line could still become the
+    closing fence (only spaces, backticks and tildes so far)."""
+    tail = str(tail)
+    if not partial or not _SETTLED_CODE_LINE.match(partial) or not tail.endswith(_CODE_CLOSING):
+        return None
+    head = tail[: -len(_CODE_CLOSING)]
+    if not head.endswith(escapeHtml(partial[-1]).replace("&quot;", '"')):
+        return None
+    return _ExtendableTail(head, _CODE_CLOSING, _CODE_PATH, code=True)
+
+
+def _inside_fence(source: str) -> bool:
+    return sum(1 for line in source.splitlines() if _FENCE_LINE.match(line)) % 2 == 1
+
+
 def _soften_open_syntax(source: str) -> str:
     """Close what the last paragraph opened but has not closed yet, so the live tail does not flash
     raw `**`, backticks or half links. Display only: final blocks are rendered from the real text."""
-    if sum(1 for line in source.splitlines() if _FENCE_LINE.match(line)) % 2:
-        return source  # inside an open fence: markdown-it already renders it as a growing code block
     head, separator, paragraph = source.rpartition("\n\n")
     paragraph = _HALF_LINK.sub(r"\1", paragraph)
     paragraph = _HALF_BRACKET.sub(r"\1", paragraph)
@@ -214,6 +290,19 @@ def _emphasis_patterns(marker: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return opener, closer
 
 
+# Characters markdown gives no meaning to in the middle of a line (no `*_[]`~<>&;|#\!` …), and which
+# HTML serialises as themselves.
+_PLAIN: Final = re.compile(r"(?:[^\W_]|[ .,:?'\"()/%+=@$–—“”‘’…-])+")
+# Optional indentation and list, quote or heading markers, then a letter: the line's block is settled.
+_SETTLED_LINE: Final = re.compile(r"[ ]*(?:(?:[-*+]|\d{1,9}[.)]|#{1,6}|>)[ ]+)*[^\W\d_]")
+_BLOCK_CLOSING: Final = re.compile(r"(?:</(?:p|li|ul|ol|h[1-6]|blockquote)>\n?)+\Z")
+_CLOSING_TAG: Final = re.compile(r"</([a-z0-9]+)>")
+# Code: anything but line breaks and the characters markdown-it or the serialiser would change.
+_CODE_TEXT: Final = re.compile(r"[^\r\n\x00\u00a0]+")
+_SETTLED_CODE_LINE: Final = re.compile(r"[ ]{4}|[ `~]*[^ `~]")
+_FENCE_PREFIX: Final = re.compile(r"[ ]{0,3}(`+|~+)[ ]*")
+_CODE_CLOSING: Final = "</code></pre></div>\n"
+_CODE_PATH: Final = " > div:last-child > pre:last-child > code:last-child"
 _HALF_LINK: Final = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*$")  # [text](http://half…
 _HALF_BRACKET: Final = re.compile(r"!?\[([^\]\n]*)$")  # [half text…
 _EMPHASIS: Final = {marker: _emphasis_patterns(marker) for marker in ("**", "__", "~~", "*", "_")}

@@ -7,15 +7,26 @@ from typing import Protocol
 
 from markupsafe import Markup
 
-__all__ = ["AnswerRenderer", "NewlineNormalizer", "RenderUpdate"]
+__all__ = ["AnswerRenderer", "NewlineNormalizer", "RenderUpdate", "TailAppend"]
+
+
+@dataclass(frozen=True, slots=True)
+class TailAppend:
+    """Text that extends the live tail in place: appended to the element `path` leads to."""
+
+    # A CSS selector relative to the tail element, e.g. " > ul:last-child > li:last-child".
+    path: str
+    html: Markup
 
 
 @dataclass(frozen=True, slots=True)
 class RenderUpdate:
     # Final HTML, appended once to the answer body.
     append: Markup
-    # The live tail's new HTML (replacing the old); None when it did not change.
+    # The live tail's whole new HTML; None when it did not change.
     tail: Markup | None = None
+    # When set, the same change as a cheap in-place append (what goes over the wire).
+    tail_append: TailAppend | None = None
     # The whole body's HTML when finished blocks had to be rendered again; None almost always.
     replace: Markup | None = None
 

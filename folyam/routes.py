@@ -14,7 +14,6 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream, Template
-from markupsafe import Markup
 
 from components import Composer, ErrorNotice, Exchange, Partial, UserMessage, render_component
 from components.composer import COMPOSER_ERROR_ID, COMPOSER_ID
@@ -50,7 +49,7 @@ def user_facing_error(request: AnyRequest, exc: HTTPException) -> Response[str]:
     else:
         notice = ErrorNotice("Request refused", str(exc.detail))
     env: jinja2.Environment = request.app.state.jinja
-    partial = Partial(target_id=COMPOSER_ERROR_ID, swap="innerHTML", content=render_component(env, notice))
+    partial = Partial(target=f"#{COMPOSER_ERROR_ID}", swap="innerHTML", content=render_component(env, notice))
     return Response(
         render_component(env, partial),
         media_type=MediaType.HTML,
@@ -169,14 +168,10 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
         raise UserFacingError(503, "Server restarting", "Try again in a moment.") from None
 
     env: jinja2.Environment = state.jinja
-    body = Markup().join(
-        [
-            render_component(env, Partial(THREAD_ID, "beforeend", render_component(env, _exchange(generation)))),
-            render_component(
-                env,
-                Partial(COMPOSER_ID, "outerHTML", render_component(env, _composer(state, session_id, conversation_id))),
-            ),
-        ]
+    exchange = render_component(env, _exchange(generation))
+    composer = render_component(env, _composer(state, session_id, conversation_id))
+    body = render_component(env, Partial(f"#{THREAD_ID}", "beforeend", exchange)) + render_component(
+        env, Partial(f"#{COMPOSER_ID}", "outerHTML", composer)
     )
     # The conversation's own URL goes into the address bar, so a reload comes back to it.
     return Response(body, media_type=MediaType.HTML, headers={"HX-Push-Url": f"/chat/{conversation_id}"})

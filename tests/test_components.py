@@ -77,7 +77,7 @@ COMPONENTS = {
     ),
     "code_block": CodeBlock(language="python", code=Markup('<span class="k">pass</span>\n')),
     "code_block_no_language": CodeBlock(language="", code=Markup("&lt;plain&gt;\n")),
-    "partial": Partial(target_id="answer-G1-body", swap="beforeend", content=Markup("<p>x</p>")),
+    "partial": Partial(target="#answer-G1-body", swap="beforeend", content=Markup("<p>x</p>")),
 }
 
 

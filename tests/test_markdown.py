@@ -11,7 +11,7 @@ from markupsafe import Markup
 from syrupy.assertion import SnapshotAssertion
 
 from components import make_environment
-from folyam.markdown import MarkdownPipeline
+from folyam.markdown import IncrementalMarkdown, MarkdownPipeline
 from folyam.rendering import RenderUpdate
 
 PIPELINE = MarkdownPipeline(make_environment())
@@ -221,3 +221,43 @@ def test_the_pygments_stylesheet_is_current() -> None:
     from folyam.pygments_css import PATH, stylesheet
 
     assert PATH.read_text() == stylesheet(), "run: python -m folyam.pygments_css"
+
+
+class _AlwaysRerender(IncrementalMarkdown):
+    """The reference: re-renders the tail on every feed, never extending it in place."""
+
+    def _render_tail(self) -> Markup:
+        tail = super()._render_tail()
+        self._extendable = None
+        return tail
+
+
+PROSE_WORDS = st.sampled_from(
+    ["word", " ", "  ", "Words", ".", ",", "1", "2.", "(x)", '"q"', "'s", "é", "naïve", "—", "-", "=", "%",
+     "a_b", "*", "**", "_", "`", "[", "]", "(", "#", ">", "|", "~", "&", ";", "\\", "\n", "\n\n", "- ", "1. ",
+     "# ", "> ", "```", "    ", "\u00a0", "\t", "```py\n", "~~~\n", "<", "&", '"', "x = 1", "\x00", "`` "]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(PROSE_WORDS, min_size=1, max_size=60))
+def test_extending_the_tail_in_place_equals_rendering_it_again(pieces: list[str]) -> None:
+    fast, slow = PIPELINE.renderer(), _AlwaysRerender(PIPELINE)
+    fast_tail = slow_tail = ""
+    for piece in pieces:
+        fast_update, slow_update = fast.feed(piece), slow.feed(piece)
+        assert fast_update.append == slow_update.append
+        fast_tail = str(fast_update.tail) if fast_update.tail is not None else fast_tail
+        slow_tail = str(slow_update.tail) if slow_update.tail is not None else slow_tail
+        assert fast_tail == slow_tail, pieces
+
+
+def test_plain_words_extend_the_tail_in_place() -> None:
+    renderer = PIPELINE.renderer()
+    assert renderer.feed("- A list item").tail_append is None  # rendered: the first time
+    update = renderer.feed(" grows, word by word")
+    assert update.tail == "<ul>\n<li>A list item grows, word by word</li>\n</ul>\n"
+    assert update.tail_append is not None
+    assert update.tail_append.path == " > ul:last-child > li:last-child"
+    assert update.tail_append.html == " grows, word by word"
+    assert renderer.feed(" *emphasis").tail_append is None  # markdown syntax: rendered again

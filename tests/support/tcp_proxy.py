@@ -15,6 +15,7 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.cuts = 0
         self.connections = 0
         sock = socket.socket()
@@ -29,7 +30,7 @@ class TcpProxy:
             self._server = await asyncio.start_server(self._handle, sock=self._sock)
             ready.set()
 
-        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        self._thread.start()
         asyncio.run_coroutine_threadsafe(serve(), self._loop)
         ready.wait(5)
 
@@ -56,6 +57,8 @@ class TcpProxy:
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
