@@ -31,6 +31,7 @@ from folyam.sse import encode_event
 __all__ = ["DONE_EVENT", "Generation", "Generations", "NotAccepting", "TooManyRunning"]
 
 DONE_EVENT = "done"
+_MARKER = Markup("\x00content\x00")  # never in rendered content: markdown-it replaces NUL
 StopReason = Literal["stopped", "shutdown"]
 
 logger = logging.getLogger(__name__)
@@ -249,6 +250,7 @@ class _Run:
         self._first_token_at: float | None = None
         self._chunks = 0
         self._usage: Usage | None = None
+        self._wrappers: dict[tuple[str, SwapStyle], tuple[str, str]] = {}
 
     async def execute(self, pieces: AsyncGenerator[StreamPiece], *, model: str) -> None:
         notice: ErrorNotice | None = None
@@ -356,8 +358,15 @@ class _Run:
             )
 
     def _partial(self, element_id: str, swap: SwapStyle, content: Markup, selector: str = "") -> Markup:
-        target = f"#{element_id}{selector}"
-        return render_component(self._env, Partial(target=target, swap=swap, content=content))
+        # The partial template is rendered once per target and swap, around a marker; each event
+        # then only joins strings (this runs for every event of every answer).
+        key = (f"#{element_id}{selector}", swap)
+        wrapper = self._wrappers.get(key)
+        if wrapper is None:
+            html = render_component(self._env, Partial(target=key[0], swap=swap, content=_MARKER))
+            before, _, after = html.partition(_MARKER)
+            wrapper = self._wrappers[key] = (before, after)
+        return Markup(wrapper[0] + content + wrapper[1])
 
     def _emit(
         self, data: str, event: str | None = None, *, replaces_tail: bool = False, only_tail: bool = False

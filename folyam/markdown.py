@@ -259,6 +259,8 @@ def _extendable_code(tail: str, partial: str) -> _ExtendableTail | None:
 
 
 def _inside_fence(source: str) -> bool:
+    if "```" not in source and "~~~" not in source:
+        return False
     return sum(1 for line in source.splitlines() if _FENCE_LINE.match(line)) % 2 == 1
 
 
@@ -266,6 +268,8 @@ def _soften_open_syntax(source: str) -> str:
     """Close what the last paragraph opened but has not closed yet, so the live tail does not flash
     raw `**`, backticks or half links. Display only: final blocks are rendered from the real text."""
     head, separator, paragraph = source.rpartition("\n\n")
+    if not _OPENERS.search(paragraph):
+        return source
     paragraph = _HALF_LINK.sub(r"\1", paragraph)
     paragraph = _HALF_BRACKET.sub(r"\1", paragraph)
     open_at: dict[str, int] = {}
@@ -303,6 +307,7 @@ _SETTLED_CODE_LINE: Final = re.compile(r"[ ]{4}|[ `~]*[^ `~]")
 _FENCE_PREFIX: Final = re.compile(r"[ ]{0,3}(`+|~+)[ ]*")
 _CODE_CLOSING: Final = "</code></pre></div>\n"
 _CODE_PATH: Final = " > div:last-child > pre:last-child > code:last-child"
+_OPENERS: Final = re.compile(r"[`*_~\[]")
 _HALF_LINK: Final = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*$")  # [text](http://half…
 _HALF_BRACKET: Final = re.compile(r"!?\[([^\]\n]*)$")  # [half text…
 _EMPHASIS: Final = {marker: _emphasis_patterns(marker) for marker in ("**", "__", "~~", "*", "_")}
