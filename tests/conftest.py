@@ -46,17 +46,16 @@ def demo_server() -> Iterator[str]:
         yield url
 
 
+def openai_settings(base: Settings, upstream_url: str, api_key: str = "sk-test-secret") -> Settings:
+    """`base` with the OpenAI provider pointed at the fake upstream."""
+    return dataclasses.replace(
+        base, provider="openai", model="fake-model", openai_base_url=upstream_url, openai_api_key=api_key
+    )
+
+
 @pytest.fixture(scope="session")
 def openai_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
-    _, upstream_url = fake_upstream
-    settings = dataclasses.replace(
-        TEST_SETTINGS,
-        provider="openai",
-        model="fake-model",
-        openai_base_url=upstream_url,
-        openai_api_key="sk-test-secret",
-    )
-    with serve(create_app(settings)) as url:
+    with serve(create_app(openai_settings(TEST_SETTINGS, fake_upstream[1]))) as url:
         yield url
 
 

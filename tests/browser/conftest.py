@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Reque
 from app import create_app
 from components import make_environment
 from folyam.markdown import MarkdownPipeline
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import TEST_SETTINGS, openai_settings
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.servers import serve
 
@@ -153,15 +153,7 @@ def paced_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def openai_paced_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
     """The app with the OpenAI provider, talking to the fake upstream."""
-    _, upstream_url = fake_upstream
-    settings = dataclasses.replace(
-        PACED_SETTINGS,
-        provider="openai",
-        openai_base_url=upstream_url,
-        openai_api_key="sk-test",
-        model="fake-model",
-    )
-    with serve(create_app(settings)) as url:
+    with serve(create_app(openai_settings(PACED_SETTINGS, fake_upstream[1], api_key="sk-test"))) as url:
         yield url
 
 
