@@ -39,6 +39,7 @@ __all__ = ["OpenAIChatProvider"]
 # Local servers (Ollama, vLLM, llama.cpp) accept any key, but the SDK insists on having one.
 _PLACEHOLDER_KEY = "not-needed"
 _MAX_RETRY_DELAY = 20.0
+_YIELD_EVERY = 32
 
 
 class _Delta(msgspec.Struct):
@@ -123,7 +124,13 @@ class OpenAIChatProvider:
         )
         try:
             async with request as response:
+                lines = 0
                 async for line in response.iter_lines():
+                    lines += 1
+                    if lines % _YIELD_EVERY == 0:
+                        # Lines already buffered are read without a real await: give the other
+                        # answers (and this one's flush timer) a turn.
+                        await asyncio.sleep(0)
                     if not line.startswith("data:"):
                         continue  # blank separators, comments, `event:` lines
                     payload = line[5:].strip()

@@ -1,0 +1,805 @@
+"""Streaming benchmark: N concurrent answers over SSE, and what they cost the server in CPU.
+
+The app under test runs as its own process (`python app.py` configured through FOLYAM_* variables), so
+its CPU time can be read from /proc alone. With `--provider openai` a fast fake OpenAI-compatible
+upstream (bench/upstream.py) runs as a third process and the app is pointed at it; with `--naive` the
+app is replaced by the naive relay of bench/naive_relay.py against the same upstream. This process is
+the client: N concurrent httpx streams on loopback, each posting a question and reading its event stream
+to the `done` event, bounded by --streams and --timeout.
+
+    .venv/bin/python bench/streams.py --streams 200 --provider demo
+    .venv/bin/python bench/streams.py --streams 200 --provider openai --chunks 500
+    .venv/bin/python bench/streams.py --streams 500 --provider demo --rate 50
+    .venv/bin/python bench/streams.py --streams 200 --naive --chunks 500
+    .venv/bin/python bench/streams.py --streams 200 --provider openai --rate 50 --paragraph 60
+    .venv/bin/python bench/streams.py --streams 200 --provider openai --profile bench/out/openai.txt
+
+`--rate` paces the demo model or the fake upstream (tokens per second; default 0, no delay: a
+throughput test whose latency columns show a saturated server). `--app-rev REV` runs the app as
+committed at REV (exported into bench/out/), not the work tree, so edits in progress do not leak in.
+
+It prints one markdown table row (and the header); `--record` appends it to bench/RESULTS.md with the
+date, the machine, the app's revision and the exact command. `--profile FILE` samples the app with
+py-spy during the run (`pip install py-spy`) and prints the hottest functions; sampling slows the app, so
+a profiled run cannot be recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import math
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tarfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"  # server logs and profiles (git-ignored)
+RESULTS = ROOT / "bench" / "RESULTS.md"
+MAX_STREAMS = 5_000
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
+
+EVENTS_URL = re.compile(r'hx-sse:connect="([^"]+)"')
+COMPOSER_ACTION = re.compile(r'<form id="composer"[^>]* hx-post="([^"]+)"')
+HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+CHUNKS = re.compile(rb"<dt>Chunks</dt><dd>(\d+)</dd>")
+FRAME_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+DONE_LINE = re.compile(rb"^event: done\r?$", re.M)
+
+COLUMNS = (
+    "target",
+    "streams",
+    "rate tok/s",
+    "flush ms",
+    "errors",
+    "wall s",
+    "app CPU s",
+    "upstream tokens",
+    "events",
+    "CPU µs/token",
+    "CPU µs/event",
+    "TTFE p50 ms",
+    "TTFE p99 ms",
+    "max gap p99 ms",
+    "peak RSS MiB",
+)
+
+
+# --- processes -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server in a process of its own, with its output in bench/out/<name>.log."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(name: str, argv: Sequence[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> Iterator[Server]:
+    """Start `argv` (a server listening on `port`) in `cwd`; always stop it."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = OUT / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(name, process, port, log)
+    try:
+        _wait_listening(server)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_listening(server: Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            tail = server.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{tail}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", server.port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{server.name} did not listen on port {server.port} within {timeout:g} s")
+
+
+def base_env() -> dict[str, str]:
+    """This environment without the variables that configure the app, so only our own apply."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("FOLYAM_", "OPENAI_")) and key != "PYTHONPATH"
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state); utime is 14, stime 15
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all processes on the machine have used (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def memory_kib(pid: int, key: str) -> int:
+    """A `Vm*` line of /proc/<pid>/status, in KiB (VmHWM is the peak resident set size)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+# --- clients ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class StreamResult:
+    error: str | None = None
+    # Seconds from sending the request (the POST, for Folyam) to the first SSE data frame.
+    first_event: float | None = None
+    # Longest time between two consecutive data frames of the stream, seconds.
+    max_gap: float = 0.0
+    # Data frames delivered (keep-alive comments excluded; the timing and `done` frames included).
+    events: int = 0
+    # Upstream tokens of the answer: the "Chunks" of Folyam's timing fragment, the naive relay's events.
+    tokens: int = 0
+    # Bytes of the event stream's body.
+    body_bytes: int = 0
+
+
+async def read_stream(response: httpx.Response, sent_at: float, result: StreamResult) -> bytes:
+    """Read SSE frames up to `event: done`, timing each data frame; returns the frame before `done`."""
+    response.raise_for_status()
+    buffer = b""
+    previous = b""
+    last_at = 0.0
+    async for chunk in response.aiter_raw():
+        now = time.perf_counter()
+        result.body_bytes += len(chunk)
+        buffer += chunk
+        *frames, buffer = FRAME_END.split(buffer)
+        for frame in frames:
+            if not frame or frame.startswith(b":"):
+                continue  # keep-alive comment
+            result.events += 1
+            if result.first_event is None:
+                result.first_event = now - sent_at
+            else:
+                result.max_gap = max(result.max_gap, now - last_at)
+            last_at = now
+            if b"event: done" in frame and DONE_LINE.search(frame):
+                return previous
+            previous = frame
+    raise RuntimeError("the stream ended without a done event")
+
+
+Form = dict[str, str]
+
+
+async def open_page(client: httpx.AsyncClient, base: str) -> Form:
+    """Load the chat page like a browser (which gives the client its session cookie) and read the
+    composer's action and hidden fields (request_id, and csrf_token where the app has one)."""
+    page = await client.get(f"{base}/")
+    page.raise_for_status()
+    action = COMPOSER_ACTION.search(page.text)
+    if action is None:
+        raise RuntimeError("the chat page has no composer form")
+    return {"action": action.group(1), **dict(HIDDEN_INPUT.findall(page.text))}
+
+
+async def folyam_stream(
+    client: httpx.AsyncClient, base: str, index: int, expected: int | None, form: Form | None
+) -> StreamResult:
+    """Ask like the composer does, then follow the generation's events to `done`."""
+    if form is None:
+        raise RuntimeError("no composer form")
+    fields = {key: value for key, value in form.items() if key != "action"}
+    result = StreamResult()
+    sent_at = time.perf_counter()
+    posted = await client.post(base + form["action"], data={**fields, "query": f"Benchmark question {index}"})
+    posted.raise_for_status()
+    match = EVENTS_URL.search(posted.text)
+    if match is None:
+        raise RuntimeError("the answer has no events URL")
+    headers = {"Accept": "text/event-stream"}
+    async with client.stream("GET", base + match.group(1), headers=headers) as response:
+        timing = await read_stream(response, sent_at, result)
+    chunks = CHUNKS.search(timing)
+    if chunks is None:
+        raise RuntimeError("no timing fragment before done")
+    result.tokens = int(chunks.group(1))
+    if expected is not None and result.tokens != expected:
+        raise RuntimeError(f"{result.tokens} chunks, expected {expected}")
+    return result
+
+
+async def naive_stream(
+    client: httpx.AsyncClient, base: str, index: int, expected: int | None, form: Form | None
+) -> StreamResult:
+    """Ask the naive relay; each of its events but `done` is one upstream chunk."""
+    result = StreamResult()
+    sent_at = time.perf_counter()
+    async with client.stream("GET", f"{base}/chat", params={"q": f"Benchmark question {index}"}) as response:
+        await read_stream(response, sent_at, result)
+    result.tokens = result.events - 1
+    if expected is not None and result.tokens != expected:
+        raise RuntimeError(f"{result.tokens} chunks, expected {expected}")
+    return result
+
+
+StreamFn = Callable[[httpx.AsyncClient, str, int, int | None, Form | None], Awaitable[StreamResult]]
+SetupFn = Callable[[httpx.AsyncClient, str], Awaitable[Form]]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Clocks read at one instant: wall time, and the CPU seconds of each process and of the machine."""
+
+    wall: float
+    app: float
+    upstream: float
+    client: float
+    machine: float
+
+    @classmethod
+    def take(cls, app_pid: int, upstream_pid: int | None) -> Snapshot:
+        return cls(
+            wall=time.perf_counter(),
+            app=cpu_seconds(app_pid),
+            upstream=cpu_seconds(upstream_pid) if upstream_pid else 0.0,
+            client=time.process_time(),
+            machine=machine_busy_seconds(),
+        )
+
+
+@dataclass
+class Window:
+    """What the measured phase cost each process: snapshots at its start and its end."""
+
+    app_pid: int
+    upstream_pid: int | None
+    rss_before_kib: int = 0
+    start_at: Snapshot | None = None
+    end_at: Snapshot | None = None
+
+    def start(self) -> None:
+        self.rss_before_kib = memory_kib(self.app_pid, "VmRSS")
+        self.start_at = Snapshot.take(self.app_pid, self.upstream_pid)
+
+    def stop(self) -> None:
+        self.end_at = Snapshot.take(self.app_pid, self.upstream_pid)
+
+    def delta(self, name: str) -> float:
+        if self.start_at is None or self.end_at is None:
+            raise RuntimeError("the window was not started and stopped")
+        return float(getattr(self.end_at, name) - getattr(self.start_at, name))
+
+    @property
+    def other_cpu(self) -> float:
+        """CPU that processes other than these three used meanwhile (other work skews latencies)."""
+        ours = self.delta("app") + self.delta("upstream") + self.delta("client")
+        return max(0.0, self.delta("machine") - ours)  # /proc/stat counts ticks: a few ms of rounding
+
+
+async def run_clients(
+    stream: StreamFn,
+    setup: SetupFn | None,
+    base: str,
+    *,
+    streams: int,
+    expected: int | None,
+    ramp: float,
+    timeout: float,
+    first: int = 0,
+    window: Window | None = None,
+) -> list[StreamResult]:
+    """`streams` clients: each runs `setup` (loading the page; not measured), then all stream at once
+    (started over `ramp` seconds) inside the measured `window`; unfinished ones fail at `timeout`.
+
+    Each stream has an httpx client of its own: one client's connection pool costs O(connections) per
+    request (httpcore checks every connection), which at hundreds of streams made the client, not the
+    server, the bottleneck. They share one SSL context (unused on http://) so creating them is cheap."""
+    ssl_context = ssl.create_default_context()
+    limits = httpx.Limits(max_connections=1)
+    timeouts = httpx.Timeout(timeout, connect=10.0)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(verify=ssl_context, limits=limits, timeout=timeouts))
+            for _ in range(streams)
+        ]
+        forms: list[Form | BaseException | None] = [None] * streams
+        if setup is not None:
+            async with asyncio.timeout(timeout):
+                forms = list(await asyncio.gather(*(setup(c, base) for c in clients), return_exceptions=True))
+
+        async def one(index: int) -> StreamResult:
+            form = forms[index]
+            if isinstance(form, BaseException):
+                return StreamResult(error=f"page: {type(form).__name__}: {form}")
+            if ramp > 0:
+                await asyncio.sleep(ramp * index / streams)
+            try:
+                return await stream(clients[index], base, first + index, expected, form)
+            except Exception as exc:
+                return StreamResult(error=f"{type(exc).__name__}: {exc}")
+
+        if window is not None:
+            window.start()
+        tasks = [asyncio.create_task(one(index)) for index in range(streams)]
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        if window is not None:
+            window.stop()
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return [
+        task.result() if not task.cancelled() else StreamResult(error=f"unfinished after {timeout:g} s")
+        for task in tasks
+    ]
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    results: list[StreamResult]
+    wall: float
+    app_cpu: float
+    client_cpu: float
+    upstream_cpu: float | None
+    rss_before_kib: int
+    peak_rss_kib: int
+    other_cpu: float
+    errors: Counter[str] = field(default_factory=Counter)
+    # False when other processes used more CPU meanwhile than --max-other-cpu allows.
+    kept: bool = True
+
+    @property
+    def tokens(self) -> int:
+        return sum(r.tokens for r in self.results if r.error is None)
+
+    @property
+    def cpu_per_token(self) -> float:
+        return self.app_cpu * 1e6 / self.tokens if self.tokens else math.inf
+
+
+def median_round(rounds: Sequence[Measurement]) -> Measurement:
+    """The kept round with the median CPU per token (the lower one of an even count); when every
+    round was disturbed, the median of them all."""
+    kept = [m for m in rounds if m.kept] or list(rounds)
+    return sorted(kept, key=lambda m: m.cpu_per_token)[(len(kept) - 1) // 2]
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile; NaN when there are no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def measure(args: argparse.Namespace, app: Server, upstream: Server | None) -> list[Measurement]:
+    """Warm up, then `--repeat` measured rounds of `--streams` concurrent streams against the same servers."""
+    stream = naive_stream if args.naive else folyam_stream
+    setup = None if args.naive else open_page
+    expected = None if args.provider == "demo" else args.chunks
+
+    def clients(streams: int, first: int, window: Window | None = None) -> list[StreamResult]:
+        run = run_clients(
+            stream,
+            setup,
+            app.url,
+            streams=streams,
+            expected=expected,
+            ramp=args.ramp if window else 0.0,
+            timeout=args.timeout,
+            first=first,
+            window=window,
+        )
+        return run_loop(run)
+
+    # Warm up (imports, templates, connection pools), one stream at a time; not measured.
+    for index in range(args.warmup):
+        (warm,) = clients(1, MAX_STREAMS + index)
+        if warm.error:
+            raise RuntimeError(f"warm-up stream failed: {warm.error}")
+
+    profiler = start_profiler(args.profile, app.pid) if args.profile else None
+    rounds: list[Measurement] = []
+    # A round disturbed by other work on the machine is run again (at most twice per round).
+    while sum(m.kept for m in rounds) < args.repeat and len(rounds) < 3 * args.repeat:
+        window = Window(app.pid, upstream.pid if upstream else None)
+        results = clients(args.streams, len(rounds) * args.streams, window)
+        rounds.append(
+            Measurement(
+                results=results,
+                wall=window.delta("wall"),
+                app_cpu=window.delta("app"),
+                client_cpu=window.delta("client"),
+                upstream_cpu=window.delta("upstream") if upstream else None,
+                rss_before_kib=window.rss_before_kib,
+                peak_rss_kib=memory_kib(app.pid, "VmHWM"),
+                other_cpu=window.other_cpu,
+                errors=Counter(r.error for r in results if r.error),
+                kept=args.max_other_cpu is None or 100 * window.other_cpu / window.delta("wall") <= args.max_other_cpu,
+            )
+        )
+    if profiler is not None:
+        stop_profiler(profiler, args.profile)
+    return rounds
+
+
+def run_loop(coroutine: Coroutine[object, object, T]) -> T:
+    """Run the client on uvloop when it is installed (it is with uvicorn[standard]): less client CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+def run(args: argparse.Namespace) -> list[Measurement]:
+    env = base_env() | {
+        "FOLYAM_FLUSH_INTERVAL": str(args.flush_interval),
+        # Every client of a benchmark comes from 127.0.0.1: lift the per-address rate limit
+        # (revisions without one ignore the variable).
+        "FOLYAM_RATE_LIMIT_PER_MINUTE": str(10**9),
+    }
+    delay = 1 / args.rate if args.rate > 0 else 0.0
+    if args.provider == "demo":
+        env |= {
+            "FOLYAM_DEMO_FIRST_TOKEN_DELAY": str(args.first_token_delay),
+            "FOLYAM_DEMO_TOKENS_PER_SECOND": str(args.rate),
+        }
+        app_port = free_port()
+        with serving("app", app_argv(args, app_port), env, app_port, cwd=args.app_dir) as app:
+            return measure(args, app, None)
+
+    upstream_port = free_port()
+    upstream_argv = [
+        sys.executable, "-m", "bench.upstream", "--port", str(upstream_port),
+        "--chunks", str(args.chunks), "--delay", str(delay), "--paragraph", str(args.paragraph),
+    ]  # fmt: skip
+    with serving("upstream", upstream_argv, env, upstream_port) as upstream:
+        env |= {
+            "OPENAI_BASE_URL": f"{upstream.url}/v1",
+            "OPENAI_API_KEY": "sk-bench",
+            "FOLYAM_MODEL": "bench-model",
+        }
+        app_port = free_port()
+        if args.naive:
+            naive_argv = [sys.executable, "-m", "bench.naive_relay", "--port", str(app_port)]
+            with serving("naive-relay", naive_argv, env, app_port) as app:
+                return measure(args, app, upstream)
+        with serving("app", app_argv(args, app_port), env, app_port, cwd=args.app_dir) as app:
+            return measure(args, app, upstream)
+
+
+def app_argv(args: argparse.Namespace, port: int) -> list[str]:
+    return [sys.executable, str(args.app_dir / "app.py"), "--port", str(port)]
+
+
+def git(*argv: str) -> str:
+    done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, check=False)
+    return done.stdout.decode().strip()
+
+
+def export_revision(rev: str) -> tuple[Path, str]:
+    """Extract the app at a committed revision into bench/out/app-<sha>, so a run measures committed
+    code whatever is being edited in the work tree; returns the folder and the short sha."""
+    sha = git("rev-parse", "--short", "--verify", f"{rev}^{{commit}}")
+    if not sha:
+        raise SystemExit(f"--app-rev {rev!r} is not a commit")
+    folder = OUT / f"app-{sha}"
+    if not (folder / "app.py").exists():
+        archive = subprocess.run(["git", "archive", "--format=tar", sha], cwd=ROOT, capture_output=True, check=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(folder, filter="data")
+    return folder, sha
+
+
+# --- profiling -------------------------------------------------------------------------------------
+
+
+def start_profiler(output: Path, pid: int) -> subprocess.Popen[bytes]:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    argv = [py_spy, "record", "--pid", str(pid), "--rate", "500", "--format", "raw", "--output", str(output)]
+    profiler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # let it attach before the load starts
+    if profiler.poll() is not None:
+        raise SystemExit(f"py-spy failed: {profiler.stderr.read().decode() if profiler.stderr else ''}")
+    return profiler
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes], output: Path) -> None:
+    profiler.send_signal(signal.SIGINT)
+    profiler.wait(timeout=30)
+    print(f"\nprofile: {output} (py-spy raw, collapsed stacks)")
+    print(summarize_profile(output))
+
+
+# py-spy counts these waits of idle threads (logging's queue listener, the default executor) as active.
+IDLE_FRAMES = frozenset({"Condition.wait (threading.py)", "_worker (concurrent/futures/thread.py)"})
+
+
+def summarize_profile(path: Path, top: int = 25) -> str:
+    """The functions with the most samples on the stack (inclusive) and on top of it (self), over the
+    samples that were not idle threads waiting for work."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        if frames[-1] in IDLE_FRAMES:
+            continue
+        total += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        own[frames[-1]] += count
+    lines = [f"{total} samples (idle threads excluded)"]
+    for title, counter in (("inclusive", inclusive), ("self", own)):
+        lines.append(f"\ntop {top} {title}:")
+        lines += [f"{100 * n / total:6.1f}%  {frame}" for frame, n in counter.most_common(top)]
+    return "\n".join(lines)
+
+
+# --- reporting -------------------------------------------------------------------------------------
+
+
+def target_name(args: argparse.Namespace) -> str:
+    if args.provider == "demo":
+        return "folyam demo"
+    name = f"{'naive relay' if args.naive else 'folyam openai'}, {args.chunks} chunks"
+    return name + (f" in paragraphs of {args.paragraph}" if args.paragraph else "")
+
+
+def row(args: argparse.Namespace, m: Measurement) -> list[str]:
+    ok = [r for r in m.results if r.error is None]
+    tokens = m.tokens
+    events = sum(r.events for r in m.results)
+    first_events = [r.first_event for r in ok if r.first_event is not None]
+    gaps = [r.max_gap for r in ok]
+
+    def per(count: int) -> str:
+        return f"{m.app_cpu * 1e6 / count:.1f}" if count else "n/a"
+
+    return [
+        target_name(args),
+        str(args.streams),
+        f"{args.rate:g}" if args.rate > 0 else "no delay",
+        "n/a" if args.naive else f"{args.flush_interval * 1000:g}",
+        str(len(m.results) - len(ok)),
+        f"{m.wall:.2f}",
+        f"{m.app_cpu:.2f}",
+        str(tokens),
+        str(events),
+        per(tokens),
+        per(events),
+        f"{percentile(first_events, 50) * 1000:.1f}",
+        f"{percentile(first_events, 99) * 1000:.1f}",
+        f"{percentile(gaps, 99) * 1000:.1f}",
+        f"{m.peak_rss_kib / 1024:.1f}",
+    ]
+
+
+def table(cells: Sequence[str]) -> str:
+    return "\n".join(
+        [
+            "| " + " | ".join(COLUMNS) + " |",
+            "|" + "|".join("---" for _ in COLUMNS) + "|",
+            "| " + " | ".join(cells) + " |",
+        ]
+    )
+
+
+def details(m: Measurement, rounds: Sequence[Measurement]) -> list[str]:
+    lines = []
+    if len(rounds) > 1:
+        figures = ", ".join(f"{r.cpu_per_token:.1f}" + ("" if r.kept else " (disturbed)") for r in rounds)
+        lines.append(f"{len(rounds)} rounds against the same servers, CPU µs/token {figures}; the median is shown")
+    if not m.kept:
+        lines.append("every round was disturbed by other processes (over --max-other-cpu)")
+    lines += [
+        f"other processes' CPU during the run {m.other_cpu:.2f} s ({100 * m.other_cpu / m.wall:.0f}% of one core)",
+        f"app RSS before the run {m.rss_before_kib / 1024:.1f} MiB",
+        f"event streams' bodies {sum(r.body_bytes for r in m.results) / 2**20:.1f} MiB"
+        f" ({sum(r.body_bytes for r in m.results) / 1024 / max(1, len(m.results)):.1f} KiB per answer)",
+        f"client CPU {m.client_cpu:.2f} s ({100 * m.client_cpu / m.wall:.0f}% of one core)",
+        f"app CPU {100 * m.app_cpu / m.wall:.0f}% of one core",
+    ]
+    if m.upstream_cpu is not None:
+        lines.append(f"upstream CPU {m.upstream_cpu:.2f} s ({100 * m.upstream_cpu / m.wall:.0f}% of one core)")
+    lines += [f"{count} streams: {error}" for error, count in m.errors.most_common(5)]
+    return lines
+
+
+def machine() -> str:
+    cpus = len(os.sched_getaffinity(0))
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpus} CPUs (nproc), {model}, Python {platform.python_version()}, {system}"
+
+
+def revision(args: argparse.Namespace) -> str:
+    if args.naive:
+        return "n/a (bench/naive_relay.py)"
+    if args.app_sha:
+        return f"{args.app_sha} (exported by --app-rev)"
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "app.py", "folyam", "components", "templates")
+    return f"{commit} + uncommitted changes in the work tree" if dirty else commit
+
+
+RESULTS_HEADER = """\
+# Benchmark results
+
+The streaming entries (`## <date>: <target>, N streams`) are appended by `bench/streams.py --record`;
+see its docstring for what it runs. Their columns:
+
+- **app CPU s**: user + system CPU seconds of the server process (Folyam, or the naive relay) during
+  the run, from /proc/<pid>/stat (10 ms resolution); the client and the fake upstream are other processes.
+- **upstream tokens**: completion chunks of all answers (the "Chunks" of Folyam's timing fragment; for
+  the naive relay, its content events).
+- **CPU µs/token**, **CPU µs/event**: app CPU divided by upstream tokens, by delivered SSE data frames.
+- **TTFE**: time to first event, from sending the question (the POST) to the first SSE data frame.
+- **max gap p99**: the 99th percentile over streams of each stream's longest gap between two events.
+- **peak RSS**: VmHWM of the server process (since its start, warm-up and earlier rounds included).
+
+The client, the app and the upstream share this machine's cores, so the latency columns include
+contention with the client; the CPU columns count the server process alone. Each entry also gives the
+CPU that other processes used during the run (with `--max-other-cpu`, disturbed rounds are run again)
+and the bytes of the event streams. CPU per token depends on concurrency and pace (a busier event loop
+handles more chunks per wake-up, and a saturated app coalesces more per event): compare like with like.
+"""
+
+
+def record(args: argparse.Namespace, m: Measurement, rounds: Sequence[Measurement], cells: Sequence[str]) -> None:
+    date = datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")  # as `date -u` prints it
+    text = "" if RESULTS.exists() else RESULTS_HEADER
+    text += "\n".join(
+        [
+            "",
+            f"## {date}: {target_name(args)}, {args.streams} streams",
+            "",
+            f"- command: `{shlex.join(sys.orig_argv)}`",
+            f"- machine: {machine()}",
+            f"- app revision: {revision(args)}",
+            *(f"- {line}" for line in details(m, rounds)),
+            "",
+            table(cells),
+            "",
+        ]
+    )
+    with RESULTS.open("a") as out:
+        out.write(text)
+    print(f"\nrecorded in {RESULTS.relative_to(ROOT)}")
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--streams", type=int, default=200, help="concurrent streams (default 200)")
+    parser.add_argument("--provider", choices=["demo", "openai"], help="Folyam's provider (default demo)")
+    parser.add_argument("--naive", action="store_true", help="measure the naive relay instead of Folyam")
+    parser.add_argument("--chunks", type=int, default=500, help="fake upstream's chunks per answer (default 500)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="tokens per second of the demo or the fake upstream (0: no delay)",
+    )
+    parser.add_argument(
+        "--paragraph", type=int, default=0, help="fake upstream's chunks per paragraph (default 0: one paragraph)"
+    )
+    parser.add_argument("--first-token-delay", type=float, default=0.0, help="demo's first-token delay, s")
+    parser.add_argument("--flush-interval", type=float, default=0.03, help="Folyam's flush interval, s")
+    parser.add_argument("--ramp", type=float, default=0.0, help="spread the streams' starts over this many s")
+    parser.add_argument("--warmup", type=int, default=5, help="sequential streams before measuring (default 5)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measured rounds; the median by CPU per token is reported"
+    )
+    parser.add_argument(
+        "--max-other-cpu",
+        type=float,
+        help="run a round again when other processes used more than this %% of one core meanwhile",
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="limit on the measured run, s")
+    parser.add_argument("--app-rev", help="run the app as committed at this revision (e.g. HEAD), not the work tree")
+    parser.add_argument("--record", action="store_true", help="append the result to bench/RESULTS.md")
+    parser.add_argument("--profile", type=Path, help="sample the app with py-spy into this file (raw format)")
+    args = parser.parse_args(argv)
+    if args.naive and args.provider == "demo":
+        parser.error("--naive relays the fake OpenAI upstream; it has no demo provider")
+    args.provider = "openai" if args.naive else (args.provider or "demo")
+    if not 1 <= args.streams <= MAX_STREAMS:
+        parser.error(f"--streams must be between 1 and {MAX_STREAMS}")
+    if args.chunks < 1 or args.timeout <= 0 or not 1 <= args.repeat <= 20:
+        parser.error("--chunks and --timeout must be positive, --repeat between 1 and 20")
+    if min(args.paragraph, args.rate, args.flush_interval, args.first_token_delay, args.ramp) < 0:
+        parser.error("--paragraph, --rate, --flush-interval, --first-token-delay and --ramp must not be negative")
+    if args.record and args.profile:
+        parser.error("a profiled run is slowed by the sampler and cannot be recorded")
+    args.app_dir, args.app_sha = export_revision(args.app_rev) if args.app_rev else (ROOT, None)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    rounds = run(args)
+    measurement = median_round(rounds)
+    cells = row(args, measurement)
+    print(table(cells))
+    print("\n".join(details(measurement, rounds)))
+    if args.record:
+        record(args, measurement, rounds, cells)
+    if any(m.errors for m in rounds):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
