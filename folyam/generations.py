@@ -161,9 +161,10 @@ class Generations:
         self._event_log.open(generation.id)
         pieces = self._provider.stream(messages, max_tokens=self._settings.max_output_tokens)
         run = _Run(generation, self._event_log, self._env, self._settings, self._renderer_factory())
-        generation.task = asyncio.create_task(
-            run.execute(pieces, model=self._provider.model), name=f"generation-{generation.id}"
-        )
+        model = self._provider.model
+        generation.task = asyncio.create_task(run.execute(pieces, model=model), name=f"generation-{generation.id}")
+        # A task cancelled before its first step never runs its body: end the answer all the same.
+        generation.task.add_done_callback(lambda _: run.end_if_unfinished(model))
         self._generations[generation.id] = generation
         self._by_request[(session_id, request_id)] = generation
         conversation.generations.append(generation)
@@ -277,6 +278,10 @@ class _Run:
             notice = ErrorNotice("Something went wrong", "An unexpected error ended the answer.")
         finally:
             self._finish(notice, model)
+
+    def end_if_unfinished(self, model: str) -> None:
+        if self._generation.finished_at is None:
+            self._finish(_NOTICES[self._generation.stop_reason or "shutdown"], model)
 
     def _on_text(self, text: str) -> None:
         if self._first_token_at is None:

@@ -140,3 +140,17 @@ async def test_shutdown_ends_running_answers_with_a_notice() -> None:
     assert answer_html(frames) == "partial"
     assert "The server is shutting down" in frames[-2].data
     assert frames[-1].event == "done"
+
+
+async def test_a_stop_before_the_run_started_still_ends_the_answer() -> None:
+    log = MemoryEventLog()
+    provider = ScriptedProvider([(0, TextDelta("never seen"))])
+    generations = Generations(
+        provider=provider, event_log=log, env=make_environment(), settings=Settings(), renderer_factory=EchoRenderer
+    )
+    generation, _ = generations.start("s", "c", "r", "q")
+    generations.stop(generation)  # same tick: the task has not taken a step yet
+    frames = [parse_frames(e.frame.decode())[0] async for batch in log.follow(generation.id, 0, 1) for e in batch]
+    assert "Stopped" in frames[-2].data
+    assert frames[-1].event == "done"
+    assert not generation.running
