@@ -210,8 +210,9 @@ async def events(
 
 def _cursor(last_event_id: str | None, after: int | None) -> int:
     # The header is what the SSE client sends on reconnect, so it is newer than ?after=.
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
+    value = (last_event_id or "").strip()
+    if value.isdigit() and len(value) <= 18:  # ids are small; a huge number is no reason to fail
+        return int(value)
     return max(after or 0, 0)
 
 

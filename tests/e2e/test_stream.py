@@ -200,6 +200,15 @@ def test_a_live_stream_dropped_midway_resumes_exactly(
     assert answer_html(resumed) == one_shot("".join(chunks))
 
 
+def test_odd_cursors_are_handled(client: httpx.Client, demo_server: str) -> None:
+    url = ask(client, demo_server, "cursors")
+    _, full = read_events(client, url)
+    assert read_events(client, url, last_event_id="9" * 5000)[1] == full  # not a 500
+    assert read_events(client, url, last_event_id="not-a-number")[1] == full
+    assert read_events(client, f"{url}?after=-3")[1] == full
+    assert client.get(f"{url}?after=abc").status_code == 400
+
+
 def test_unknown_generation_and_bad_conversation_are_404(client: httpx.Client, demo_server: str) -> None:
     assert client.get(f"{demo_server}/generations/no-such-generation/events").status_code == 404
     assert client.get(f"{demo_server}/generations/x/events").status_code == 404
