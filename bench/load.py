@@ -67,7 +67,9 @@ async def run_client(client: httpx.AsyncClient, base: str, index: int, state: Cl
     assert action is not None
     form = dict(HIDDEN.findall(page.text))
     sent = time.perf_counter()
-    posted = await client.post(base + action.group(1), data={**form, "query": f"Load question {index}"})
+    posted = await client.post(
+        base + action.group(1), data={**form, "query": f"Load question {index}"}, headers={"HX-Request": "true"}
+    )
     posted.raise_for_status()
     match = EVENTS.search(posted.text)
     assert match is not None

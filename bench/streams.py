@@ -243,7 +243,12 @@ async def folyam_stream(
     fields = {key: value for key, value in form.items() if key != "action"}
     result = StreamResult()
     sent_at = time.perf_counter()
-    posted = await client.post(base + form["action"], data={**fields, "query": f"Benchmark question {index}"})
+    # HX-Request: htmx's header (without it the app answers with a streamed page, for browsers without JS).
+    posted = await client.post(
+        base + form["action"],
+        data={**fields, "query": f"Benchmark question {index}"},
+        headers={"HX-Request": "true"},
+    )
     posted.raise_for_status()
     match = EVENTS_URL.search(posted.text)
     if match is None:

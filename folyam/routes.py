@@ -14,8 +14,9 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream, Template
+from markupsafe import Markup
 
-from components import Composer, ErrorNotice, Exchange, Partial, UserMessage, render_component
+from components import Answer, Composer, ErrorNotice, Exchange, Partial, UserMessage, render_component
 from components.composer import COMPOSER_ERROR_ID, COMPOSER_ID
 from folyam.event_log import EventLog
 from folyam.generations import Generation, Generations, NotAccepting, TooManyRunning
@@ -41,7 +42,8 @@ class UserFacingError(HTTPException):
 
 
 def user_facing_error(request: AnyRequest, exc: HTTPException) -> Response[str]:
-    """Every HTTP error becomes the one error fragment; htmx swaps it into the composer's error slot."""
+    """Every HTTP error becomes the one error fragment: for htmx, swapped into the composer's error slot;
+    otherwise inside a page of its own."""
     if isinstance(exc, UserFacingError):
         notice = ErrorNotice(exc.title, exc.message)
     elif exc.status_code == 404:
@@ -49,13 +51,11 @@ def user_facing_error(request: AnyRequest, exc: HTTPException) -> Response[str]:
     else:
         notice = ErrorNotice("Request refused", str(exc.detail))
     env: jinja2.Environment = request.app.state.jinja
-    partial = Partial(target=f"#{COMPOSER_ERROR_ID}", swap="innerHTML", content=render_component(env, notice))
-    return Response(
-        render_component(env, partial),
-        media_type=MediaType.HTML,
-        status_code=exc.status_code,
-        headers=exc.headers or None,
-    )
+    if request.headers.get("HX-Request") == "true":
+        content = render_component(env, Partial(f"#{COMPOSER_ERROR_ID}", "innerHTML", render_component(env, notice)))
+    else:
+        content = Markup(env.get_template("pages/error.html").render(notice=notice))
+    return Response(content, media_type=MediaType.HTML, status_code=exc.status_code, headers=exc.headers or None)
 
 
 def _new_id() -> str:
@@ -127,7 +127,7 @@ async def chat(conversation_id: FromPath[str], request: AnyRequest, state: State
 
 
 @post("/chat/{conversation_id:str}/messages", name="ask", status_code=200)
-async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str]:
+async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str] | Stream:
     _check_id(conversation_id)
     session_id = await _require_csrf(request, state)
     settings: Settings = state.settings
@@ -167,6 +167,8 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
     except NotAccepting:
         raise UserFacingError(503, "Server restarting", "Try again in a moment.") from None
 
+    if request.headers.get("HX-Request") != "true":
+        return _streamed_page(request, state, conversation_id, generation)
     env: jinja2.Environment = state.jinja
     exchange = render_component(env, _exchange(generation))
     composer = render_component(env, _composer(state, session_id, conversation_id))
@@ -175,6 +177,38 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
     )
     # The conversation's own URL goes into the address bar, so a reload comes back to it.
     return Response(body, media_type=MediaType.HTML, headers={"HX-Push-Url": f"/chat/{conversation_id}"})
+
+
+def _streamed_page(request: AnyRequest, state: State, conversation_id: str, generation: Generation) -> Stream:
+    """Without JavaScript the form posts normally: the answer comes as an HTML document streamed as it
+    is written, each finished block as it is done (a plain page cannot replace a live tail)."""
+    generations: Generations = state.generations
+    event_log: EventLog = state.event_log
+    session_id = session_id_of(request.scope)
+    earlier = [g for g in generations.conversation(session_id, conversation_id) or [] if g.id != generation.id]
+    streaming = Answer(generation_id=generation.id, events_url=None, body=_BODY_MARK, status=_STATUS_MARK)
+    exchanges = [*map(_exchange, earlier), Exchange(UserMessage(generation.query), streaming)]
+    page = _page(request, state, conversation_id, exchanges)
+    html = state.jinja.get_template(page.template_name).render(page.context)
+    head, _, rest = html.partition(_BODY_MARK)
+    middle, _, foot = rest.partition(_STATUS_MARK)
+
+    async def document() -> AsyncIterator[str]:
+        yield head
+        sent = 0
+        async for _ in event_log.follow(generation.id, 0, state.settings.keepalive_interval):
+            for part in generation.body[sent:]:
+                yield part
+            sent = len(generation.body)
+        yield middle
+        yield generation.status or Markup()
+        yield foot
+
+    return Stream(document(), media_type=MediaType.HTML, headers={"X-Accel-Buffering": "no"})
+
+
+_BODY_MARK = Markup("\x00body\x00")
+_STATUS_MARK = Markup("\x00status\x00")
 
 
 @post("/generations/{generation_id:str}/stop", name="stop", status_code=204)

@@ -25,6 +25,9 @@ TEST_SETTINGS = Settings(
 )
 
 
+HTMX_HEADERS = {"HX-Request": "true"}
+
+
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
     upstream = FakeUpstream()
@@ -71,7 +74,8 @@ def start_server() -> Callable[..., AbstractContextManager[str]]:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as http:
+    # As htmx does; a test of the no-JavaScript page uses a client of its own.
+    with httpx.Client(timeout=10, headers=HTMX_HEADERS) as http:
         yield http
 
 

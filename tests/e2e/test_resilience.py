@@ -14,7 +14,7 @@ import pytest
 from components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.providers.demo import demo_answer
-from tests.conftest import ask, composer_form
+from tests.conftest import HTMX_HEADERS, ask, composer_form
 from tests.support.fake_upstream import FakeUpstream, Script
 from tests.support.sse import Frame, answer_html, apply_partials, parse_frames, read_events
 
@@ -177,7 +177,7 @@ def test_another_session_gets_404_for_every_url_of_the_first(
     events_url = re.search(r'hx-sse:connect="([^"]+)"', response.text).group(1)  # type: ignore[union-attr]
     read_events(client, openai_server + events_url)
 
-    with httpx.Client(timeout=10) as stranger:
+    with httpx.Client(timeout=10, headers=HTMX_HEADERS) as stranger:
         token = csrf_token(stranger, openai_server)
         replies = [
             stranger.get(openai_server + events_url),
@@ -241,7 +241,7 @@ def test_running_answers_per_session_are_limited(client: httpx.Client, start_ser
         second = post_question(client, server, "second")
         assert second.status_code == 429
         assert "Too many answers at once" in second.text
-        with httpx.Client(timeout=10) as other_session:
+        with httpx.Client(timeout=10, headers=HTMX_HEADERS) as other_session:
             assert post_question(other_session, server, "theirs").status_code == 200
 
 

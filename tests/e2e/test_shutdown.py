@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ask
+from tests.conftest import HTMX_HEADERS, ask
 from tests.e2e.test_resilience import post_question
 from tests.support.servers import free_port
 from tests.support.sse import Frame, read_events
@@ -67,7 +67,7 @@ def read_in_background(client: httpx.Client, url: str) -> tuple[threading.Thread
 )
 def test_sigterm_drains_running_answers_and_refuses_new_ones(grace: str, ends_with: str) -> None:
     env = {"FOLYAM_DEMO_TOKENS_PER_SECOND": "100", "FOLYAM_DEMO_FIRST_TOKEN_DELAY": "0", "FOLYAM_SHUTDOWN_GRACE": grace}
-    with app_process(**env) as (process, url), httpx.Client(timeout=15) as client:
+    with app_process(**env) as (process, url), httpx.Client(timeout=15, headers=HTMX_HEADERS) as client:
         thread, frames = read_in_background(client, ask(client, url, "a long one"))
         time.sleep(0.3)
         process.send_signal(signal.SIGTERM)
