@@ -85,6 +85,12 @@ class MarkdownPipeline:
     def parse(self, source: str, env: dict[str, Any]) -> list[Token]:
         return self._live.parse(source, env)
 
+    def render_tokens(self, tokens: Sequence[Token], env: dict[str, Any]) -> Markup:
+        """Safe HTML for finished blocks already parsed (both parsers parse alike; they render code
+        differently): saves parsing the same text twice."""
+        html = self._finished.renderer.render(tokens, self._finished.options, env)
+        return Markup(_protect_attributes(self._cleaner.clean(html)))
+
     def renderer(self) -> IncrementalMarkdown:
         return IncrementalMarkdown(self)
 
@@ -164,21 +170,23 @@ class IncrementalMarkdown:
         new_references = env["references"].keys() - self._references.keys()
         self._references = env["references"]
         if everything:
-            final, self._open = self._open, ""
+            final, final_tokens, self._open = self._open, tokens, ""
         else:
-            starts = [t.map[0] for t in tokens if t.level == 0 and t.nesting >= 0 and t.map is not None]
+            starts = [i for i, t in enumerate(tokens) if t.level == 0 and t.nesting >= 0 and t.map is not None]
             if len(starts) < 2:
-                final = ""
+                final, final_tokens = "", []
             else:
+                last = tokens[starts[-1]].map[0]  # type: ignore[index]
                 lines = self._open.splitlines(keepends=True)
-                final, self._open = "".join(lines[: starts[-1]]), "".join(lines[starts[-1] :])
+                final, self._open = "".join(lines[:last]), "".join(lines[last:])
+                final_tokens = tokens[: starts[-1]]
         # Blocks sent earlier were rendered without the new definitions: send them all again, once.
         stale = bool(new_references) and any("[" in source for source in self._final_sources)
         if final:
             self._final_sources.append(final)
         if stale:
             return Markup(), self._pipeline.render("".join(self._final_sources), self._references)
-        return (self._pipeline.render(final, self._references) if final else Markup()), None
+        return (self._pipeline.render_tokens(final_tokens, env) if final else Markup()), None
 
     def _render_tail(self) -> Markup:
         self._extendable = None
