@@ -16,7 +16,7 @@ from folyam.markdown import MarkdownPipeline
 from folyam.providers.demo import demo_answer
 from tests.conftest import HTMX_HEADERS, ask, composer_form
 from tests.support.fake_upstream import FakeUpstream, Script
-from tests.support.sse import Frame, answer_html, apply_partials, parse_frames, read_events
+from tests.support.sse import answer_html, apply_partials, read_events, read_some
 
 PIPELINE = MarkdownPipeline(make_environment())
 StartServer = Callable[..., AbstractContextManager[str]]
@@ -29,18 +29,6 @@ def post_question(client: httpx.Client, base_url: str, query: str, **overrides: 
 
 def csrf_token(client: httpx.Client, base_url: str) -> str:
     return composer_form(client, base_url + "/")["csrf_token"]
-
-
-def read_some(client: httpx.Client, url: str, frames: int) -> list[Frame]:
-    """Read a live stream until `frames` events arrived, then hang up."""
-    buffer = ""
-    with client.stream("GET", url) as response:
-        for text in response.iter_text():
-            buffer += text
-            if buffer.count("\r\n\r\n") >= frames:
-                break
-    complete, _, _ = buffer.rpartition("\r\n\r\n")
-    return [f for f in parse_frames(complete + "\r\n\r\n") if not f.comment]
 
 
 # -- Stop ------------------------------------------------------------------------------------------

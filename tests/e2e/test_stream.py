@@ -15,7 +15,7 @@ from folyam.providers.demo import demo_answer
 from tests.conftest import ask, composer_form
 from tests.support.fake_upstream import FakeUpstream, Script
 from tests.support.servers import free_port
-from tests.support.sse import Frame, answer_html, read_events
+from tests.support.sse import Frame, answer_html, read_events, read_some
 
 PIPELINE = MarkdownPipeline(make_environment())
 
@@ -181,17 +181,7 @@ def test_a_live_stream_dropped_midway_resumes_exactly(
     upstream.script(Script(chunks=chunks, delay=0.01))
     url = ask(client, openai_server, "slow")
 
-    seen: list[Frame] = []
-    with client.stream("GET", url) as response:
-        buffer = ""
-        for text in response.iter_text():
-            buffer += text
-            if buffer.count("\r\n\r\n") >= 5:
-                break  # the client goes away mid-answer
-    from tests.support.sse import parse_frames
-
-    complete, _, _ = buffer.rpartition("\r\n\r\n")
-    seen = parse_frames(complete + "\r\n\r\n")
+    seen = read_some(client, url, 5)  # the client goes away mid-answer
     assert seen and seen[-1].event is None  # we really left before the end
 
     _, rest = read_events(client, url, last_event_id=seen[-1].id)

@@ -53,6 +53,18 @@ def read_events(client: httpx.Client, url: str, *, last_event_id: str | None = N
     return raw, [f for f in parse_frames(raw) if not f.comment]
 
 
+def read_some(client: httpx.Client, url: str, frames: int) -> list[Frame]:
+    """Read a live stream until `frames` events arrived, then hang up."""
+    buffer = ""
+    with client.stream("GET", url) as response:
+        for text in response.iter_text():
+            buffer += text
+            if buffer.count("\r\n\r\n") >= frames:
+                break
+    complete, _, _ = buffer.rpartition("\r\n\r\n")
+    return [f for f in parse_frames(complete + "\r\n\r\n") if not f.comment]
+
+
 def apply_partials(frames: list[Frame]) -> dict[str, str]:
     """Swap every <hx-partial> of every frame the way htmx does; returns each target's final HTML."""
     targets: dict[str, str] = {}
