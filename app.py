@@ -5,39 +5,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import signal
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import FrameType
 
-import uvicorn
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.logging import LoggingConfig
+from litestar.logging.config import default_handlers
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from components import make_environment
+from folyam.errors import user_facing_error
 from folyam.event_log import MemoryEventLog
 from folyam.generations import Generations
-from folyam.limits import RateLimiter
+from folyam.limits import RateLimiter, Slots
 from folyam.markdown import MarkdownPipeline
 from folyam.providers.factory import make_provider
-from folyam.routes import ROUTES, user_facing_error
+from folyam.redaction import RedactingFilter, Redactor
+from folyam.routes import ROUTES
 from folyam.security import add_security_headers
+from folyam.server import DrainingServer, uvicorn_config
 from folyam.sessions import SessionMiddleware, SessionSigner
 from folyam.settings import Settings
 
 ROOT = Path(__file__).resolve().parent
+# Anything larger is refused before a handler runs; the forms themselves have tighter limits.
+MAX_BODY_BYTES = 1_048_576
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     jinja = make_environment(ROOT / "templates")
+    # The no-JavaScript page streams through Jinja's async mode (its own template cache: compiled apart).
+    streaming_jinja = jinja.overlay(enable_async=True, cache_size=64)
     signer = SessionSigner(settings.secret_key or secrets.token_bytes(32))
 
     @asynccontextmanager
@@ -51,8 +55,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings=settings,
             renderer_factory=MarkdownPipeline(jinja).renderer,
         )
-        rate_limiter = RateLimiter(settings.rate_limit_per_minute)
-        app.state.update(provider=provider, event_log=event_log, generations=generations, rate_limiter=rate_limiter)
+        app.state.update(
+            provider=provider,
+            event_log=event_log,
+            generations=generations,
+            rate_limiter=(rate_limiter := RateLimiter(settings.rate_limit_per_minute)),
+            open_streams=Slots(settings.max_streams_per_session),
+        )
         sweeper = asyncio.create_task(_sweep(generations, rate_limiter, settings.retention))
         try:
             yield
@@ -64,12 +73,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[*ROUTES, create_static_files_router(path="/static", directories=[ROOT / "static"])],
         lifespan=[lifespan],
-        state=State({"settings": settings, "jinja": jinja, "signer": signer}),
+        state=State({"settings": settings, "jinja": jinja, "streaming_jinja": streaming_jinja, "signer": signer}),
         middleware=[SessionMiddleware(signer, secure_cookie=settings.secure_cookies)],
         exception_handlers={HTTPException: user_facing_error},
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(jinja)),
         before_send=[add_security_headers],
-        logging_config=_logging_config(),
+        logging_config=_logging_config(Redactor([settings.openai_api_key, settings.secret_key])),
+        request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,
     )
 
@@ -83,46 +93,18 @@ async def _sweep(generations: Generations, rate_limiter: RateLimiter, retention:
         rate_limiter.prune(loop.time())
 
 
-def _logging_config() -> LoggingConfig:
-    # Quiet the HTTP clients: at INFO they log a line per upstream request.
+def _logging_config(redactor: Redactor) -> LoggingConfig:
+    """Every 500 is logged with its traceback (a 4xx is the client's doing, not a fault of ours); the
+    HTTP clients are quieted (a line per upstream request at INFO); no record carries a secret."""
+    redacting = {"filters": ["redact"]}
     return LoggingConfig(
         root={"level": "INFO", "handlers": ["queue_listener"]},
         loggers={name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "openai")},
-        log_exceptions="debug",
+        filters={"redact": {"()": RedactingFilter, "redactor": redactor}},
+        handlers={name: {**handler, **redacting} for name, handler in default_handlers.items()},
+        log_exceptions="always",
+        disable_stack_trace=set(range(400, 500)),
     )
-
-
-class _DrainingServer(uvicorn.Server):
-    """On the first SIGTERM/SIGINT, stop starting answers, let running ones finish within the grace
-    period (then end them with a notice), and only then close the connections. A second signal quits."""
-
-    def __init__(self, config: uvicorn.Config, app: Litestar, grace: float) -> None:
-        super().__init__(config)
-        self._app = app
-        self._grace = grace
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._draining: asyncio.Task[None] | None = None
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().startup(sockets)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._loop is None or self._draining is not None or sig not in (signal.SIGTERM, signal.SIGINT):
-            super().handle_exit(sig, frame)
-            return
-        # A signal handler runs between bytecodes: hand the work to the event loop.
-        self._loop.call_soon_threadsafe(self._start_drain)
-
-    def _start_drain(self) -> None:
-        if self._draining is None:
-            self._draining = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        generations: Generations = self._app.state.generations
-        await generations.drain(self._grace)
-        await asyncio.sleep(0.2)  # let the streams deliver their final events
-        self.should_exit = True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,17 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
     source = "offline demo model" if settings.is_demo else f"model {settings.model}"
     print(f"Folyam is serving on http://{settings.host}:{settings.port}/ ({source})", flush=True)
-    _DrainingServer(config, app, settings.shutdown_grace).run()
+    DrainingServer(uvicorn_config(app, settings), app, settings.shutdown_grace).run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """The event log: each generation's seq-numbered SSE frames, replayed after a cursor and followed live.
 
-One writer (the generation) assigns sequence numbers; any number of readers follow. The in-memory log
-is the default; the `EventLog` protocol is what a shared (Redis) log implements to scale out.
+One writer (the generation) assigns sequence numbers; any number of readers follow. The log keeps what
+a replay needs, not every frame: an event that replaces the live tail makes every earlier event that
+only changed the tail useless to any reader, wherever its cursor, so those are dropped at once. What a
+finished answer keeps is then its finished blocks, its status and little else.
+
+The in-memory log is the default; the `EventLog` protocol is what a shared (Redis) log implements.
 """
 
 from __future__ import annotations
@@ -11,18 +15,25 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Event", "EventLog", "MemoryEventLog", "UnknownStream"]
+__all__ = ["Event", "EventLog", "MemoryEventLog", "Retained", "UnknownStream"]
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     seq: int
     frame: bytes
-    # The event replaces the answer's live tail; `only_tail`: changing the tail (replacing or extending
-    # it) is all it does, so a later replacement supersedes it and a replay can skip it (a resume
-    # sends the current state, not every past one).
+    # The event replaces the answer's whole live tail, so every earlier `tail_only` event is superseded.
     replaces_tail: bool = False
-    only_tail: bool = False
+    # Changing the tail (replacing or changing part of it) is all the event does.
+    tail_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Retained:
+    """What a stream keeps in memory: its events and their bytes."""
+
+    events: int
+    bytes: int
 
 
 class UnknownStream(LookupError):
@@ -49,10 +60,16 @@ class EventLog(Protocol):
         empty batch after `idle_timeout` seconds without an event, so the caller can keep alive."""
         ...
 
+    def retained(self, stream_id: str) -> Retained: ...
+
 
 @dataclass(slots=True)
 class _Stream:
-    events: list[Event] = field(default_factory=list)
+    # events[seq - 1]; None where a later event superseded it.
+    events: list[Event | None] = field(default_factory=list)
+    tail_only: list[int] = field(default_factory=list)  # indices of kept tail-only events
+    kept: int = 0
+    kept_bytes: int = 0
     closed: bool = False
     # One future shared by every waiting reader; resolved and dropped on each change.
     waiter: asyncio.Future[None] | None = None
@@ -77,7 +94,19 @@ class MemoryEventLog:
             raise ValueError(f"event stream {stream_id!r} is closed")
         if event.seq != len(stream.events) + 1:
             raise ValueError(f"event {event.seq} out of order; expected {len(stream.events) + 1}")
+        if event.replaces_tail:
+            for index in stream.tail_only:
+                superseded = stream.events[index]
+                if superseded is not None:
+                    stream.kept -= 1
+                    stream.kept_bytes -= len(superseded.frame)
+                    stream.events[index] = None
+            stream.tail_only.clear()
+        if event.tail_only:
+            stream.tail_only.append(len(stream.events))
         stream.events.append(event)
+        stream.kept += 1
+        stream.kept_bytes += len(event.frame)
         stream.wake()
 
     def close(self, stream_id: str) -> None:
@@ -94,6 +123,10 @@ class MemoryEventLog:
     def __contains__(self, stream_id: str) -> bool:
         return stream_id in self._streams
 
+    def retained(self, stream_id: str) -> Retained:
+        stream = self._get(stream_id)
+        return Retained(stream.kept, stream.kept_bytes)
+
     async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
         stream = self._get(stream_id)
         cursor = max(after, 0)  # events[i] has seq i + 1, so the cursor is also an index
@@ -101,9 +134,10 @@ class MemoryEventLog:
         while True:
             if len(stream.events) > cursor:
                 # Everything available at once: one write per wake-up, not one per event.
-                batch = stream.events[cursor:]
-                cursor += len(batch)
-                yield _skip_superseded_tails(batch)
+                batch = [event for event in stream.events[cursor:] if event is not None]
+                cursor = len(stream.events)
+                if batch:
+                    yield batch
                 continue
             if stream.closed:
                 return
@@ -121,10 +155,3 @@ class MemoryEventLog:
             return self._streams[stream_id]
         except KeyError:
             raise UnknownStream(stream_id) from None
-
-
-def _skip_superseded_tails(batch: list[Event]) -> list[Event]:
-    last_tail = next((i for i in range(len(batch) - 1, -1, -1) if batch[i].replaces_tail), -1)
-    if last_tail <= 0:
-        return batch
-    return [event for i, event in enumerate(batch) if not (event.only_tail and i < last_tail)]

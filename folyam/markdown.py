@@ -1,15 +1,15 @@
-"""Markdown to safe HTML, in one go or incrementally as an answer streams.
+"""Markdown to safe HTML: the parsers, the highlighter and the sanitiser every answer shares.
 
 markdown-it-py parses with raw HTML off and GFM tables and strikethrough on; finished code blocks are
 highlighted once with Pygments (CSS classes only); every piece of HTML then goes through an nh3
-allowlist. Model output never loads anything: images become links that show their URL.
+allowlist. Model output never loads anything: images become links that show their URL, and link text
+cannot hide behind bidirectional or invisible characters.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import jinja2
@@ -28,9 +28,9 @@ from pygments.util import ClassNotFound
 
 from components import render_component
 from components.code_block import CodeBlock
-from folyam.rendering import NewlineNormalizer, RenderUpdate, TailAppend
+from folyam.incremental import IncrementalMarkdown
 
-__all__ = ["IncrementalMarkdown", "MarkdownPipeline"]
+__all__ = ["LINK_REL", "MarkdownPipeline"]
 
 LINK_REL: Final = "nofollow noopener noreferrer"
 _ALIGN_CLASSES: Final = {"align-left", "align-center", "align-right"}
@@ -50,9 +50,10 @@ _CLASSES: Final = {
 # nh3 re-serialises attribute values with a literal "<" and ">"; htmx rewrites "<hx-…" anywhere in a
 # fragment before parsing it, so those characters must not survive inside attributes.
 _ATTRIBUTE_VALUE = re.compile(r'="[^"]*[<>][^"]*"')
-_FENCE_LINE = re.compile(r" {0,3}(```|~~~)")
-# A half-typed line that is only block syntax ("##", "- ", "```py"): shown once its text arrives.
-_BARE_MARKER = re.compile(r"\s*(#{1,6}|[-*+]|\d{1,9}[.)]|>|[-=*_]{2,}|(```|~~~)\S*|\|)\s*")
+_START_TAG = re.compile(r'<[a-z][a-z0-9-]*(?:\s+[^\s"=>/]+(?:="[^"]*")?)*\s*/?>')
+# Bidirectional overrides, isolates and marks, and zero-width characters: in a link's text they can
+# make "gnp.exe" read "exe.png". (Link URLs are percent-encoded by markdown-it, so they show as %E2….)
+_INVISIBLE_CONTROLS = re.compile("[\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 class MarkdownPipeline:
@@ -75,29 +76,64 @@ class MarkdownPipeline:
             link_rel=LINK_REL,
             strip_comments=True,
         )
+        # Sanitised container openings (a table's head, a list's <ol start>), keyed by their raw HTML.
+        self._openings: dict[str, str] = {}
 
     def render(self, source: str, references: dict[str, Any] | None = None, *, live: bool = False) -> Markup:
         """Safe HTML for complete markdown `source`. `live` renders an unfinished block: no highlighting."""
         parser = self._live if live else self._finished
         html = parser.render(source, {"references": dict(references or {})})
-        return Markup(_protect_attributes(self._cleaner.clean(html)))
+        return Markup(self._clean(html))
 
     def parse(self, source: str, env: dict[str, Any]) -> list[Token]:
         return self._live.parse(source, env)
 
-    def render_tokens(self, tokens: Sequence[Token], env: dict[str, Any]) -> Markup:
-        """Safe HTML for finished blocks already parsed (both parsers parse alike; they render code
-        differently): saves parsing the same text twice."""
-        html = self._finished.renderer.render(tokens, self._finished.options, env)
-        return Markup(_protect_attributes(self._cleaner.clean(html)))
+    def render_tokens(self, tokens: Sequence[Token], env: dict[str, Any], *, live: bool = False) -> Markup:
+        """Safe HTML for blocks already parsed: saves parsing the same text twice (both parsers parse
+        alike; they render code differently)."""
+        return Markup(self._clean(self._raw(tokens, env, live=live)))
+
+    def render_children(
+        self, opening: Sequence[Token], children: Sequence[Token], closing: Sequence[Token], env: dict[str, Any],
+        *, live: bool = False,
+    ) -> tuple[Markup, Markup, Markup] | None:  # fmt: skip
+        """Safe HTML for a container (list, table, quote) split into its opening, some of its children
+        (items, rows, blocks) and its closing. The children are sanitised inside the container, since a
+        `<tr>` alone is not valid HTML. None if the sanitiser changed the container's own tags."""
+        raw_opening, raw_closing = self._raw(opening, env, live=live), self._raw(closing, env, live=live)
+        clean_opening = self._openings.get(raw_opening)
+        if clean_opening is None:
+            empty = self._cleaner.clean(raw_opening + raw_closing)
+            if not empty.endswith(raw_closing):
+                return None
+            if len(self._openings) > 256:
+                self._openings.clear()
+            clean_opening = self._openings[raw_opening] = empty[: len(empty) - len(raw_closing)]
+        html = self._cleaner.clean(raw_opening + self._raw(children, env, live=live) + raw_closing)
+        if not (html.startswith(clean_opening) and html.endswith(raw_closing)):
+            return None
+        inner = html[len(clean_opening) : len(html) - len(raw_closing)]
+        return (
+            Markup(_protect_attributes(clean_opening)),
+            Markup(_protect_attributes(inner)),
+            Markup(raw_closing),
+        )
 
     def renderer(self) -> IncrementalMarkdown:
         return IncrementalMarkdown(self)
+
+    def _raw(self, tokens: Sequence[Token], env: dict[str, Any], *, live: bool) -> str:
+        parser = self._live if live else self._finished
+        return str(parser.renderer.render(tokens, parser.options, env))
+
+    def _clean(self, html: str) -> str:
+        return _protect_attributes(self._cleaner.clean(html))
 
     def _parser(self, *, highlight_code: bool) -> MarkdownIt:
         parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
         parser.core.ruler.push("folyam_images_as_links", _images_as_links)
         parser.core.ruler.push("folyam_align_classes", _align_classes)
+        parser.core.ruler.push("folyam_visible_link_text", _visible_link_text)
 
         def fence(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
             token = tokens[idx]
@@ -120,205 +156,6 @@ class MarkdownPipeline:
                 lexer = TextLexer()
             self._lexers[language] = lexer
         return lexer
-
-
-class IncrementalMarkdown:
-    """Renders a growing text so that each finished top-level block is sent once and only the open
-    last block (the live tail) is re-rendered. Work per flush is bounded by the open block's size.
-
-    Block boundaries are decided on complete lines only. A block followed by another block is final:
-    CommonMark never reopens it, with one exception, reference definitions, which may come after the
-    links that use them; a new definition re-renders the finished part once (`RenderUpdate.replace`).
-    """
-
-    def __init__(self, pipeline: MarkdownPipeline) -> None:
-        self._pipeline = pipeline
-        self._newlines = NewlineNormalizer()
-        self._open = ""  # complete lines of the blocks that are not final yet
-        self._partial = ""  # the last, incomplete line
-        self._final_sources: list[str] = []
-        self._references: dict[str, Any] = {}
-        self._tail = Markup()
-        # Set when the tail ends in text that plain words can extend in place (see _extendable).
-        self._extendable: _ExtendableTail | None = None
-
-    def feed(self, text: str) -> RenderUpdate:
-        text = self._newlines.feed(text)
-        extendable = self._extendable
-        if extendable is not None and (_CODE_TEXT if extendable.code else _PLAIN).fullmatch(text):
-            # The common case mid-sentence: no markdown can change, so skip parsing and rendering.
-            self._partial += text
-            return self._extend_tail(extendable, text)
-        self._partial += text
-        append, replace = Markup(), None
-        if "\n" in self._partial:
-            complete, _, self._partial = self._partial.rpartition("\n")
-            self._open += complete + "\n"
-            append, replace = self._settle()
-        return self._update(append, replace, self._render_tail())
-
-    def finish(self) -> RenderUpdate:
-        self._open += self._partial + self._newlines.finish()
-        self._partial = ""
-        append, replace = self._settle(everything=True)
-        return self._update(append, replace, Markup())
-
-    def _settle(self, *, everything: bool = False) -> tuple[Markup, Markup | None]:
-        """Move the blocks that became final out of the open part; returns (append, replace)."""
-        env: dict[str, Any] = {"references": dict(self._references)}
-        tokens = self._pipeline.parse(self._open, env)
-        new_references = env["references"].keys() - self._references.keys()
-        self._references = env["references"]
-        if everything:
-            final, final_tokens, self._open = self._open, tokens, ""
-        else:
-            starts = [i for i, t in enumerate(tokens) if t.level == 0 and t.nesting >= 0 and t.map is not None]
-            if len(starts) < 2:
-                final, final_tokens = "", []
-            else:
-                last = tokens[starts[-1]].map[0]  # type: ignore[index]
-                lines = self._open.splitlines(keepends=True)
-                final, self._open = "".join(lines[:last]), "".join(lines[last:])
-                final_tokens = tokens[: starts[-1]]
-        # Blocks sent earlier were rendered without the new definitions: send them all again, once.
-        stale = bool(new_references) and any("[" in source for source in self._final_sources)
-        if final:
-            self._final_sources.append(final)
-        if stale:
-            return Markup(), self._pipeline.render("".join(self._final_sources), self._references)
-        return (self._pipeline.render_tokens(final_tokens, env) if final else Markup()), None
-
-    def _render_tail(self) -> Markup:
-        self._extendable = None
-        if _inside_fence(self._open):
-            # markdown-it renders an open fence as a code block growing to the end of the text; hide
-            # only a half-typed line that may yet close the fence.
-            partial = "" if _FENCE_PREFIX.fullmatch(self._partial) else self._partial
-            tail = self._pipeline.render(self._open + partial, self._references, live=True)
-            self._extendable = _extendable_code(tail, partial)
-            return tail
-        partial = "" if _BARE_MARKER.fullmatch(self._partial) else self._partial
-        source = self._open + partial
-        if not source.strip():
-            return Markup()
-        softened = _soften_open_syntax(source)
-        tail = self._pipeline.render(softened, self._references, live=True)
-        if softened == source:
-            self._extendable = _extendable(tail, partial)
-        return tail
-
-    def _extend_tail(self, extendable: _ExtendableTail, text: str) -> RenderUpdate:
-        if extendable.code:
-            return self._extended(extendable, escapeHtml(text).replace("&quot;", '"'))
-        visible = extendable.pending_space + text
-        words = visible.rstrip(" ")
-        extendable.pending_space = visible[len(words) :]  # trailing spaces show only once followed
-        return self._extended(extendable, words)
-
-    def _extended(self, extendable: _ExtendableTail, html: str) -> RenderUpdate:
-        if not html:
-            return RenderUpdate(append=Markup())
-        extendable.head += html
-        self._tail = Markup(extendable.head + extendable.closing)
-        return RenderUpdate(append=Markup(), tail=self._tail, tail_append=TailAppend(extendable.path, Markup(html)))
-
-    def _update(self, append: Markup, replace: Markup | None, tail: Markup) -> RenderUpdate:
-        changed = tail != self._tail or replace is not None or bool(append)
-        self._tail = tail
-        return RenderUpdate(append=append, tail=tail if changed else None, replace=replace)
-
-
-@dataclass(slots=True)
-class _ExtendableTail:
-    head: str  # the tail's HTML up to the end of its last text
-    closing: str  # the block closing tags after it
-    path: str  # selector of the element holding that text, relative to the tail element
-    pending_space: str = ""  # trailing spaces of the source, which markdown drops until a word follows
-    code: bool = False  # the text is an open code fence's: any text but a line break extends it
-
-
-def _extendable(tail: str, partial: str) -> _ExtendableTail | None:
-    """When the tail ends in a plain word of a line whose block structure is settled (a paragraph,
-    heading or list item that has begun with a letter), appending plain words (letters, digits,
-    spaces, simple punctuation: nothing markdown gives meaning to) cannot change anything but that
-    text. Then the new tail is the old one with the words inserted before its closing tags."""
-    words = partial.rstrip(" ")
-    if not words or not _PLAIN.fullmatch(words[-1]) or not _SETTLED_LINE.match(partial):
-        return None
-    tail = str(tail)  # plain str from here: Markup would escape what is appended to it
-    closing = _BLOCK_CLOSING.search(tail)
-    if closing is None or not tail[: closing.start()].endswith(words[-1]):
-        return None
-    tags = _CLOSING_TAG.findall(closing.group(0))
-    path = "".join(f" > {tag}:last-child" for tag in reversed(tags))
-    return _ExtendableTail(tail[: closing.start()], closing.group(0), path, partial[len(words) :])
-
-
-def _extendable_code(tail: str, partial: str) -> _ExtendableTail | None:
-    """Inside an open fence any text extends the code, unless the line could still become the
-    closing fence (only spaces, backticks and tildes so far)."""
-    tail = str(tail)
-    if not partial or not _SETTLED_CODE_LINE.match(partial) or not tail.endswith(_CODE_CLOSING):
-        return None
-    head = tail[: -len(_CODE_CLOSING)]
-    if not head.endswith(escapeHtml(partial[-1]).replace("&quot;", '"')):
-        return None
-    return _ExtendableTail(head, _CODE_CLOSING, _CODE_PATH, code=True)
-
-
-def _inside_fence(source: str) -> bool:
-    if "```" not in source and "~~~" not in source:
-        return False
-    return sum(1 for line in source.splitlines() if _FENCE_LINE.match(line)) % 2 == 1
-
-
-def _soften_open_syntax(source: str) -> str:
-    """Close what the last paragraph opened but has not closed yet, so the live tail does not flash
-    raw `**`, backticks or half links. Display only: final blocks are rendered from the real text."""
-    head, separator, paragraph = source.rpartition("\n\n")
-    if not _OPENERS.search(paragraph):
-        return source
-    paragraph = _HALF_LINK.sub(r"\1", paragraph)
-    paragraph = _HALF_BRACKET.sub(r"\1", paragraph)
-    open_at: dict[str, int] = {}
-    if paragraph.count("`") % 2:
-        open_at["`"] = paragraph.rfind("`")
-    else:
-        for marker, pattern in _EMPHASIS.items():
-            text = paragraph if len(marker) == 2 else paragraph.replace(marker * 2, "  ")
-            openers = [m.start() for m in pattern[0].finditer(text)]
-            if len(openers) > len(pattern[1].findall(text)):
-                open_at[marker] = openers[-1]
-    if not open_at:
-        return head + separator + paragraph
-    closers = "".join(sorted(open_at, key=open_at.__getitem__, reverse=True))
-    return head + separator + paragraph.rstrip(" ") + closers
-
-
-def _emphasis_patterns(marker: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    m = re.escape(marker)
-    opener = re.compile(rf"(?:^|(?<=[\s(\[]))(?<!\\){m}(?=[^\s{m[-1]}])", re.M)
-    closer = re.compile(rf"(?<=[^\s\\{m[-1]}]){m}(?=$|[\s).,;:!?\]])", re.M)
-    return opener, closer
-
-
-# Characters markdown gives no meaning to in the middle of a line (no `*_[]`~<>&;|#\!` …), and which
-# HTML serialises as themselves.
-_PLAIN: Final = re.compile(r"(?:[^\W_]|[ .,:?'\"()/%+=@$–—“”‘’…-])+")
-# Optional indentation and list, quote or heading markers, then a letter: the line's block is settled.
-_SETTLED_LINE: Final = re.compile(r"[ ]*(?:(?:[-*+]|\d{1,9}[.)]|#{1,6}|>)[ ]+)*[^\W\d_]")
-_BLOCK_CLOSING: Final = re.compile(r"(?:</(?:p|li|ul|ol|h[1-6]|blockquote)>\n?)+\Z")
-_CLOSING_TAG: Final = re.compile(r"</([a-z0-9]+)>")
-# Code: anything but line breaks and the characters markdown-it or the serialiser would change.
-_CODE_TEXT: Final = re.compile(r"[^\r\n\x00\u00a0]+")
-_SETTLED_CODE_LINE: Final = re.compile(r"[ ]{4}|[ `~]*[^ `~]")
-_FENCE_PREFIX: Final = re.compile(r"[ ]{0,3}(`+|~+)[ ]*")
-_CODE_CLOSING: Final = "</code></pre></div>\n"
-_CODE_PATH: Final = " > div:last-child > pre:last-child > code:last-child"
-_OPENERS: Final = re.compile(r"[`*_~\[]")
-_HALF_LINK: Final = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*$")  # [text](http://half…
-_HALF_BRACKET: Final = re.compile(r"!?\[([^\]\n]*)$")  # [half text…
-_EMPHASIS: Final = {marker: _emphasis_patterns(marker) for marker in ("**", "__", "~~", "*", "_")}
 
 
 def _images_as_links(state: StateCore) -> None:
@@ -353,6 +190,24 @@ def _align_classes(state: StateCore) -> None:
                 token.attrSet("class", "align-" + style.removeprefix("text-align:"))
 
 
+def _visible_link_text(state: StateCore) -> None:
+    """Link text and titles lose bidirectional and invisible controls: what a link says is what it shows."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        inside = 0
+        for token in block.children:
+            if token.type == "link_open":
+                inside += 1
+                title = token.attrGet("title")
+                if title:
+                    token.attrSet("title", _INVISIBLE_CONTROLS.sub("", str(title)))
+            elif token.type == "link_close":
+                inside -= 1
+            elif inside and token.type in ("text", "code_inline"):
+                token.content = _INVISIBLE_CONTROLS.sub("", token.content)
+
+
 def _text(content: str) -> Token:
     token = Token("text", "", 0)
     token.content = content
@@ -360,4 +215,11 @@ def _text(content: str) -> Token:
 
 
 def _protect_attributes(html: str) -> str:
-    return _ATTRIBUTE_VALUE.sub(lambda m: m.group(0).replace("<", "&lt;").replace(">", "&gt;"), html)
+    if _ATTRIBUTE_VALUE.search(html) is None:
+        return html  # almost always
+    # Only inside tags: text such as `="<code>x</code>"` holds real tags, not an attribute.
+    return _START_TAG.sub(lambda tag: _ATTRIBUTE_VALUE.sub(_escape_brackets, tag.group(0)), html)
+
+
+def _escape_brackets(value: re.Match[str]) -> str:
+    return value.group(0).replace("<", "&lt;").replace(">", "&gt;")

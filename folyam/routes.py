@@ -5,57 +5,38 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import weakref
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 import jinja2
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream, Template
 from markupsafe import Markup
 
-from components import Answer, Composer, ErrorNotice, Exchange, Partial, UserMessage, render_component
-from components.composer import COMPOSER_ERROR_ID, COMPOSER_ID
+from components import Composer, Exchange, Partial, UserMessage, render_component
+from components.composer import COMPOSER_ID
+from folyam.errors import UserFacingError
 from folyam.event_log import EventLog
-from folyam.generations import Generation, Generations, NotAccepting, TooManyRunning
-from folyam.limits import RateLimiter
-from folyam.sessions import CSRF_FIELD, CSRF_HEADER, SessionSigner, session_id_of
+from folyam.forms import read_form
+from folyam.generations import Generation, Generations, NotAccepting, NotYours, TooManyRunning
+from folyam.limits import RateLimiter, Slots
+from folyam.sessions import CSRF_FIELD, CSRF_HEADER, SessionSigner, is_new_session, session_id_of
 from folyam.settings import Settings
 from folyam.sse import KEEPALIVE_FRAME, event_stream
 
-__all__ = ["ROUTES", "UserFacingError", "user_facing_error"]
+__all__ = ["ROUTES"]
 
-THREAD_ID = "thread"
-_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+THREAD_ID: Final = "thread"
+_ID: Final = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_CURSOR: Final = re.compile(r"[0-9]{1,18}")  # ASCII digits only: int() accepts "²" where isdigit() does
+# Besides the question: request_id and csrf_token, each well under this.
+_FORM_OVERHEAD: Final = 2_048
+_MAX_FIELDS: Final = 8
 AnyRequest = Request[Any, Any, State]
-
-
-class UserFacingError(HTTPException):
-    """An error the person sees as the error fragment by the composer (or as a small page)."""
-
-    def __init__(self, status_code: int, title: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status_code=status_code, detail=message, headers=headers)
-        self.title = title
-        self.message = message
-
-
-def user_facing_error(request: AnyRequest, exc: HTTPException) -> Response[str]:
-    """Every HTTP error becomes the one error fragment: for htmx, swapped into the composer's error slot;
-    otherwise inside a page of its own."""
-    if isinstance(exc, UserFacingError):
-        notice = ErrorNotice(exc.title, exc.message)
-    elif exc.status_code == 404:
-        notice = ErrorNotice("Not found", "There is nothing here, or it is not yours.")
-    else:
-        notice = ErrorNotice("Request refused", str(exc.detail))
-    env: jinja2.Environment = request.app.state.jinja
-    if request.headers.get("HX-Request") == "true":
-        content = render_component(env, Partial(f"#{COMPOSER_ERROR_ID}", "innerHTML", render_component(env, notice)))
-    else:
-        content = Markup(env.get_template("pages/error.html").render(notice=notice))
-    return Response(content, media_type=MediaType.HTML, status_code=exc.status_code, headers=exc.headers or None)
 
 
 def _new_id() -> str:
@@ -83,38 +64,58 @@ def _exchange(generation: Generation) -> Exchange:
     return Exchange(message=UserMessage(text=generation.query), answer=generation.answer())
 
 
-def _page(request: AnyRequest, state: State, conversation_id: str, exchanges: list[Exchange]) -> Template:
+def _page_context(
+    request: AnyRequest, state: State, conversation_id: str, exchanges: list[Exchange], streaming: object = None
+) -> dict[str, Any]:
     session_id = session_id_of(request.scope)
     signer: SessionSigner = state.signer
-    return Template(
-        "pages/chat.html",
-        context={
-            "settings": state.settings,
-            "thread_id": THREAD_ID,
-            "exchanges": exchanges,
-            "csrf_header": CSRF_HEADER,
-            "csrf_token": signer.csrf_token(session_id),
-            "composer": _composer(state, session_id, conversation_id),
-        },
-    )
+    return {
+        "settings": state.settings,
+        "thread_id": THREAD_ID,
+        "exchanges": exchanges,
+        "streaming": streaming,
+        "csrf_header": CSRF_HEADER,
+        "csrf_token": signer.csrf_token(session_id),
+        "composer": _composer(state, session_id, conversation_id),
+    }
 
 
-async def _require_csrf(request: AnyRequest, state: State) -> str:
+async def _require_csrf(request: AnyRequest, state: State, *, max_bytes: int) -> tuple[str, dict[str, str] | None]:
+    """The session id, once the request proved it comes from our page; and the form, if it had to be
+    read for the token. Checked before any body is read: without a session cookie no token can be
+    right, and htmx sends the token as a header."""
     session_id = session_id_of(request.scope)
+    if is_new_session(request.scope):
+        raise _page_expired()
+    form = None
     token = request.headers.get(CSRF_HEADER)
     if token is None:
-        form = await request.form()
-        field = form.get(CSRF_FIELD)
-        token = field if isinstance(field, str) else None
+        form = await _read_form(request, state, max_bytes)
+        token = form.get(CSRF_FIELD)
     signer: SessionSigner = state.signer
     if not signer.csrf_ok(session_id, token):
-        raise UserFacingError(403, "Page expired", "Reload the page and ask again.")
-    return session_id
+        raise _page_expired()
+    return session_id, form
+
+
+def _page_expired() -> UserFacingError:
+    return UserFacingError(403, "Page expired", "Reload the page and ask again.")
+
+
+async def _read_form(request: AnyRequest, state: State, max_bytes: int) -> dict[str, str]:
+    settings: Settings = state.settings
+    return await read_form(request, max_bytes=max_bytes, max_fields=_MAX_FIELDS, timeout=settings.body_timeout)
+
+
+def _client(request: AnyRequest) -> str:
+    # The peer's address; a proxy's X-Forwarded-For only counts when the operator trusts that proxy
+    # (FOLYAM_FORWARDED_ALLOW_IPS, applied by uvicorn before we see the request).
+    return request.client.host if request.client else "unknown"
 
 
 @get("/", name="new_chat")
 async def new_chat(request: AnyRequest, state: State) -> Template:
-    return _page(request, state, _new_id(), [])
+    return Template("pages/chat.html", context=_page_context(request, state, _new_id(), []))
 
 
 @get("/chat/{conversation_id:str}", name="chat")
@@ -123,16 +124,19 @@ async def chat(conversation_id: FromPath[str], request: AnyRequest, state: State
     found = generations.conversation(session_id_of(request.scope), _check_id(conversation_id))
     if found is None:
         raise NotFoundException()
-    return _page(request, state, conversation_id, [_exchange(g) for g in found])
+    exchanges = list(map(_exchange, found))
+    return Template("pages/chat.html", context=_page_context(request, state, conversation_id, exchanges))
 
 
 @post("/chat/{conversation_id:str}/messages", name="ask", status_code=200)
 async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str] | Stream:
     _check_id(conversation_id)
-    session_id = await _require_csrf(request, state)
     settings: Settings = state.settings
+    # Any question within the limit fits: 4 bytes per character in UTF-8, 3 characters per byte encoded.
+    max_bytes = settings.max_query_chars * 12 + _FORM_OVERHEAD
+    session_id, form = await _require_csrf(request, state, max_bytes=max_bytes)
     limiter: RateLimiter = state.rate_limiter
-    client = request.client.host if request.client else "unknown"
+    client = _client(request)
     retry_after = limiter.check(client, asyncio.get_running_loop().time())
     if retry_after is not None:
         raise UserFacingError(
@@ -141,29 +145,28 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
             f"Too many questions from here; try again in {retry_after:.0f} s.",
             headers={"Retry-After": str(max(1, round(retry_after)))},
         )
-
-    form = await request.form()
-    raw_query, raw_request_id = form.get("query"), form.get("request_id")
-    query = raw_query.strip() if isinstance(raw_query, str) else ""
+    if form is None:
+        try:
+            form = await _read_form(request, state, max_bytes)
+        except UserFacingError as exc:
+            if exc.status_code != 413:
+                raise
+            raise _question_too_long(settings, None) from None
+    query = form.get("query", "").strip()
     if not query:
         raise UserFacingError(422, "Nothing to ask", "Type a question first.")
     if len(query) > settings.max_query_chars:
-        raise UserFacingError(
-            413,
-            "Question too long",
-            f"It has {len(query):,} characters; the limit is {settings.max_query_chars:,}.",
-        )
-    request_id = raw_request_id if isinstance(raw_request_id, str) and _ID.fullmatch(raw_request_id) else _new_id()
+        raise _question_too_long(settings, len(query))
+    raw_request_id = form.get("request_id", "")
+    request_id = raw_request_id if _ID.fullmatch(raw_request_id) else _new_id()
 
     generations: Generations = state.generations
     try:
-        generation, _ = generations.start(session_id, conversation_id, request_id, query)
-    except PermissionError:
+        generation, _ = generations.start(session_id, conversation_id, request_id, query, client=client)
+    except NotYours:
         raise NotFoundException() from None
     except TooManyRunning as exc:
-        raise UserFacingError(
-            429, "Too many answers at once", f"Wait for one of your {exc.limit} running answers to finish."
-        ) from None
+        raise _too_many_running(exc) from None
     except NotAccepting:
         raise UserFacingError(503, "Server restarting", "Try again in a moment.") from None
 
@@ -179,41 +182,82 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
     return Response(body, media_type=MediaType.HTML, headers={"HX-Push-Url": f"/chat/{conversation_id}"})
 
 
+def _question_too_long(settings: Settings, length: int | None) -> UserFacingError:
+    limit = f"the limit is {settings.max_query_chars:,} characters"
+    message = f"It has {length:,} characters; {limit}." if length is not None else f"It is too long; {limit}."
+    return UserFacingError(413, "Question too long", message)
+
+
+def _too_many_running(exc: TooManyRunning) -> UserFacingError:
+    if exc.scope == "session":
+        return UserFacingError(
+            429, "Too many answers at once", f"Wait for one of your {exc.limit} running answers to finish."
+        )
+    if exc.scope == "client":
+        return UserFacingError(
+            429, "Too many answers at once", f"{exc.limit} answers are running from your address; wait a little."
+        )
+    return UserFacingError(503, "Server busy", "Too many answers are running right now; try again in a moment.")
+
+
+class _StatusWhenDone:
+    """The answer's status as it is when the page reaches it: after the body, so once it has ended."""
+
+    def __init__(self, generation: Generation) -> None:
+        self._generation = generation
+
+    def __html__(self) -> str:
+        return self._generation.status or ""
+
+
 def _streamed_page(request: AnyRequest, state: State, conversation_id: str, generation: Generation) -> Stream:
-    """Without JavaScript the form posts normally: the answer comes as an HTML document streamed as it
-    is written, each finished block as it is done (a plain page cannot replace a live tail)."""
+    """Without JavaScript the form posts normally: the answer comes as the chat page streamed as it is
+    written, each finished block as it is done (a plain page cannot replace a live tail). The page is
+    rendered by Jinja's async mode, which reaches the answer's body and waits on its blocks: the page's
+    structure decides where they go, whatever the question says."""
     generations: Generations = state.generations
     event_log: EventLog = state.event_log
     session_id = session_id_of(request.scope)
     earlier = [g for g in generations.conversation(session_id, conversation_id) or [] if g.id != generation.id]
-    streaming = Answer(generation_id=generation.id, events_url=None, body=_BODY_MARK, status=_STATUS_MARK)
-    exchanges = [*map(_exchange, earlier), Exchange(UserMessage(generation.query), streaming)]
-    page = _page(request, state, conversation_id, exchanges)
-    html = state.jinja.get_template(page.template_name).render(page.context)
-    head, _, rest = html.partition(_BODY_MARK)
-    middle, _, foot = rest.partition(_STATUS_MARK)
 
-    async def document() -> AsyncIterator[str]:
-        yield head
+    async def blocks() -> AsyncIterator[Markup]:
+        # An empty block tells `_sent_together` to send what the page has so far: it waits next.
+        yield Markup()
         sent = 0
         async for _ in event_log.follow(generation.id, 0, state.settings.keepalive_interval):
-            for part in generation.body[sent:]:
-                yield part
+            for block in generation.body[sent:]:
+                yield block
             sent = len(generation.body)
-        yield middle
-        yield generation.status or Markup()
-        yield foot
+            yield Markup()
 
-    return Stream(document(), media_type=MediaType.HTML, headers={"X-Accel-Buffering": "no"})
+    streaming = {
+        "message": UserMessage(generation.query),
+        "generation_id": generation.id,
+        "body": blocks(),
+        "status": _StatusWhenDone(generation),
+    }
+    context = _page_context(request, state, conversation_id, list(map(_exchange, earlier)), streaming)
+    page = state.streaming_jinja.get_template("pages/chat.html").generate_async(context)
+    return Stream(_sent_together(page), media_type=MediaType.HTML, headers={"X-Accel-Buffering": "no"})
 
 
-_BODY_MARK = Markup("\x00body\x00")
-_STATUS_MARK = Markup("\x00status\x00")
+async def _sent_together(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Jinja yields every piece of output on its own; they go out together, up to each point where the
+    page waits for the answer (an empty piece), not one socket write each."""
+    buffer: list[str] = []
+    async for piece in pieces:
+        if piece:
+            buffer.append(piece)
+        elif buffer:
+            yield "".join(buffer)
+            buffer.clear()
+    if buffer:
+        yield "".join(buffer)
 
 
 @post("/generations/{generation_id:str}/stop", name="stop", status_code=204)
 async def stop(generation_id: FromPath[str], request: AnyRequest, state: State) -> None:
-    session_id = await _require_csrf(request, state)
+    session_id, _ = await _require_csrf(request, state, max_bytes=_FORM_OVERHEAD)
     generations: Generations = state.generations
     generation = generations.get(session_id, _check_id(generation_id))
     if generation is None:
@@ -230,22 +274,41 @@ async def events(
 ) -> Stream:
     generations: Generations = state.generations
     event_log: EventLog = state.event_log
-    if generations.get(session_id_of(request.scope), _check_id(generation_id)) is None:
+    session_id = session_id_of(request.scope)
+    if generations.get(session_id, _check_id(generation_id)) is None:
         raise NotFoundException()
     cursor = _cursor(request.headers.get("last-event-id"), after)
     keepalive = state.settings.keepalive_interval
+    streams: Slots = state.open_streams
+    if not streams.try_take(session_id):
+        raise UserFacingError(
+            429, "Too many open streams", f"This browser already follows {streams.limit} answers; close a tab."
+        )
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            streams.give_back(session_id)
 
     async def frames() -> AsyncIterator[bytes]:
-        async for batch in event_log.follow(generation_id, cursor, keepalive):
-            yield b"".join([event.frame for event in batch]) if batch else KEEPALIVE_FRAME
+        try:
+            async for batch in event_log.follow(generation_id, cursor, keepalive):
+                yield b"".join([event.frame for event in batch]) if batch else KEEPALIVE_FRAME
+        finally:
+            release()
 
-    return event_stream(frames())
+    stream = frames()
+    # Also when the response never starts iterating (the client left first): then `finally` never runs.
+    weakref.finalize(stream, release)
+    return event_stream(stream)
 
 
 def _cursor(last_event_id: str | None, after: int | None) -> int:
     # The header is what the SSE client sends on reconnect, so it is newer than ?after=.
     value = (last_event_id or "").strip()
-    if value.isdigit() and len(value) <= 18:  # ids are small; a huge number is no reason to fail
+    if _CURSOR.fullmatch(value):  # ids are small; a huge or odd one is no reason to fail
         return int(value)
     return max(after or 0, 0)
 

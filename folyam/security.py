@@ -1,4 +1,5 @@
-"""Security headers that every response carries, static files and event streams included."""
+"""Security headers that every response carries, static files and event streams included, and the
+no-store that every per-session response carries."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ SECURITY_HEADERS: Final = (
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
-    """A `before_send` hook: it sees every response start, unlike per-route response headers."""
+    """A `before_send` hook: it sees every response start, unlike per-route response headers. Everything
+    but the static files belongs to one browser session, so no cache (a proxy's or the browser's) keeps it."""
     if message["type"] == "http.response.start":
         headers = MutableScopeHeaders.from_message(message)
         for name, value in SECURITY_HEADERS:
             headers[name] = value
+        if not str(scope["path"]).startswith("/static/"):
+            headers["Cache-Control"] = "no-store"

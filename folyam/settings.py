@@ -43,8 +43,23 @@ class Settings:
     # Finished answers stay resumable (and their conversation page renders) this long, seconds.
     retention: float = 900.0
     max_running_per_session: int = 3
+    # Running answers per client address (a fresh cookie costs nothing, an address does), and in all.
+    max_running_per_client: int = 6
+    max_running: int = 500
+    # Event streams one browser session may hold open at once.
+    max_streams_per_session: int = 12
     # Questions a client (IP address) may ask per minute.
     rate_limit_per_minute: int = 30
+    # Addresses whose X-Forwarded-For / X-Forwarded-Proto headers are believed (a reverse proxy),
+    # comma-separated, "*" for any; None: no proxy headers are trusted.
+    forwarded_allow_ips: str | None = None
+    # A request's line and headers together may not exceed this many bytes (HTTP 431 beyond).
+    max_header_bytes: int = 32_768
+    # Seconds a client gets to send a request's headers, and then its body; silent ones are closed.
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    # Seconds a client may leave our writes unread (its socket full) before it is disconnected.
+    send_timeout: float = 30.0
     # On SIGTERM, running answers get this long to finish before they are ended with a notice.
     shutdown_grace: float = 10.0
     # Signs session cookies and CSRF tokens; unset: a random one per process (set it when several
@@ -72,6 +87,7 @@ class Settings:
             "model": env.get("FOLYAM_MODEL") or (DEFAULT_OPENAI_MODEL if provider == "openai" else "folyam-demo"),
             "secret_key": env.get("FOLYAM_SECRET_KEY") or None,
             "secure_cookies": env.get("FOLYAM_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
+            "forwarded_allow_ips": env.get("FOLYAM_FORWARDED_ALLOW_IPS", "").strip() or None,
         }
         for name, kind in _ENV_NUMBERS.items():
             raw = env.get(f"FOLYAM_{name.upper()}")
@@ -92,7 +108,14 @@ _ENV_NUMBERS: dict[str, type[int] | type[float]] = {
     "keepalive_interval": float,
     "retention": float,
     "max_running_per_session": int,
+    "max_running_per_client": int,
+    "max_running": int,
+    "max_streams_per_session": int,
     "rate_limit_per_minute": int,
+    "max_header_bytes": int,
+    "header_timeout": float,
+    "body_timeout": float,
+    "send_timeout": float,
     "shutdown_grace": float,
     "demo_first_token_delay": float,
     "demo_tokens_per_second": float,

@@ -11,7 +11,8 @@ from litestar.response.sse import ServerSentEventMessage
 __all__ = ["KEEPALIVE_FRAME", "encode_event", "event_stream"]
 
 HEADERS: Final = {
-    "Cache-Control": "no-cache",
+    # Per-session content: not kept by any cache (see folyam.security, which sets it on every page too).
+    "Cache-Control": "no-store",
     # Tells nginx and friends not to buffer the stream.
     "X-Accel-Buffering": "no",
 }

@@ -89,7 +89,7 @@ def test_every_response_carries_the_strict_csp(client: httpx.Client, demo_server
     for headers in (page.headers, fragment.headers, static.headers, sse_headers):
         assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         assert headers["x-content-type-options"] == "nosniff"
-    assert sse_headers["cache-control"] == "no-cache"
+    assert sse_headers["cache-control"] == "no-store"
     assert sse_headers["x-accel-buffering"] == "no"
 
 

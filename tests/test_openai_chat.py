@@ -6,7 +6,10 @@ import pytest
 
 from folyam.providers import TextDelta, UpstreamBroken, Usage
 from folyam.providers.openai_chat import OpenAIChatProvider, _pieces
+from folyam.redaction import Redactor
 from tests.support.fake_upstream import FakeUpstream, Script
+
+NO_SECRETS = Redactor()
 
 
 @pytest.fixture
@@ -26,18 +29,18 @@ async def test_streams_text_deltas_then_usage(provider: OpenAIChatProvider, upst
 
 
 def test_chunk_decoding_reads_only_what_it_needs() -> None:
-    assert _pieces('{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}') == []
-    assert _pieces('{"choices":[{"delta":{"content":"x"},"logprobs":null}],"extra":1}') == [TextDelta("x")]
-    assert _pieces('{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}') == [
+    assert _pieces('{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}', NO_SECRETS) == []
+    assert _pieces('{"choices":[{"delta":{"content":"x"},"logprobs":null}],"extra":1}', NO_SECRETS) == [TextDelta("x")]
+    assert _pieces('{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}', NO_SECRETS) == [
         Usage(1, 2, 3)
     ]
-    assert _pieces('{"choices":[{"delta":{}}],"usage":null}') == []
+    assert _pieces('{"choices":[{"delta":{}}],"usage":null}', NO_SECRETS) == []
 
 
 def test_error_chunks_and_garbage_are_upstream_breaks() -> None:
     with pytest.raises(UpstreamBroken, match="reported an error: overloaded"):
-        _pieces('{"error":{"message":"overloaded"}}')
+        _pieces('{"error":{"message":"overloaded"}}', NO_SECRETS)
     with pytest.raises(UpstreamBroken, match="reported an error: plain"):
-        _pieces('{"error":"plain"}')
+        _pieces('{"error":"plain"}', NO_SECRETS)
     with pytest.raises(UpstreamBroken, match="malformed chunk"):
-        _pieces("{not json")
+        _pieces("{not json", NO_SECRETS)

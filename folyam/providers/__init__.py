@@ -59,15 +59,17 @@ class Provider(Protocol):
 
 
 class ProviderError(Exception):
-    """Base of the failures a provider reports; `str()` is a plain sentence fit to show a user."""
+    """Base of the failures a provider reports. `str()` is a plain sentence fit to show a person, free
+    of secrets; `detail` is what the server log gets (also redacted)."""
 
     title = "The model failed"
     # Worth another try when nothing was answered yet (overload, outage, a dropped connection).
     transient = False
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.detail = detail or message
 
 
 class UpstreamAuthFailed(ProviderError):

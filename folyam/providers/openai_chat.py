@@ -30,6 +30,7 @@ from folyam.providers import (
     UpstreamUnreachable,
     Usage,
 )
+from folyam.redaction import Redactor
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -87,6 +88,8 @@ class OpenAIChatProvider:
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or _PLACEHOLDER_KEY, timeout=timeout, max_retries=0
         )
+        # What the SDK resolved (it also reads OPENAI_API_KEY / OPENAI_BASE_URL itself).
+        self._redact = Redactor([self._client.api_key, api_key, httpx2.URL(str(self._client.base_url)).password])
 
     @property
     def model(self) -> str:
@@ -136,28 +139,39 @@ class OpenAIChatProvider:
                     payload = line[5:].strip()
                     if payload == "[DONE]":
                         return
-                    for piece in _pieces(payload):
+                    for piece in _pieces(payload, self._redact):
                         yield piece
         except openai.APIStatusError as exc:
-            raise _status_error(exc) from exc
+            raise _status_error(exc, self._redact) from exc
         except openai.APITimeoutError as exc:
-            raise UpstreamTimedOut(f"No answer from the model server at {self._client.base_url}.") from exc
+            raise UpstreamTimedOut("No answer from the model server.", detail=self._where(exc)) from exc
         except openai.APIConnectionError as exc:
-            raise UpstreamUnreachable(f"Could not connect to the model server at {self._client.base_url}.") from exc
+            raise UpstreamUnreachable("Could not connect to the model server.", detail=self._where(exc)) from exc
         except httpx2.TimeoutException as exc:
-            raise UpstreamTimedOut("The model server went silent in the middle of the answer.") from exc
+            raise UpstreamTimedOut(
+                "The model server went silent in the middle of the answer.", detail=self._where(exc)
+            ) from exc
         except httpx2.TransportError as exc:
-            raise UpstreamDropped("The connection to the model server broke off.") from exc
+            raise UpstreamDropped("The connection to the model server broke off.", detail=self._where(exc)) from exc
+
+    def _where(self, exc: Exception) -> str:
+        """For the server log: which server, and what went wrong, without credentials."""
+        cause = exc.__cause__ or exc.__context__
+        reason = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {exc}"
+        return self._redact(f"{self._client.base_url} — {reason}")
 
 
-def _pieces(payload: str) -> list[StreamPiece]:
+def _pieces(payload: str, redact: Redactor) -> list[StreamPiece]:
     try:
         chunk = _decode_chunk(payload)
     except msgspec.DecodeError as exc:
-        raise UpstreamBroken("The model server sent a malformed chunk.") from exc
+        raise UpstreamBroken("The model server sent a malformed chunk.", detail=f"{exc}: {payload[:200]!r}") from exc
     if chunk.error is not None:
+        # The server's own words, which may echo our request: redacted and trimmed.
         message = chunk.error if isinstance(chunk.error, str) else chunk.error.message
-        raise UpstreamBroken(f"The model server reported an error: {message or 'no details'}.")
+        raise UpstreamBroken(
+            f"The model server reported an error: {redact.for_people(message) or 'no details'}", detail=redact(message)
+        )
     pieces: list[StreamPiece] = [
         TextDelta(choice.delta.content)
         for choice in chunk.choices[:1]
@@ -169,23 +183,25 @@ def _pieces(payload: str) -> list[StreamPiece]:
     return pieces
 
 
-def _status_error(exc: openai.APIStatusError) -> ProviderError:
+def _status_error(exc: openai.APIStatusError, redact: Redactor) -> ProviderError:
     status = exc.status_code
+    detail = redact(f"HTTP {status}: {exc.message}")
     if status in (401, 403):
         return UpstreamAuthFailed(
-            f"The model server answered HTTP {status}: check OPENAI_API_KEY and the account's access."
+            f"The model server answered HTTP {status}: check OPENAI_API_KEY and the account's access.", detail=detail
         )
     retry_after = _retry_after(exc.response.headers.get("retry-after"))
     if status == 429:
         return UpstreamRateLimited(
             f"The model server answered HTTP {status} (too many requests or no quota left). Try again later.",
             retry_after=retry_after,
+            detail=detail,
         )
     if status >= 500:
         return UpstreamUnavailable(
-            f"The model server answered HTTP {status}. Try again in a moment.", retry_after=retry_after
+            f"The model server answered HTTP {status}. Try again in a moment.", retry_after=retry_after, detail=detail
         )
-    return UpstreamRejected(f"The model server answered HTTP {status}: {_short(exc.message)}")
+    return UpstreamRejected(f"The model server answered HTTP {status}: {redact.for_people(exc.message)}", detail=detail)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -200,7 +216,3 @@ def _delay(attempt: int, backoff: float, retry_after: float | None) -> float:
         return min(retry_after, _MAX_RETRY_DELAY)
     jitter = random.uniform(0.75, 1.25)
     return min(backoff * (2.0**attempt) * jitter, _MAX_RETRY_DELAY)
-
-
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

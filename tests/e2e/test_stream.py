@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -139,15 +140,29 @@ def test_an_upstream_that_never_answers_times_out(
     assert answer_html(frames) == ""
 
 
-def test_connection_refused_is_named(
-    client: httpx.Client, start_server: Callable[..., AbstractContextManager[str]]
+def test_connection_refused_is_named_and_the_address_goes_to_the_log_only(
+    client: httpx.Client, start_server: Callable[..., AbstractContextManager[str]], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    dead_upstream = f"http://127.0.0.1:{free_port()}/v1"
+    dead_upstream = f"http://operator:hunter2-pw@127.0.0.1:{free_port()}/v1"
     with start_server(provider="openai", model="m", openai_base_url=dead_upstream, openai_api_key="sk-x") as url:
         _, frames = read_events(client, ask(client, url, "q"))
     status = assert_well_formed(frames)
     assert "Could not reach the model server" in status
-    assert dead_upstream.removesuffix("/v1") in status
+    assert "127.0.0.1" not in status and "hunter2" not in status  # a visitor learns nothing of the upstream
+    logged = server_log(capfd, "Could not reach the model server")
+    assert "127.0.0.1" in logged
+    assert "hunter2" not in logged and "operator" not in logged
+
+
+def server_log(capfd: pytest.CaptureFixture[str], until: str, timeout: float = 5) -> str:
+    """What the server logged (to stderr, from its logging thread) once `until` appears in it."""
+    logged = ""
+    deadline = time.monotonic() + timeout
+    while until not in logged and time.monotonic() < deadline:
+        time.sleep(0.05)
+        logged += capfd.readouterr().err
+    assert until in logged, logged
+    return logged
 
 
 def test_reconnect_with_last_event_id_loses_and_repeats_nothing(client: httpx.Client, demo_server: str) -> None:

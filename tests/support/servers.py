@@ -11,6 +11,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from litestar import Litestar
+
+from folyam.server import uvicorn_config
+from folyam.settings import Settings
 
 
 def free_port() -> int:
@@ -21,13 +25,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, *, lifespan: str = "on") -> Iterator[str]:
-    """Serve an ASGI app with real uvicorn on 127.0.0.1:<free port>; yields the base URL."""
+def serve(app: Any, *, lifespan: str = "on", settings: Settings | None = None) -> Iterator[str]:
+    """Serve an ASGI app with real uvicorn on 127.0.0.1:<free port>; yields the base URL.
+
+    A Folyam app (or any app given `settings`) runs with Folyam's own uvicorn config and limits; other
+    apps, such as the fake upstream, with uvicorn's defaults."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+    if settings is None and isinstance(app, Litestar):
+        settings = app.state.get("settings")
+    if settings is not None:
+        config = uvicorn_config(app, settings, lifespan=lifespan, timeout_graceful_shutdown=2)
+    else:
+        config = uvicorn.Config(
+            app, lifespan=lifespan, log_level="warning", access_log=False, timeout_graceful_shutdown=2
+        )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()

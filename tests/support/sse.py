@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import unescape
 
 import httpx
+
+from tests.support.dom import Document
 
 _PARTIAL = re.compile(r'<hx-partial hx-target="#([^"]+)" hx-swap="([^"]+)">(.*?)</hx-partial>', re.S)
 
@@ -65,17 +68,31 @@ def read_some(client: httpx.Client, url: str, frames: int) -> list[Frame]:
     return [f for f in parse_frames(complete + "\r\n\r\n") if not f.comment]
 
 
-def apply_partials(frames: list[Frame]) -> dict[str, str]:
-    """Swap every <hx-partial> of every frame the way htmx does; returns each target's final HTML."""
-    targets: dict[str, str] = {}
+def apply_partials(frames: list[Frame], initial: dict[str, str] | None = None) -> dict[str, str]:
+    """Swap every <hx-partial> of every frame the way htmx does, starting from `initial` (an element id's
+    HTML, e.g. a reloaded page's); returns each target's final HTML. Body and status are swapped as
+    strings (so they compare with the renderer's output as is); the live tail, whose changes aim inside
+    it, goes through a small DOM and comes back as that DOM serialises it."""
+    targets = dict(initial or {})
+    document = Document()
+    for element_id, html in targets.items():
+        if element_id.endswith("-tail"):
+            document.swap(f"#{element_id}", "innerHTML", html)
     for frame in frames:
-        for target, swap, content in _PARTIAL.findall(frame.data):
-            if swap == "innerHTML":
-                targets[target] = content
+        for raw_target, swap, content in _PARTIAL.findall(frame.data):
+            target = unescape(raw_target)
+            element_id, _, path = target.partition(" ")
+            if element_id.endswith("-tail"):
+                document.swap(f"#{target}", swap, content)
+            elif path:
+                raise AssertionError(f"a swap inside #{element_id}: {target!r}")
+            elif swap == "innerHTML":
+                targets[element_id] = content
             elif swap == "beforeend":
-                targets[target] = targets.get(target, "") + content
+                targets[element_id] = targets.get(element_id, "") + content
             else:
                 raise AssertionError(f"unexpected swap {swap!r} in {frame.data!r}")
+    targets.update({element_id: element.inner_html() for element_id, element in document.by_id.items()})
     return targets
 
 

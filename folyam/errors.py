@@ -1,0 +1,45 @@
+"""Errors a person sees: one exception type carrying a title and a plain sentence, and the handler that
+turns every HTTP error into the one error fragment (or a small page without htmx)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from litestar import MediaType, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from markupsafe import Markup
+
+from components import ErrorNotice, Partial, render_component
+from components.composer import COMPOSER_ERROR_ID
+
+__all__ = ["UserFacingError", "user_facing_error"]
+
+
+class UserFacingError(HTTPException):
+    """An error the person sees as the error fragment by the composer (or as a small page)."""
+
+    def __init__(self, status_code: int, title: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
+        self.title = title
+        self.message = message
+
+
+def user_facing_error(request: Request[Any, Any, State], exc: HTTPException) -> Response[str]:
+    """Every HTTP error becomes the one error fragment: for htmx, swapped into the composer's error slot;
+    otherwise inside a page of its own."""
+    if isinstance(exc, UserFacingError):
+        notice = ErrorNotice(exc.title, exc.message)
+    elif exc.status_code == 404:
+        notice = ErrorNotice("Not found", "There is nothing here, or it is not yours.")
+    elif exc.status_code >= 500:
+        notice = ErrorNotice("Something went wrong", "The server could not answer this request.")
+    else:
+        notice = ErrorNotice("Request refused", str(exc.detail))
+    env: jinja2.Environment = request.app.state.jinja
+    if request.headers.get("HX-Request") == "true":
+        content = render_component(env, Partial(f"#{COMPOSER_ERROR_ID}", "innerHTML", render_component(env, notice)))
+    else:
+        content = Markup(env.get_template("pages/error.html").render(notice=notice))
+    return Response(content, media_type=MediaType.HTML, status_code=exc.status_code, headers=exc.headers or None)

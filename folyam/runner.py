@@ -1,0 +1,184 @@
+"""The generation runner: one answer's task, from the provider's stream to the event log.
+
+It never waits for a browser. Deltas are coalesced into at most one event per flush interval (the first
+goes out at once, so time to first token is not delayed); the last events are the status fragment (a
+notice if the answer did not end normally, then the timing) and a named `done` event that closes the
+stream. An upstream that sends more than the output limit is no longer read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Final, Literal
+
+from components import ErrorNotice, Timing
+from folyam.event_log import Event, EventLog
+from folyam.fragments import AnswerFragments
+from folyam.providers import ProviderError, StreamPiece, TextDelta, Usage
+from folyam.rendering import AnswerRenderer, RenderUpdate
+from folyam.settings import Settings
+from folyam.sse import encode_event
+
+if TYPE_CHECKING:
+    from folyam.generations import Generation
+
+__all__ = ["CHARS_PER_TOKEN", "DONE_EVENT", "GenerationRun", "StopReason"]
+
+DONE_EVENT: Final = "done"
+# An answer longer than this many characters per allowed token is a stream that ignores max_tokens.
+CHARS_PER_TOKEN: Final = 32
+StopReason = Literal["stopped", "shutdown"]
+
+logger = logging.getLogger(__name__)
+
+_NOTICES: Final[dict[StopReason, ErrorNotice]] = {
+    "stopped": ErrorNotice("Stopped", "You stopped this answer; what arrived is kept."),
+    "shutdown": ErrorNotice("The answer was stopped", "The server is shutting down."),
+}
+
+
+class _OutputLimitReached(Exception):
+    """Raised inside the run when the upstream sends more than the output limit allows."""
+
+
+class GenerationRun:
+    """One generation's run: the coalescing clock, the renderer, the limits and the event sequence."""
+
+    def __init__(
+        self,
+        generation: Generation,
+        event_log: EventLog,
+        fragments: AnswerFragments,
+        settings: Settings,
+        renderer: AnswerRenderer,
+    ) -> None:
+        self._generation = generation
+        self._id = generation.id
+        self._log = event_log
+        self._fragments = fragments
+        self._settings = settings
+        self._renderer = renderer
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._next_flush_at = 0.0  # in the past: the first delta is flushed at once
+        self._started_at = self._loop.time()
+        self._first_token_at: float | None = None
+        self._chunks = 0
+        self._chars = 0
+        self._usage: Usage | None = None
+
+    async def execute(self, pieces: AsyncGenerator[StreamPiece], *, model: str) -> None:
+        notice: ErrorNotice | None = None
+        try:
+            async with contextlib.aclosing(pieces), asyncio.timeout(self._settings.generation_timeout):
+                async for piece in pieces:
+                    if isinstance(piece, TextDelta):
+                        self._on_text(piece.text)
+                    else:
+                        self._usage = piece
+        except ProviderError as exc:
+            logger.warning("generation %s ended: %s (%s)", self._id, exc.title, exc.detail)
+            notice = ErrorNotice(exc.title, str(exc))
+        except _OutputLimitReached:
+            limit = self._settings.max_output_tokens
+            notice = ErrorNotice(
+                "The answer reached the output limit",
+                f"The model server sent more than the {limit:,}-token limit; the rest was not read.",
+            )
+        except TimeoutError:
+            notice = ErrorNotice(
+                "The answer took too long",
+                f"It was ended after {self._settings.generation_timeout:g} seconds.",
+            )
+        except asyncio.CancelledError:
+            notice = _NOTICES[self._generation.stop_reason or "shutdown"]
+            if self._generation.stop_reason is None:
+                raise  # cancelled by someone else: end the answer, then let the cancellation through
+        except Exception:
+            logger.exception("generation %s failed", self._id)
+            notice = ErrorNotice("Something went wrong", "An unexpected error ended the answer.")
+        finally:
+            self._finish(notice, model)
+
+    def end_if_unfinished(self, model: str) -> None:
+        """For a task cancelled before its first step, which never ran its body."""
+        if self._generation.finished_at is None:
+            self._finish(_NOTICES[self._generation.stop_reason or "shutdown"], model)
+
+    def _on_text(self, text: str) -> None:
+        if self._first_token_at is None:
+            self._first_token_at = self._loop.time()
+        self._chunks += 1
+        self._chars += len(text)
+        limit = self._settings.max_output_tokens
+        if self._chunks > limit or self._chars > limit * CHARS_PER_TOKEN:
+            raise _OutputLimitReached
+        self._pending.append(text)
+        if self._timer is not None:
+            return  # a flush is already scheduled
+        if self._loop.time() >= self._next_flush_at:
+            self._flush()
+        else:
+            self._timer = self._loop.call_at(self._next_flush_at, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._generation.text.append(text)
+        self._emit_update(self._renderer.feed(text))
+        self._next_flush_at = self._loop.time() + self._settings.flush_interval
+
+    def _finish(self, notice: ErrorNotice | None, model: str) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
+        self._emit_update(self._renderer.finish())
+        status, partial = self._fragments.status(notice, self._timing(model))
+        self._generation.status = status
+        self._emit(partial)
+        self._emit("", DONE_EVENT)
+        self._generation.finished_at = self._loop.time()
+        self._log.close(self._id)
+
+    def _timing(self, model: str) -> Timing:
+        finished_at = self._loop.time()
+        usage = self._usage
+        tokens = usage.completion_tokens if usage is not None else self._chunks
+        first = self._first_token_at
+        streaming_seconds = finished_at - first if first is not None else 0.0
+        return Timing(
+            model=model,
+            first_token_ms=(first - self._started_at) * 1000 if first is not None else None,
+            total_ms=(finished_at - self._started_at) * 1000,
+            chunks=self._chunks,
+            tokens=tokens,
+            tokens_reported=usage is not None,
+            tokens_per_second=tokens / streaming_seconds if streaming_seconds > 0 and tokens else None,
+            prompt_tokens=usage.prompt_tokens if usage is not None else None,
+            total_tokens=usage.total_tokens if usage is not None else None,
+        )
+
+    def _emit_update(self, update: RenderUpdate) -> None:
+        if not update:
+            return
+        generation = self._generation
+        if update.replace is not None:
+            generation.body = [update.replace]
+        if update.append:
+            generation.body.append(update.append)
+        tail_only = update.replace is None and not update.append
+        self._emit(self._fragments.update(update), replaces_tail=update.replaces_tail, tail_only=tail_only)
+
+    def _emit(
+        self, data: str, event: str | None = None, *, replaces_tail: bool = False, tail_only: bool = False
+    ) -> None:
+        seq = self._generation.last_seq + 1
+        self._log.append(self._id, Event(seq, encode_event(seq, data, event), replaces_tail, tail_only))
+        self._generation.last_seq = seq

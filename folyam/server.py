@@ -1,0 +1,263 @@
+"""How Folyam runs under uvicorn: its HTTP protocol with the limits uvicorn lacks, its uvicorn config, and
+the server that drains running answers on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from types import FrameType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httptools
+import uvicorn
+from litestar import Litestar
+from litestar.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from folyam.settings import Settings
+
+if TYPE_CHECKING:
+    from folyam.generations import Generations
+
+__all__ = ["DrainingServer", "FolyamHttpProtocol", "protocol_class", "uvicorn_config"]
+
+_DEFAULTS = Settings()
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside a parser callback: llhttp stops at once, so nothing after it in the buffer is parsed."""
+
+
+class FolyamHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus three limits it lacks: the size of a request's head (431), the
+    time a client gets to send it (408), and the time our writes may sit unread (then the connection is
+    aborted, which also wakes the app's pending send)."""
+
+    max_header_bytes: ClassVar[int] = _DEFAULTS.max_header_bytes
+    header_timeout: ClassVar[float] = _DEFAULTS.header_timeout
+    send_timeout: ClassVar[float] = _DEFAULTS.send_timeout
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._awaiting_head = True  # the next bytes belong to a request's head
+        self._head_begun = False  # and some of them have come
+        self._heads = 0  # heads begun on this connection
+        self._head_size = 0  # the head's URL and complete header lines, as the parser hands them over
+        self._head_received = 0  # bytes of the reads after the one it began in, while it stays incomplete
+        self._refused = False
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # A connection that never sends a byte is closed too (uvicorn only times out idle keep-alives).
+        self._start_header_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_clock()
+        self._stop_send_clock()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # our answer is written and the connection is closing
+        if self._awaiting_head and self._header_timer is None:
+            # On a keep-alive connection the clock starts with the next request's first byte (uvicorn
+            # has just stopped its idle timer, whatever the bytes are).
+            self._start_header_clock()
+        heads = self._heads
+        # As uvicorn's, plus the head-size limit.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._refuse(431, "Request header fields too large")
+            else:
+                self._invalid_request()
+            return
+        except httptools.HttpParserError:
+            self._invalid_request()
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._head_begun and self._heads == heads:
+            # All of this read belongs to a head begun earlier and still incomplete. httptools grows a header
+            # it has not finished by bytes concatenation: stop it a read or two past the limit.
+            self._head_received += len(data)
+            if self._head_received > self.max_header_bytes:
+                self._refuse(431, "Request header fields too large")
+
+    def _invalid_request(self) -> None:
+        msg = "Invalid HTTP request received."
+        self.logger.warning(msg)
+        self.send_400_response(msg)
+
+    # Parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_begun = True
+        self._heads += 1
+        self._head_size = self._head_received = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = self._head_begun = False
+        self._stop_header_clock()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._awaiting_head = True
+        super().on_message_complete()
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.max_header_bytes:
+            raise _HeadTooLarge
+
+    # Limits
+
+    def _start_header_clock(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout, self._header_timed_out)
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        if self._head_begun:
+            self._refuse(408, "Request timeout")
+        elif (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+            self.transport.close()  # nothing came, or nothing but the blank lines HTTP lets a client send
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` without starting the app, and close the connection."""
+        self._refused = True
+        self._stop_header_clock()
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request's response is still being written, and ours would land in its middle:
+            # read no more and close once it is done.
+            self.cycle.keep_alive = False
+            self.flow.pause_reading()
+            return
+        body = message.encode("ascii")
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend(
+            [
+                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-length: %d\r\n" % len(body),
+                b"connection: close\r\n",
+                b"\r\n",
+                body,
+            ]
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()
+
+    def pause_writing(self) -> None:
+        # The peer is not reading and the buffers are full. uvicorn's send would wait for it forever.
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.send_timeout, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._stop_send_clock()
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        # abort, not close: close would wait for the unread buffer to drain. uvicorn's connection_lost then
+        # marks the response disconnected and wakes the app's pending send.
+        self.transport.abort()
+
+    def _stop_header_clock(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _stop_send_clock(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+
+def protocol_class(settings: Settings) -> type[FolyamHttpProtocol]:
+    """FolyamHttpProtocol with the limits in `settings` (uvicorn builds protocols with arguments of its own)."""
+
+    class BoundProtocol(FolyamHttpProtocol):
+        max_header_bytes = settings.max_header_bytes
+        header_timeout = settings.header_timeout
+        send_timeout = settings.send_timeout
+
+    return BoundProtocol
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """The one uvicorn config Folyam runs with; keyword overrides win."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": protocol_class(settings),
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default, and the rate limiter keys on the
+        # client address: believe proxy headers only from the proxies named in the settings.
+        "proxy_headers": settings.forwarded_allow_ips is not None,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+        "server_header": False,
+    }
+    if settings.forwarded_allow_ips is not None:
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
+    return uvicorn.Config(app, **{**options, **overrides})
+
+
+class DrainingServer(uvicorn.Server):
+    """On the first SIGTERM/SIGINT, stop starting answers, let running ones finish within the grace
+    period (then end them with a notice), and only then close the connections. A second signal quits."""
+
+    def __init__(self, config: uvicorn.Config, app: Litestar, grace: float) -> None:
+        super().__init__(config)
+        self._app = app
+        self._grace = grace
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is None or self._draining is not None or sig not in (signal.SIGTERM, signal.SIGINT):
+            super().handle_exit(sig, frame)
+            return
+        # A signal handler runs between bytecodes: hand the work to the event loop.
+        self._loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        generations: Generations = self._app.state.generations
+        await generations.drain(self._grace)
+        await asyncio.sleep(0.2)  # let the streams deliver their final events
+        self.should_exit = True

@@ -1,0 +1,254 @@
+"""The incremental renderer: streamed == one-shot for any cut of any text, the page's tail always what
+the renderer says it is, and work and tail changes bounded per token for every block shape (counted,
+not timed: timings belong in bench/render.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components import make_environment
+from folyam.incremental import IncrementalMarkdown
+from folyam.markdown import MarkdownPipeline
+from tests.support.page import Page, stream
+
+PIPELINE = MarkdownPipeline(make_environment())
+TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+def one_shot(text: str) -> str:
+    return str(PIPELINE.render(text.replace("\r\n", "\n").replace("\r", "\n")))
+
+
+def tokens(text: str) -> list[int]:
+    """Cuts between the tokens a model would send (a word with its leading space)."""
+    cuts, at = [], 0
+    for token in TOKEN.findall(text):
+        at += len(token)
+        cuts.append(at)
+    return cuts
+
+
+MARKDOWN_WORDS = st.sampled_from(
+    ["word", "**bold**", "*it*", "`code`", "~~del~~", "[link](https://x.org)", "[ref][r]", "![img](/i.png)",
+     "_u_", "**open", "`", "[", "](", "<b>", "&amp;", "|", "\\*", "a_b"]
+)  # fmt: skip
+INLINE = st.lists(MARKDOWN_WORDS, min_size=1, max_size=6).map(" ".join)
+ITEM_SEPARATOR = st.sampled_from(["\n", "\n", "\n\n"])
+CODE_LINE = st.sampled_from(["x = 1", "    return x", "", "`not a fence`", "~~", "  ```", "<b>&amp;</b>", "\ty"])
+
+
+@st.composite
+def long_list(draw: st.DrawFn) -> str:
+    """Many items (bullets or numbers, tight or loose), some with a nested item, a fence or a quote."""
+    ordered = draw(st.booleans())
+    items = []
+    for n, text in enumerate(draw(st.lists(INLINE, min_size=2, max_size=12)), 1):
+        marker = f"{n}. " if ordered else "- "
+        pad = " " * len(marker)
+        extra = draw(
+            st.sampled_from(
+                ["", "", f"\n{pad}- nested {n}", f"\n{pad}```sh\n{pad}echo {n}\n{pad}```", f"\n{pad}> quoted {n}"]
+            )
+        )
+        items.append(marker + text + extra + draw(ITEM_SEPARATOR))
+    return "".join(items).rstrip("\n")
+
+
+TABLE = st.tuples(st.lists(INLINE, min_size=1, max_size=3), st.integers(1, 12), st.sampled_from(["", ":", "-:"])).map(
+    lambda t: "| " + " | ".join(t[0]) + " |\n" + "|" + "|".join([f"{t[2]}---"] * len(t[0])) + "|\n"
+    + "".join(f"| r{n} | **{n}** |\n" for n in range(t[1]))
+)  # fmt: skip
+QUOTE = st.lists(INLINE, min_size=2, max_size=8).map(lambda paragraphs: "\n>\n".join("> " + p for p in paragraphs))
+FENCE = st.tuples(st.sampled_from(["```", "~~~", "````"]), st.lists(CODE_LINE, max_size=20)).map(
+    lambda f: f[0] + "py\n" + "".join(line + "\n" for line in f[1]) + f[0]
+)
+BLOCK = st.one_of(
+    INLINE,
+    INLINE.map(lambda s: "# " + s),
+    INLINE.map(lambda s: s + "\n---"),
+    st.lists(INLINE, min_size=1, max_size=3).map(lambda items: "\n".join("- " + i for i in items)),
+    st.lists(INLINE, min_size=1, max_size=3).map(lambda items: "\n".join(f"{n}. {i}" for n, i in enumerate(items, 1))),
+    st.lists(INLINE, min_size=1, max_size=3).map(lambda lines: "\n".join("> " + line for line in lines)),
+    st.tuples(st.sampled_from(["", "python", "js"]), st.lists(INLINE, max_size=3)).map(
+        lambda f: "```" + f[0] + "\n" + "\n".join(f[1]) + "\n```"
+    ),
+    st.tuples(INLINE, INLINE).map(lambda r: f"| {r[0]} | x |\n|---|---|\n| {r[1]} | y |"),
+    st.just("[r]: https://ref.example"),
+    st.just("***"),
+    st.just("```\nnever closed"),
+    st.just("    indented code"),
+    long_list(),
+    TABLE,
+    QUOTE,
+    FENCE,
+)
+SEPARATOR = st.sampled_from(["\n", "\n\n", "\n\n\n", "\r\n\r\n"])
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> tuple[str, list[int]]:
+    blocks = draw(st.lists(BLOCK, min_size=1, max_size=8))
+    separators = draw(st.lists(SEPARATOR, min_size=len(blocks), max_size=len(blocks)))
+    text = "".join(b + s for b, s in zip(blocks, separators, strict=True))
+    if draw(st.booleans()):
+        text = text.rstrip("\r\n")
+    if draw(st.booleans()):
+        cuts = tokens(text)  # as a model sends it
+    else:
+        cuts = draw(st.lists(st.integers(min_value=1, max_value=max(1, len(text) - 1)), max_size=40))
+    return text, cuts
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+def test_any_text_cut_anywhere_streams_to_the_one_shot_render(document: tuple[str, list[int]]) -> None:
+    text, cuts = document
+    page = stream(PIPELINE.renderer(), text, cuts)  # the page's tail is checked after every update
+    assert page.body == one_shot(text)
+    assert page.tail == ""
+
+
+def test_finished_blocks_are_sent_once_and_only_the_tail_changes() -> None:
+    text = "# Title\n\nFirst paragraph.\n\n- a\n- b\n\nLast words"
+    page = stream(PIPELINE.renderer(), text, list(range(1, len(text))))
+    assert page.appended == [
+        "<h1>Title</h1>\n",
+        "<p>First paragraph.</p>\n",
+        # Final as soon as "Last" began a new paragraph, before that line's end.
+        "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n",
+        "<p>Last words</p>\n",
+    ]
+
+
+def test_a_late_reference_definition_renders_the_finished_part_again_once() -> None:
+    renderer = PIPELINE.renderer()
+    first = renderer.feed("Use [x].\n\nNext.\n\n")
+    assert first.append == "<p>Use [x].</p>\n" and first.replace is None
+    update = renderer.feed("[x]: https://x.org\n\nTail\n")
+    assert update.replace is not None and 'href="https://x.org"' in update.replace
+    assert renderer.feed("More\n\n").replace is None
+
+
+def test_the_live_tail_hides_half_typed_syntax() -> None:
+    page = Page(PIPELINE.renderer())
+    tails = []
+    for piece in ["Some **bo", "ld** and [a li", "nk](https://ex"]:
+        page.feed(piece)
+        tails.append(page.tail)
+    assert tails[0] == "<p>Some <strong>bo</strong></p>"
+    assert "**" not in tails[1] and "[" not in tails[1]
+    assert "](" not in tails[2] and "https://ex" not in tails[2]
+
+
+def test_an_open_fence_grows_as_a_code_block_line_by_line() -> None:
+    page = Page(PIPELINE.renderer())
+    page.feed("```python\nx = 1\n")
+    update = page.feed("y = 2\nz")
+    assert '<pre class="highlight"><code>x = 1\ny = 2\nz</code></pre>' in page.tail
+    # Appended as text, not rendered again: the new line, then the half-typed one.
+    assert [(c.swap, c.html) for c in update.tail] == [("beforeend", "y = 2\n"), ("beforeend", "z")]
+    final = page.finish()
+    assert '<span class="n">x</span>' in final.append  # highlighted once, when finished
+
+
+def test_a_line_that_may_close_the_fence_waits_for_its_end() -> None:
+    page = Page(PIPELINE.renderer())
+    page.feed("```\ncode\n``")
+    assert page.tail.endswith("<code>code\n</code></pre></div>")
+    page.feed("`\nafter")
+    assert "<p>after</p>" in page.tail and "code" not in page.tail
+    assert "<code>code\n</code>" in page.body
+
+
+def test_finished_list_items_stay_and_only_the_last_one_changes() -> None:
+    page = Page(PIPELINE.renderer())
+    page.feed("- one\n- two\n- three\n- four\n")
+    assert page.tail == "<ul><li>one</li><li>two</li><li>three</li><li>four</li></ul>"
+    update = page.feed("  more *x*")  # the last item goes on
+    [change] = update.tail
+    assert (change.path, change.swap, change.html) == (
+        " > ul:last-child > :last-child",
+        "outerHTML",
+        "<li>four\nmore <em>x</em></li>\n",
+    )
+    update = page.feed("\n- fi")  # a new item: the one before it is final now, and stays
+    assert [(c.path, c.swap) for c in update.tail] == [(" > ul:last-child > :last-child", "outerHTML")]
+    assert page.tail == "<ul><li>one</li><li>two</li><li>three</li><li>four\nmore <em>x</em></li><li>fi</li></ul>"
+
+
+def test_plain_words_extend_the_tail_in_place() -> None:
+    page = Page(PIPELINE.renderer())
+    first = page.feed("- A list item")
+    assert [c.swap for c in first.tail] == ["innerHTML"]  # rendered: the first time
+    update = page.feed(" grows, word by word")
+    assert page.tail == "<ul><li>A list item grows, word by word</li></ul>"
+    [change] = update.tail
+    assert (change.path, change.swap, change.html) == (
+        " > ul:last-child > li:last-child",
+        "beforeend",
+        " grows, word by word",
+    )
+    assert page.feed(" *emphasis").tail[0].swap == "innerHTML"  # markdown syntax: rendered again
+
+
+PROSE_WORDS = st.sampled_from(
+    ["word", " ", "  ", "Words", ".", ",", "1", "2.", "(x)", '"q"', "'s", "é", "naïve", "—", "-", "=", "%",
+     "a_b", "*", "**", "_", "`", "[", "]", "(", "#", ">", "|", "~", "&", ";", "\\", "\n", "\n\n", "- ", "1. ",
+     "# ", "> ", "```", "    ", "\u00a0", "\t", "```py\n", "~~~\n", "<", "&", '"', "x = 1", "\x00", "`` ",
+     "  - ", "| a | b |\n|---|---|\n", "| "]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(PROSE_WORDS, min_size=1, max_size=60))
+def test_growing_the_tail_in_place_equals_rendering_it_again(pieces: list[str]) -> None:
+    fast, slow = Page(PIPELINE.renderer()), Page(IncrementalMarkdown(PIPELINE, extend_in_place=False))
+    for piece in pieces:
+        assert fast.feed(piece).append == slow.feed(piece).append
+        assert fast.tail == slow.tail, pieces
+
+
+def shapes(n: int) -> dict[str, str]:
+    """Answers made of one long block of each kind, beside prose, `n` children long."""
+    return {
+        "prose": "".join(f"Paragraph {i} says a *little* about `rivers` and [deltas](https://x.org/{i}).\n\n" for i in range(n)),
+        "list": "Intro\n\n" + "".join(f"- item number {i} with *some* words\n" for i in range(n)) + "\nafter\n",
+        "ordered list": "".join(f"{i + 1}. step {i}: run `cmd {i}` now\n" for i in range(n)) + "\nafter\n",
+        "table": "| a | b | c |\n|---|:-:|--:|\n" + "".join(f"| r{i} | **{i}** | x{i} |\n" for i in range(n)) + "\nafter\n",
+        "fence": "```python\n" + "".join(f"def f{i}(x):  # <{i}>\n    return x * {i}\n" for i in range(n)) + "```\n",
+        "blockquote": "".join(f"> paragraph {i} is *quoted* here\n>\n" for i in range(n)) + "\nafter\n",
+        "fence in a list item": "1. Create it:\n   ```sh\n" + "".join(f"   echo {i} > f{i}\n" for i in range(n)) + "   ```\n",
+        "nested list": "- top\n" + "".join(f"  - sub {i} *item*\n" for i in range(n)) + "\nafter\n",
+        "soft-wrapped paragraph": "".join(f"line {i} of one *long* paragraph\n" for i in range(n)) + "\nafter\n",
+    }  # fmt: skip
+
+
+def cost(text: str) -> tuple[float, float, int]:
+    """Characters parsed per character of text, tail-change bytes per character, and the largest change
+    to the tail (after the first few), streaming token by token with every delta rendered."""
+    page = stream(PIPELINE.renderer(), text, tokens(text), verify=False)
+    renderer = page.renderer
+    assert isinstance(renderer, IncrementalMarkdown)
+    assert page.body == one_shot(text) and page.tail == ""
+    sizes = [len(change.html) + len(change.path) for update in page.changes for change in update.tail]
+    return renderer.work / len(text), sum(sizes) / len(text), max(sizes[20:], default=0)
+
+
+# What one child (item, row, paragraph, code line) and its selector add up to, and then some.
+SMALL_CHANGE = 700
+
+
+@pytest.mark.parametrize("shape", sorted(shapes(1)))
+def test_work_per_character_stays_flat_as_a_block_grows(shape: str) -> None:
+    small_work, small_tail, _ = cost(shapes(50)[shape])
+    large_work, large_tail, largest_change = cost(shapes(500)[shape])
+    # Linear: ten times the text costs ten times the work, give or take.
+    assert large_work <= 1.5 * small_work + 5, (small_work, large_work)
+    assert large_tail <= 1.5 * small_tail + 5, (small_tail, large_tail)
+    assert large_work < 200 and large_tail < 150
+    if shape not in ("nested list", "soft-wrapped paragraph"):  # these are rendered whole, on a budget
+        assert largest_change < SMALL_CHANGE, largest_change
