@@ -4,7 +4,7 @@ not timed: timings belong in bench/render.py)."""
 
 from __future__ import annotations
 
-import re
+import itertools
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,22 +14,18 @@ from components import make_environment
 from folyam.incremental import IncrementalMarkdown
 from folyam.markdown import MarkdownPipeline
 from tests.support.page import Page, stream
+from tests.support.shapes import shapes, tokens
 
 PIPELINE = MarkdownPipeline(make_environment())
-TOKEN = re.compile(r"\s*\S+|\s+")
 
 
 def one_shot(text: str) -> str:
     return str(PIPELINE.render(text.replace("\r\n", "\n").replace("\r", "\n")))
 
 
-def tokens(text: str) -> list[int]:
-    """Cuts between the tokens a model would send (a word with its leading space)."""
-    cuts, at = [], 0
-    for token in TOKEN.findall(text):
-        at += len(token)
-        cuts.append(at)
-    return cuts
+def token_cuts(text: str) -> list[int]:
+    """Cuts between the tokens a model would send."""
+    return list(itertools.accumulate(map(len, tokens(text))))
 
 
 MARKDOWN_WORDS = st.sampled_from(
@@ -97,7 +93,7 @@ def documents(draw: st.DrawFn) -> tuple[str, list[int]]:
     if draw(st.booleans()):
         text = text.rstrip("\r\n")
     if draw(st.booleans()):
-        cuts = tokens(text)  # as a model sends it
+        cuts = token_cuts(text)  # as a model sends it
     else:
         cuts = draw(st.lists(st.integers(min_value=1, max_value=max(1, len(text) - 1)), max_size=40))
     return text, cuts
@@ -212,25 +208,10 @@ def test_growing_the_tail_in_place_equals_rendering_it_again(pieces: list[str]) 
         assert fast.tail == slow.tail, pieces
 
 
-def shapes(n: int) -> dict[str, str]:
-    """Answers made of one long block of each kind, beside prose, `n` children long."""
-    return {
-        "prose": "".join(f"Paragraph {i} says a *little* about `rivers` and [deltas](https://x.org/{i}).\n\n" for i in range(n)),
-        "list": "Intro\n\n" + "".join(f"- item number {i} with *some* words\n" for i in range(n)) + "\nafter\n",
-        "ordered list": "".join(f"{i + 1}. step {i}: run `cmd {i}` now\n" for i in range(n)) + "\nafter\n",
-        "table": "| a | b | c |\n|---|:-:|--:|\n" + "".join(f"| r{i} | **{i}** | x{i} |\n" for i in range(n)) + "\nafter\n",
-        "fence": "```python\n" + "".join(f"def f{i}(x):  # <{i}>\n    return x * {i}\n" for i in range(n)) + "```\n",
-        "blockquote": "".join(f"> paragraph {i} is *quoted* here\n>\n" for i in range(n)) + "\nafter\n",
-        "fence in a list item": "1. Create it:\n   ```sh\n" + "".join(f"   echo {i} > f{i}\n" for i in range(n)) + "   ```\n",
-        "nested list": "- top\n" + "".join(f"  - sub {i} *item*\n" for i in range(n)) + "\nafter\n",
-        "soft-wrapped paragraph": "".join(f"line {i} of one *long* paragraph\n" for i in range(n)) + "\nafter\n",
-    }  # fmt: skip
-
-
 def cost(text: str) -> tuple[float, float, int]:
     """Characters parsed per character of text, tail-change bytes per character, and the largest change
     to the tail (after the first few), streaming token by token with every delta rendered."""
-    page = stream(PIPELINE.renderer(), text, tokens(text), verify=False)
+    page = stream(PIPELINE.renderer(), text, token_cuts(text), verify=False)
     renderer = page.renderer
     assert isinstance(renderer, IncrementalMarkdown)
     assert page.body == one_shot(text) and page.tail == ""

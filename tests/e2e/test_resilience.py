@@ -91,11 +91,11 @@ def test_reloading_the_conversation_mid_answer_shows_it_so_far_and_continues(
         assert page.status_code == 200
         events_url = re.search(r'hx-sse:connect="([^"]+)"', page.text)
         assert events_url and "?after=" in events_url.group(1)
-        found = re.search(
-            r'class="answer__body" id="([^"]+)"[^>]*>(.*?)</div>\s*<div class="answer__tail" id="([^"]+)"[^>]*>(.*?)</div>',
-            page.text,
-            re.S,
+        body_and_tail = (
+            r'class="answer__body" id="([^"]+)"[^>]*>(.*?)</div>\s*'
+            r'<div class="answer__tail" id="([^"]+)"[^>]*>(.*?)</div>'
         )
+        found = re.search(body_and_tail, page.text, re.S)
         assert found and found.group(2)  # some of the answer is already on the page
         assert "Stop</button>" in page.text
 
