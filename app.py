@@ -19,7 +19,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from components import make_environment
-from folyam.errors import user_facing_error
+from folyam.errors import internal_error, user_facing_error
 from folyam.event_log import MemoryEventLog
 from folyam.generations import Generations
 from folyam.limits import RateLimiter, Slots
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"settings": settings, "jinja": jinja, "streaming_jinja": streaming_jinja, "signer": signer}),
         middleware=[SessionMiddleware(signer, secure_cookie=settings.secure_cookies)],
-        exception_handlers={HTTPException: user_facing_error},
+        exception_handlers={HTTPException: user_facing_error, Exception: internal_error},
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(jinja)),
         before_send=[add_security_headers],
         logging_config=_logging_config(Redactor([settings.openai_api_key, settings.secret_key])),

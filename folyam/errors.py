@@ -14,7 +14,9 @@ from markupsafe import Markup
 from components import ErrorNotice, Partial, render_component
 from components.composer import COMPOSER_ERROR_ID
 
-__all__ = ["UserFacingError", "user_facing_error"]
+__all__ = ["UserFacingError", "internal_error", "user_facing_error"]
+
+_INTERNAL = ErrorNotice("Something went wrong", "The server could not answer this request.")
 
 
 class UserFacingError(HTTPException):
@@ -34,12 +36,24 @@ def user_facing_error(request: Request[Any, Any, State], exc: HTTPException) -> 
     elif exc.status_code == 404:
         notice = ErrorNotice("Not found", "There is nothing here, or it is not yours.")
     elif exc.status_code >= 500:
-        notice = ErrorNotice("Something went wrong", "The server could not answer this request.")
+        notice = _INTERNAL
     else:
         notice = ErrorNotice("Request refused", str(exc.detail))
+    return _error_response(request, notice, exc.status_code, exc.headers or None)
+
+
+def internal_error(request: Request[Any, Any, State], exc: Exception) -> Response[str]:
+    """Anything else is a fault of ours: logged with its traceback (by Litestar, before this runs), and
+    shown as a plain sentence that gives nothing away."""
+    return _error_response(request, _INTERNAL, 500, None)
+
+
+def _error_response(
+    request: Request[Any, Any, State], notice: ErrorNotice, status_code: int, headers: dict[str, str] | None
+) -> Response[str]:
     env: jinja2.Environment = request.app.state.jinja
     if request.headers.get("HX-Request") == "true":
         content = render_component(env, Partial(f"#{COMPOSER_ERROR_ID}", "innerHTML", render_component(env, notice)))
     else:
         content = Markup(env.get_template("pages/error.html").render(notice=notice))
-    return Response(content, media_type=MediaType.HTML, status_code=exc.status_code, headers=exc.headers or None)
+    return Response(content, media_type=MediaType.HTML, status_code=status_code, headers=headers)

@@ -80,7 +80,9 @@ def _page_context(
     }
 
 
-async def _require_csrf(request: AnyRequest, state: State, *, max_bytes: int) -> tuple[str, dict[str, str] | None]:
+async def _require_csrf(
+    request: AnyRequest, state: State, *, max_bytes: int, too_large: UserFacingError | None = None
+) -> tuple[str, dict[str, str] | None]:
     """The session id, once the request proved it comes from our page; and the form, if it had to be
     read for the token. Checked before any body is read: without a session cookie no token can be
     right, and htmx sends the token as a header."""
@@ -90,7 +92,7 @@ async def _require_csrf(request: AnyRequest, state: State, *, max_bytes: int) ->
     form = None
     token = request.headers.get(CSRF_HEADER)
     if token is None:
-        form = await _read_form(request, state, max_bytes)
+        form = await _read_form(request, state, max_bytes, too_large)
         token = form.get(CSRF_FIELD)
     signer: SessionSigner = state.signer
     if not signer.csrf_ok(session_id, token):
@@ -102,9 +104,16 @@ def _page_expired() -> UserFacingError:
     return UserFacingError(403, "Page expired", "Reload the page and ask again.")
 
 
-async def _read_form(request: AnyRequest, state: State, max_bytes: int) -> dict[str, str]:
+async def _read_form(
+    request: AnyRequest, state: State, max_bytes: int, too_large: UserFacingError | None = None
+) -> dict[str, str]:
     settings: Settings = state.settings
-    return await read_form(request, max_bytes=max_bytes, max_fields=_MAX_FIELDS, timeout=settings.body_timeout)
+    try:
+        return await read_form(request, max_bytes=max_bytes, max_fields=_MAX_FIELDS, timeout=settings.body_timeout)
+    except UserFacingError as exc:
+        if exc.status_code == 413 and too_large is not None:
+            raise too_large from None
+        raise
 
 
 def _client(request: AnyRequest) -> str:
@@ -134,7 +143,8 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
     settings: Settings = state.settings
     # Any question within the limit fits: 4 bytes per character in UTF-8, 3 characters per byte encoded.
     max_bytes = settings.max_query_chars * 12 + _FORM_OVERHEAD
-    session_id, form = await _require_csrf(request, state, max_bytes=max_bytes)
+    too_long = _question_too_long(settings, None)
+    session_id, form = await _require_csrf(request, state, max_bytes=max_bytes, too_large=too_long)
     limiter: RateLimiter = state.rate_limiter
     client = _client(request)
     retry_after = limiter.check(client, asyncio.get_running_loop().time())
@@ -146,12 +156,7 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
             headers={"Retry-After": str(max(1, round(retry_after)))},
         )
     if form is None:
-        try:
-            form = await _read_form(request, state, max_bytes)
-        except UserFacingError as exc:
-            if exc.status_code != 413:
-                raise
-            raise _question_too_long(settings, None) from None
+        form = await _read_form(request, state, max_bytes, too_long)
     query = form.get("query", "").strip()
     if not query:
         raise UserFacingError(422, "Nothing to ask", "Type a question first.")

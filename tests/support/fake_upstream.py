@@ -38,6 +38,8 @@ class Script:
     usage: bool = True
     # A Retry-After header on a "status" fault.
     retry_after: str | None = None
+    # Error messages ("status", "error_event") quote the request's headers back, as some servers do.
+    echo_headers: bool = False
 
 
 @dataclass
@@ -104,9 +106,10 @@ class FakeUpstream:
     async def _chat(self, record: RecordedRequest, disconnected: asyncio.Task[None], send: Any) -> None:
         script = self._next_script()
         model = record.body.get("model", "fake-model")
+        echo = f" (request headers: {json.dumps(record.headers)})" if script.echo_headers else ""
         if script.fault == "status":
             headers = [(b"retry-after", script.retry_after.encode())] if script.retry_after else []
-            await _json(send, script.status, _error_body(script.status), headers)
+            await _json(send, script.status, _error_body(script.status, echo), headers)
             return
         if script.fault == "hang":
             await disconnected
@@ -121,7 +124,7 @@ class FakeUpstream:
         await _event(send, _chunk(model, {"role": "assistant", "content": ""}))
         for index, text in enumerate(script.chunks):
             if script.fault != "none" and index == script.fail_after:
-                await self._fail(script, disconnected, send)
+                await self._fail(script, disconnected, send, echo)
                 return
             if index and script.delay:
                 await asyncio.wait([disconnected], timeout=script.delay)
@@ -129,7 +132,7 @@ class FakeUpstream:
                 return  # the client went away: stop generating, as a real server does
             await _event(send, _chunk(model, {"content": text}))
         if script.fault != "none" and script.fail_after >= len(script.chunks):
-            await self._fail(script, disconnected, send)
+            await self._fail(script, disconnected, send, echo)
             return
         await _event(send, _chunk(model, {}, finish_reason="stop"))
         if script.usage and (record.body.get("stream_options") or {}).get("include_usage"):
@@ -138,13 +141,14 @@ class FakeUpstream:
             await _event(send, {**_chunk(model, {}), "choices": [], "usage": usage})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
-    async def _fail(self, script: Script, disconnected: asyncio.Task[None], send: Any) -> None:
+    async def _fail(self, script: Script, disconnected: asyncio.Task[None], send: Any, echo: str) -> None:
         if script.fault == "drop":
             # Raising after the response started makes uvicorn drop the connection without ending
             # the chunked body: the client sees the peer close mid-message.
             raise ConnectionAbortedError("fake upstream drops the connection")
         if script.fault == "error_event":
-            await _event(send, {"error": {"message": "The server had an error while processing your request."}})
+            message = "The server had an error while processing your request." + echo
+            await _event(send, {"error": {"message": message}})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         await disconnected  # stall
@@ -166,9 +170,9 @@ def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None = None) 
     }
 
 
-def _error_body(status: int) -> dict[str, Any]:
+def _error_body(status: int, echo: str = "") -> dict[str, Any]:
     kinds = {401: "invalid_api_key", 429: "rate_limit_exceeded", 404: "model_not_found"}
-    return {"error": {"message": f"fake upstream error {status}", "type": kinds.get(status, "server_error")}}
+    return {"error": {"message": f"fake upstream error {status}{echo}", "type": kinds.get(status, "server_error")}}
 
 
 async def _event(send: Any, payload: dict[str, Any]) -> None:
