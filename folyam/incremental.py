@@ -279,14 +279,26 @@ class IncrementalMarkdown:
                 self._drop_container()
                 return self._show()
             starts, end = shape
-            parts = self._pipeline.render_children(
-                tokens[: starts[0]] if starts else tokens[:end], tokens[starts[0] : end] if starts else [],
-                tokens[end:], self._last_env, live=True,
-            )  # fmt: skip
+            if len(starts) >= 2:
+                # The half-typed line began a new child: the one before it is finished on the page now
+                # (whatever else happens, the body gets the whole block rendered from its own text).
+                finished = self._pipeline.render_children(
+                    tokens[: starts[0]], tokens[starts[0] : starts[-1]], tokens[end:], self._last_env
+                )
+                if finished is None:
+                    self._drop_container()
+                    return self._show()
+                frozen += str(finished[1])
+                container.anchor = self._line_of(_line(tokens[starts[-1]]))
+                self._structure_budget.reset()
+                self._show_budget.reset()
+            opening = tokens[: starts[0]] if starts else tokens[:end]
+            children = tokens[starts[-1] : end] if starts else []
+            parts = self._pipeline.render_children(opening, children, tokens[end:], self._last_env, live=True)
             if parts is None:
                 self._drop_container()
                 return self._show()
-            html, elements = str(parts[1]), len(starts)
+            html, elements = str(parts[1]), min(len(starts), 1)
         changes = self._replace_region(frozen, html, elements)
         self._extension, self._text_at = None, None
         self._unshown.clear()
@@ -328,9 +340,10 @@ class IncrementalMarkdown:
         if container is None:
             return (TailChange("", "innerHTML", Markup(html)),)
         # The region is the holder's last `old` element children: replace the first, remove the rest
-        # (htmx finds every target before it swaps, so the selectors all name the old elements).
+        # (htmx finds every target before it swaps, so the selectors all name the old elements). Without
+        # its last newline: the one after the element it replaces stays, so whitespace never piles up.
         old, self._region_elements = self._region_elements, elements
-        content = Markup(frozen + html)
+        content = Markup((frozen + html).rstrip("\n"))
         if old == 0:
             return (TailChange(container.holder, "beforeend", content),) if content else ()
         changes = [TailChange(f"{container.holder} > {_nth_last(old)}", "outerHTML", content)]

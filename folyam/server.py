@@ -58,6 +58,10 @@ class FolyamHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Pause (and start the send clock) as soon as anything stays unsent, not past asyncio's 64 KiB:
+        # else the last bytes of a response to a peer that reads nothing would keep it open forever.
+        # A reading peer takes every write at once, so this changes nothing for it.
+        transport.set_write_buffer_limits(high=0)
         # A connection that never sends a byte is closed too (uvicorn only times out idle keep-alives).
         self._start_header_clock()
 

@@ -129,4 +129,10 @@ def _parse_number(name: str, raw: str, kind: type[int] | type[float]) -> int | f
         raise InvalidSetting(f"FOLYAM_{name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
     if value < 0:
         raise InvalidSetting(f"FOLYAM_{name.upper()}={raw!r} must not be negative")
+    if value == 0 and name in _POSITIVE:
+        raise InvalidSetting(f"FOLYAM_{name.upper()}={raw!r} must be more than 0")
     return value
+
+
+# Zero would refuse every request or close every connection at once.
+_POSITIVE = {"max_header_bytes", "header_timeout", "body_timeout", "send_timeout", "max_running"}

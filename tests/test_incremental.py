@@ -169,7 +169,7 @@ def test_finished_list_items_stay_and_only_the_last_one_changes() -> None:
     assert (change.path, change.swap, change.html) == (
         " > ul:last-child > :last-child",
         "outerHTML",
-        "<li>four\nmore <em>x</em></li>\n",
+        "<li>four\nmore <em>x</em></li>",
     )
     update = page.feed("\n- fi")  # a new item: the one before it is final now, and stays
     assert [(c.path, c.swap) for c in update.tail] == [(" > ul:last-child > :last-child", "outerHTML")]

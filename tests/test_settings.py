@@ -30,3 +30,12 @@ def test_numbers_are_read_and_checked() -> None:
         Settings.from_env({"FOLYAM_MAX_QUERY_CHARS": "lots"})
     with pytest.raises(InvalidSetting, match="must not be negative"):
         Settings.from_env({"FOLYAM_FLUSH_INTERVAL": "-1"})
+
+
+def test_limits_that_zero_would_break_must_be_positive() -> None:
+    with pytest.raises(InvalidSetting, match="FOLYAM_SEND_TIMEOUT='0' must be more than 0"):
+        Settings.from_env({"FOLYAM_SEND_TIMEOUT": "0"})
+    assert Settings.from_env({"FOLYAM_FORWARDED_ALLOW_IPS": " 10.0.0.1,10.0.0.2 "}).forwarded_allow_ips == (
+        "10.0.0.1,10.0.0.2"
+    )
+    assert Settings.from_env({}).forwarded_allow_ips is None

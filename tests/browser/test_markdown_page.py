@@ -4,6 +4,7 @@ the finished blocks."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -268,5 +269,50 @@ def test_only_finished_blocks_reach_screen_readers(
     expect(page.get_by_role("paragraph").filter(has_text="The end.")).to_have_count(1)
     expect(tail).to_be_empty()
 
+    assert page_events.page_errors == []
+    assert page_events.unexpected_console_errors() == []
+
+
+OBSERVE_TAIL = """() => {
+  const tail = document.querySelector(".answer__tail");
+  return {
+    done: document.querySelector(".answer .timing") !== null,
+    items: tail.querySelectorAll(":scope > ol > li").length,
+    rows: tail.querySelectorAll(":scope > table > tbody > tr").length,
+    code: (tail.querySelector("pre code") || {textContent: ""}).textContent.length,
+    quoted: tail.querySelectorAll(":scope > blockquote > p").length,
+  };
+}"""
+
+
+def test_long_blocks_grow_child_by_child_in_the_browser(
+    page: Page, page_events: PageEvents, upstream: FakeUpstream, openai_paced_server: str
+) -> None:
+    """A long list (with a code block in an item), a long table and a long quote stream token by token;
+    htmx applies the small swaps inside the live tail, so each block grows there child by child and
+    nothing shown so far is lost, and the finished answer is the one-shot render."""
+    text = (
+        "".join(f"{n}. Step {n}: run `cmd {n}` and **check** it\n" for n in range(1, 41))
+        + "41. Then:\n   ```sh\n" + "".join(f"   echo {n} > out{n}\n" for n in range(60)) + "   ```\n\n"
+        + "| Name | Value |\n|---|---:|\n" + "".join(f"| row {n} | *{n * 3}* |\n" for n in range(50)) + "\n"
+        + "".join(f"> quoted paragraph {n}\n>\n" for n in range(20)) + "\nThe end."
+    )  # fmt: skip
+    upstream.script(Script(chunks=re.findall(r"\s*\S+|\s+", text), delay=0.002))
+    open_chat(page, openai_paced_server)
+
+    ask(page, "Long blocks, please")
+    observations: list[dict[str, Any]] = []
+    deadline = time.monotonic() + ANSWER_TIMEOUT_MS / 1000
+    while not (seen := page.evaluate(OBSERVE_TAIL))["done"]:
+        observations.append(seen)
+        assert time.monotonic() < deadline, f"the answer did not finish; last seen: {seen}"
+        page.wait_for_timeout(15)
+
+    for key, at_least in [("items", 30), ("rows", 30), ("code", 300), ("quoted", 10)]:
+        counts = [o[key] for o in observations if o[key]]
+        assert counts and max(counts) >= at_least, f"{key}: {counts}"
+        # While its block is open, what the tail shows of it only grows.
+        assert counts == sorted(counts), f"{key} went back: {counts}"
+    assert_answer_is_rendering_of(page, text)
     assert page_events.page_errors == []
     assert page_events.unexpected_console_errors() == []
