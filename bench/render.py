@@ -1,94 +1,105 @@
-"""Renderer benchmark: CPU to stream markdown answers of ~1k, 10k and 50k tokens, token by token,
-through the incremental renderer, against re-rendering the whole text on every delta.
+"""Renderer benchmark: CPU per token to stream answers of each block shape (prose, long lists, ordered
+lists, tables, fences, blockquotes, …) token by token through the incremental renderer, at ~800 and
+~8,000 tokens, with every delta rendered (as at a slow model's pace, or FOLYAM_FLUSH_INTERVAL=0) and
+with a few tokens coalesced per delta. The per-token cost must stay flat as an answer grows: at 8,000
+tokens at most 1.5 times the figure at 800, for every shape.
 
-    .venv/bin/python bench/render.py            # prints a markdown table
-    .venv/bin/python bench/render.py --record   # and appends it to bench/RESULTS.md
+    .venv/bin/python bench/render.py                      # prints a markdown table
+    .venv/bin/python bench/render.py --record             # and appends it to bench/RESULTS.md
+    .venv/bin/python bench/render.py --root /tmp/old      # another checkout's renderer (before/after)
+    .venv/bin/python bench/render.py --shapes table,list --sizes 800,4000
 
-The full re-render baseline is too slow to run to the end at 50k tokens (it is quadratic), so it is
-measured on evenly spaced prefixes and integrated over the answer (the trapezoid rule).
+It also reports what a finished answer's event log keeps (frames after compaction) against the
+answer's text, from a run through the real generation runner and in-memory event log.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
-import itertools
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components import make_environment  # noqa: E402
-from folyam.markdown import MarkdownPipeline  # noqa: E402
-
-TOKEN = re.compile(r"\s*\S+|\s+")
-
-SECTION = """\
-## Section {n}: how rivers carry sediment
-
-Rivers move sediment in three ways: *dissolved load*, **suspended load** and bed load. The balance \
-depends on the `discharge`, the slope and the grain size; see [the survey](https://example.org/{n}) \
-for measurements taken over {n} seasons.
-
-- Dissolved ions travel with the water itself.
-- Fine silt stays suspended while the flow is turbulent.
-  - Clay flocculates where fresh water meets the sea.
-- Sand and gravel roll or hop along the bed.
-
-| Load | Typical share | Speed |
-| --- | ---: | :---: |
-| dissolved | 10–40 % | water speed |
-| suspended | 60–90 % | slightly slower |
-| bed | 1–10 % | much slower |
-
-```python
-def transport_capacity(discharge: float, slope: float, k: float = {n}.0) -> float:
-    \"\"\"A toy sediment rating curve.\"\"\"
-    return k * discharge ** 1.5 * slope
-```
-
-> Deltas form where a river loses the energy to keep its load moving.
-
-"""
+from tests.support.shapes import shapes, tokens  # noqa: E402
 
 
-def answer(tokens: int) -> list[str]:
-    pieces: list[str] = []
-    n = 0
-    while len(pieces) < tokens:
-        n += 1
-        pieces.extend(TOKEN.findall(SECTION.format(n=n)))
-    return pieces[:tokens]
+def load(root: Path) -> tuple[Any, Any]:
+    """The `folyam` and `components` packages of a checkout (this one, or an older one to compare)."""
+    for name in [m for m in sys.modules if m.split(".")[0] in ("folyam", "components")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(root))
+    try:
+        import components
+        import folyam.markdown
+    finally:
+        sys.path.remove(str(root))
+    return folyam.markdown, components
 
 
-def incremental_cpu(pipeline: MarkdownPipeline, pieces: list[str]) -> float:
+def answer(shape: str, target_tokens: int) -> list[str]:
+    """About `target_tokens` tokens of the shape (the block is as long as it takes)."""
+    per_child = max(1, len(tokens(shapes(20)[shape])) // 20)
+    return tokens(shapes(max(1, target_tokens // per_child))[shape])
+
+
+def cpu_per_token(pipeline: Any, pieces: list[str], per_delta: int, budget: float) -> float | None:
+    """µs of CPU per token, feeding `per_delta` tokens at a time; None when it ran past `budget` s."""
     renderer = pipeline.renderer()
     start = time.process_time()
-    for piece in pieces:
-        renderer.feed(piece)
+    for i in range(0, len(pieces), per_delta):
+        renderer.feed("".join(pieces[i : i + per_delta]))
+        if time.process_time() - start > budget:
+            return None
     renderer.finish()
-    return time.process_time() - start
+    return (time.process_time() - start) / len(pieces) * 1e6
 
 
-def full_rerender_cpu(pipeline: MarkdownPipeline, pieces: list[str], samples: int = 40) -> float:
-    """Estimated CPU of rendering the whole text so far after every delta."""
-    lengths = sorted({max(1, round(len(pieces) * i / samples)) for i in range(samples + 1)})
-    costs: dict[int, float] = {}
-    for length in lengths:
-        text = "".join(pieces[:length])
-        start = time.process_time()
-        pipeline.render(text)
-        costs[length] = time.process_time() - start
-    total = 0.0
-    for a, b in itertools.pairwise(lengths):
-        total += (costs[a] + costs[b]) / 2 * (b - a)
-    return total
+def retained(root: Path, text_pieces: list[str]) -> tuple[int, int]:
+    """(bytes of text, bytes the event log keeps once the answer is finished), every token its own event."""
+    from components import make_environment
+    from folyam.event_log import MemoryEventLog
+    from folyam.generations import Generations
+    from folyam.markdown import MarkdownPipeline
+    from folyam.providers import TextDelta
+    from folyam.settings import Settings
+
+    class Scripted:
+        model, is_demo = "bench", False
+
+        async def stream(self, messages: Sequence[Any], *, max_tokens: int) -> AsyncGenerator[TextDelta]:
+            for piece in text_pieces:
+                yield TextDelta(piece)
+
+        async def aclose(self) -> None:
+            return None
+
+    async def run() -> int:
+        env = make_environment()
+        log = MemoryEventLog()
+        settings = Settings(flush_interval=0.0, max_output_tokens=1_000_000)
+        renderer = MarkdownPipeline(env).renderer
+        generations = Generations(
+            provider=Scripted(), event_log=log, env=env, settings=settings, renderer_factory=renderer
+        )
+        generation, _ = generations.start("s", "c", "r", "q")
+        assert generation.task is not None
+        await generation.task
+        if hasattr(log, "retained"):
+            return int(log.retained(generation.id).bytes)
+        stream = log._streams[generation.id]  # an older log, before compaction
+        return sum(len(event.frame) for event in stream.events)
+
+    return len("".join(text_pieces).encode()), asyncio.run(run())
 
 
 def machine() -> str:
@@ -102,45 +113,51 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--sizes", default="800,8000", help="answer lengths in tokens (default 800,8000)")
+    parser.add_argument("--shapes", default=",".join(shapes(1)), help="which shapes (default all)")
+    parser.add_argument("--coalesce", type=int, default=4, help="tokens per delta when coalesced (default 4)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose renderer to measure")
+    parser.add_argument("--budget", type=float, default=120.0, help="give up on a run after this many CPU s")
     parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
-    pipeline = MarkdownPipeline(make_environment())
-    incremental_cpu(pipeline, answer(2000))  # warm up lexers and caches
+    markdown, components = load(args.root)
+    pipeline = markdown.MarkdownPipeline(components.make_environment())
+    sizes = [int(s) for s in args.sizes.split(",")]
+    small, large = min(sizes), max(sizes)
+    cpu_per_token(pipeline, answer("prose", 2000), 1, args.budget)  # warm up lexers and caches
 
+    each = " | ".join(f"{size:,} tok" for size in sizes)
+    header = (
+        f"| Shape | every delta: µs/token at {each} | ratio | {args.coalesce} tokens per delta: {each} | ratio "
+        f"| log kept / text at {large:,} |"
+    )
+    rule = "|---" + "|---:" * (2 * len(sizes) + 3) + "|"
+    print(header, rule, sep="\n", flush=True)
     rows = []
-    per_token: dict[int, float] = {}
-    for size in (int(s) for s in args.sizes.split(",")):
-        pieces = answer(size)
-        cpu = incremental_cpu(pipeline, pieces)
-        baseline = full_rerender_cpu(pipeline, pieces)
-        per_token[size] = cpu / size
-        rows.append(
-            f"| {size:,} | {cpu:.2f} s | {cpu / size * 1e6:.0f} µs | {baseline:,.1f} s (est.) | {cpu / baseline:.2%} |"
-        )
-    smallest, largest = min(per_token), max(per_token)
-    table = "\n".join(
-        [
-            "| Tokens | Incremental CPU | per token | Full re-render per delta | Incremental / full |",
-            "| ---: | ---: | ---: | ---: | ---: |",
-            *rows,
-        ]
-    )
-    verdict = (
-        f"CPU per token at {largest:,} tokens is {per_token[largest] / per_token[smallest]:.2f}× "
-        f"the figure at {smallest:,} (target ≤ 1.5×)."
-    )
-    print(table)
-    print(verdict)
+    for shape in args.shapes.split(","):
+        cells = []
+        for per_delta in (1, args.coalesce):
+            figures = {size: cpu_per_token(pipeline, answer(shape, size), per_delta, args.budget) for size in sizes}
+            cells += [f"{figures[size]:.0f}" if figures[size] is not None else "> budget" for size in sizes]
+            low, high = figures[small], figures[large]
+            cells.append(f"{high / low:.2f}×" if low and high else "–")
+        text, kept = retained(args.root, answer(shape, large))
+        cells.append(f"{kept / text:.1f}×")
+        rows.append(f"| {shape} | " + " | ".join(cells) + " |")
+        print(rows[-1], flush=True)
+    table = "\n".join([header, rule, *rows])
     if args.record:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=args.root)
         with (ROOT / "bench" / "RESULTS.md").open("a") as results:
             results.write(
-                f"\n## Renderer: incremental markdown vs full re-render ({datetime.date.today()}, "
-                f"commit {commit.stdout.strip()})\n\n"
-                f"Machine: {machine()}. Command: `.venv/bin/python bench/render.py`. One delta per token "
-                "(the worst case: no coalescing).\n\n"
-                f"{table}\n\n{verdict}\n"
+                f"\n## Renderer by block shape ({datetime.date.today()}, {args.root.name} at commit "
+                f"{commit.stdout.strip()})\n\n"
+                f"Machine: {machine()}. Command: `.venv/bin/python bench/render.py "
+                f"{' '.join(sys.argv[1:]).replace('--record', '').strip()}`. Token by token (a word and its "
+                f"leading space), every delta rendered, then {args.coalesce} tokens per delta; the ratio is "
+                f"the per-token cost at {large:,} tokens over that at {small:,} (target ≤ 1.5×). The last "
+                "column: bytes the event log keeps for the finished answer, over the bytes of its text.\n\n"
+                f"{table}\n"
             )
 
 

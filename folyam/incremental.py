@@ -52,6 +52,7 @@ class IncrementalMarkdown:
         self._lines: list[str] = []  # complete lines of the part that is not final yet
         self._ends: list[int] = []  # where each of those lines ends, counting characters from the first
         self._partial: list[str] = []  # pieces of the last, incomplete line
+        self._partial_chars = 0
         self._final_sources: list[str] = []
         self._final_chars = 0
         self._final_has_brackets = False
@@ -81,6 +82,7 @@ class IncrementalMarkdown:
         if not text:
             return _NO_CHANGE
         self._partial.append(text)
+        self._partial_chars += len(text)
         extension = self._extension
         if extension is not None and "\n" not in text and extension.accepts(text):
             # The common case: no markdown can change, so nothing is parsed or rendered.
@@ -90,12 +92,12 @@ class IncrementalMarkdown:
             fence = self._fence
             return self._fence_partial(fence) if fence is not None else self._show()
         complete, _, rest = "".join(self._partial).rpartition("\n")
-        self._partial = [rest] if rest else []
+        self._partial, self._partial_chars = ([rest] if rest else []), len(rest)
         return self._take_lines((complete + "\n").splitlines(keepends=True))
 
     def finish(self) -> RenderUpdate:
         rest = "".join(self._partial) + self._newlines.finish()
-        self._partial = []
+        self._partial, self._partial_chars = [], 0
         if rest:
             self._add_lines([rest])
         had_tail = self._tail_outdated or bool(self.tail_html())
@@ -244,9 +246,10 @@ class IncrementalMarkdown:
         """Render the open region again (the open child of a container, or the whole open block) and
         say how the tail changes."""
         fence = self._fence
+        size = self._window_chars() + self._partial_chars
+        if not (frozen or self._tail_outdated or self._show_budget.allow(size)):
+            return self._show_as_text()  # (checked first: this runs for every token, so it costs O(1))
         partial = "".join(self._partial)
-        if not (frozen or self._tail_outdated or self._show_budget.allow(self._window_chars() + len(partial))):
-            return self._show_as_text()
         window = self._window()
         complete = "".join(window)
         in_fence = fence is not None or self._in_fence

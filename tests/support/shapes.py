@@ -23,6 +23,7 @@ def shapes(n: int) -> dict[str, str]:
         "fence in a list item": "1. Create it:\n   ```sh\n" + _repeat("   echo {i} > f{i}\n", n) + "   ```\n",
         "nested list": "- top\n" + _repeat("  - sub {i} *item*\n", n) + "\nafter\n",
         "soft-wrapped paragraph": _repeat("line {i} of one *long* paragraph\n", n) + "\nafter\n",
+        "one long line": _repeat("word {i} *em* and `c{i}`; ", n) + "\n\nafter\n",
     }
 
 
