@@ -27,7 +27,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.streams import base_env, cpu_seconds, free_port, machine, memory_kib, percentile, serving  # noqa: E402
+from bench.streams import (  # noqa: E402
+    BENCH_LIMITS,
+    base_env,
+    cpu_seconds,
+    free_port,
+    machine,
+    memory_kib,
+    percentile,
+    serving,
+)
 from components import make_environment  # noqa: E402
 from folyam.markdown import MarkdownPipeline  # noqa: E402
 from folyam.providers.demo import demo_answer  # noqa: E402
@@ -177,7 +186,7 @@ def main() -> None:
         "FOLYAM_DEMO_TOKENS_PER_SECOND": str(args.rate),
         "FOLYAM_DEMO_FIRST_TOKEN_DELAY": "0.35",
         "FOLYAM_FLUSH_INTERVAL": str(args.flush_interval),
-        "FOLYAM_RATE_LIMIT_PER_MINUTE": "1000000",
+        **BENCH_LIMITS,
         "FOLYAM_MAX_RUNNING_PER_SESSION": "10",
     }
     with serving("load-app", [sys.executable, "app.py", "--port", str(port)], env, port) as app:
