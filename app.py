@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,18 +18,22 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from components import make_environment
-from folyam.errors import internal_error, user_facing_error
-from folyam.event_log import MemoryEventLog
+from folyam.backends import make_backends
+from folyam.coordination import Coordination, CoordinationUnavailable
+from folyam.errors import internal_error, unavailable, user_facing_error
 from folyam.generations import Generations
-from folyam.limits import RateLimiter, Slots
+from folyam.limits import Slots
 from folyam.markdown import MarkdownPipeline
 from folyam.providers.factory import make_provider
 from folyam.redaction import RedactingFilter, Redactor
 from folyam.routes import ROUTES
+from folyam.secret import load_or_create_secret
 from folyam.security import add_security_headers
 from folyam.server import DrainingServer, uvicorn_config
 from folyam.sessions import SessionMiddleware, SessionSigner
 from folyam.settings import Settings
+from folyam.store import StoreUnavailable
+from folyam.views import ExchangeViews
 
 ROOT = Path(__file__).resolve().parent
 # Anything larger is refused before a handler runs; the forms themselves have tighter limits.
@@ -42,32 +45,46 @@ def create_app(settings: Settings | None = None) -> Litestar:
     jinja = make_environment(ROOT / "templates")
     # The no-JavaScript page streams through Jinja's async mode (its own template cache: compiled apart).
     streaming_jinja = jinja.overlay(enable_async=True, cache_size=64)
-    signer = SessionSigner(settings.secret_key or secrets.token_bytes(32))
+    signer = SessionSigner(settings.secret_key or load_or_create_secret(settings.data_dir))
+    markdown = MarkdownPipeline(jinja)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         provider = make_provider(settings)
-        event_log = MemoryEventLog()
+        backends = make_backends(settings)
+        await backends.store.migrate()
         generations = Generations(
             provider=provider,
-            event_log=event_log,
+            event_log=backends.event_log,
+            store=backends.store,
+            coordination=backends.coordination,
             env=jinja,
             settings=settings,
-            renderer_factory=MarkdownPipeline(jinja).renderer,
+            renderer_factory=markdown.renderer,
+            render_markdown=markdown.render,
         )
+        await generations.interrupt_leftovers()
         app.state.update(
             provider=provider,
-            event_log=event_log,
+            store=backends.store,
+            event_log=backends.event_log,
+            coordination=backends.coordination,
             generations=generations,
-            rate_limiter=(rate_limiter := RateLimiter(settings.rate_limit_per_minute)),
+            views=ExchangeViews(jinja, generations, markdown.render),
             open_streams=Slots(settings.max_streams_per_session),
         )
-        sweeper = asyncio.create_task(_sweep(generations, rate_limiter, settings.retention))
+        background = [
+            asyncio.create_task(_sweep(generations, backends.coordination, settings.retention)),
+            asyncio.create_task(generations.hold_leases()),
+            asyncio.create_task(backends.coordination.listen_for_stops(generations.stop_local)),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
+            for task in background:
+                task.cancel()
             await generations.aclose()
+            await backends.aclose()
             await provider.aclose()
 
     return Litestar(
@@ -75,7 +92,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"settings": settings, "jinja": jinja, "streaming_jinja": streaming_jinja, "signer": signer}),
         middleware=[SessionMiddleware(signer, secure_cookie=settings.secure_cookies)],
-        exception_handlers={HTTPException: user_facing_error, Exception: internal_error},
+        exception_handlers={
+            HTTPException: user_facing_error,
+            StoreUnavailable: unavailable,
+            CoordinationUnavailable: unavailable,
+            Exception: internal_error,
+        },
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(jinja)),
         before_send=[add_security_headers],
         logging_config=_logging_config(Redactor([settings.openai_api_key, settings.secret_key])),
@@ -84,13 +106,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
 
-async def _sweep(generations: Generations, rate_limiter: RateLimiter, retention: float) -> None:
-    """Keep memory bounded: drop expired generations and idle rate-limit windows."""
+async def _sweep(generations: Generations, coordination: Coordination, retention: float) -> None:
+    """Keep memory bounded: drop expired event streams and idle rate-limit windows."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(min(60.0, max(retention / 4, 0.05)))
         generations.forget_expired(loop.time())
-        rate_limiter.prune(loop.time())
+        await coordination.prune(loop.time())
 
 
 def _logging_config(redactor: Redactor) -> LoggingConfig:
@@ -99,7 +121,7 @@ def _logging_config(redactor: Redactor) -> LoggingConfig:
     redacting = {"filters": ["redact"]}
     return LoggingConfig(
         root={"level": "INFO", "handlers": ["queue_listener"]},
-        loggers={name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "openai")},
+        loggers={name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "openai", "alembic")},
         filters={"redact": {"()": RedactingFilter, "redactor": redactor}},
         handlers={name: {**handler, **redacting} for name, handler in default_handlers.items()},
         log_exceptions="always",

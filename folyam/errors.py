@@ -14,7 +14,7 @@ from markupsafe import Markup
 from components import ErrorNotice, Partial, render_component
 from components.composer import COMPOSER_ERROR_ID
 
-__all__ = ["UserFacingError", "internal_error", "user_facing_error"]
+__all__ = ["UserFacingError", "internal_error", "unavailable", "user_facing_error"]
 
 _INTERNAL = ErrorNotice("Something went wrong", "The server could not answer this request.")
 
@@ -46,6 +46,12 @@ def internal_error(request: Request[Any, Any, State], exc: Exception) -> Respons
     """Anything else is a fault of ours: logged with its traceback (by Litestar, before this runs), and
     shown as a plain sentence that gives nothing away."""
     return _error_response(request, _INTERNAL, 500, None)
+
+
+def unavailable(request: Request[Any, Any, State], exc: Exception) -> Response[str]:
+    """The database or Redis cannot be reached: a clear 503, and it works again once they are back."""
+    notice = ErrorNotice("Service unavailable", "The server cannot reach its storage just now; try again in a moment.")
+    return _error_response(request, notice, 503, {"Retry-After": "5"})
 
 
 def _error_response(

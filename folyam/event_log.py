@@ -5,7 +5,9 @@ a replay needs, not every frame: an event that replaces the live tail makes ever
 only changed the tail useless to any reader, wherever its cursor, so those are dropped at once. What a
 finished answer keeps is then its finished blocks, its status and little else.
 
-The in-memory log is the default; the `EventLog` protocol is what a shared (Redis) log implements.
+The in-memory log is the one-process default; `folyam.redis_event_log.RedisEventLog` shares the log
+between processes through Redis Streams. Writes are synchronous for the writer (the redis log queues
+them and sends them in batches), reads are async.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["Event", "EventLog", "MemoryEventLog", "Retained", "UnknownStream"]
+__all__ = ["Event", "EventLog", "MemoryEventLog", "Retained", "StreamState", "UnknownStream"]
+
+StreamState = Literal["missing", "open", "closed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +51,28 @@ class UnknownStream(LookupError):
 class EventLog(Protocol):
     def open(self, stream_id: str) -> None: ...
 
-    def append(self, stream_id: str, event: Event) -> None: ...
+    def append(self, stream_id: str, event: Event, text: str = "") -> None:
+        """Add the next event; `text` is the model text it adds, kept (by a shared log) so that another
+        process can record what arrived if this one dies."""
 
     def close(self, stream_id: str) -> None: ...
 
     def forget(self, stream_id: str) -> None: ...
 
-    def __contains__(self, stream_id: str) -> bool: ...
+    async def state(self, stream_id: str) -> StreamState: ...
+
+    async def last_seq(self, stream_id: str) -> int: ...
+
+    async def text(self, stream_id: str) -> str: ...
 
     def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
         """Batches of events with seq > after, then live ones until the stream closes. Yields an
         empty batch after `idle_timeout` seconds without an event, so the caller can keep alive."""
         ...
 
-    def retained(self, stream_id: str) -> Retained: ...
+    async def retained(self, stream_id: str) -> Retained: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -88,7 +100,7 @@ class MemoryEventLog:
     def open(self, stream_id: str) -> None:
         self._streams.setdefault(stream_id, _Stream())
 
-    def append(self, stream_id: str, event: Event) -> None:
+    def append(self, stream_id: str, event: Event, text: str = "") -> None:
         stream = self._get(stream_id)
         if stream.closed:
             raise ValueError(f"event stream {stream_id!r} is closed")
@@ -120,12 +132,22 @@ class MemoryEventLog:
             stream.closed = True
             stream.wake()
 
-    def __contains__(self, stream_id: str) -> bool:
-        return stream_id in self._streams
+    async def state(self, stream_id: str) -> StreamState:
+        stream = self._streams.get(stream_id)
+        return "missing" if stream is None else "closed" if stream.closed else "open"
 
-    def retained(self, stream_id: str) -> Retained:
+    async def last_seq(self, stream_id: str) -> int:
+        return len(self._get(stream_id).events)
+
+    async def text(self, stream_id: str) -> str:
+        return ""  # only a shared log needs it: here the process that runs the answer serves it too
+
+    async def retained(self, stream_id: str) -> Retained:
         stream = self._get(stream_id)
         return Retained(stream.kept, stream.kept_bytes)
+
+    async def aclose(self) -> None:
+        return None
 
     async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
         stream = self._get(stream_id)

@@ -10,7 +10,7 @@ from components import ErrorNotice, Partial, SwapStyle, Timing, render_component
 from components.answer import body_id, status_id, tail_id
 from folyam.rendering import RenderUpdate
 
-__all__ = ["AnswerFragments"]
+__all__ = ["AnswerFragments", "ended_status"]
 
 _MARKER = Markup("\x00content\x00")  # only ever inside our own wrapper, never in content
 
@@ -36,14 +36,22 @@ class AnswerFragments:
             partials.append(self._partial(self._tail + change.path, change.swap, change.html))
         return Markup().join(partials)
 
-    def status(self, notice: ErrorNotice | None, timing: Timing) -> tuple[Markup, Markup]:
-        """The status an ended answer shows (a notice if it did not end normally, then the timing), and
-        the partial that puts it in place."""
-        status = Markup()
-        if notice is not None:
-            status += render_component(self._env, notice)
-        status += render_component(self._env, timing)
+    def status(self, notice: ErrorNotice | None, timing: Timing | None) -> tuple[Markup, Markup]:
+        """The status an ended answer shows (a notice if it did not end normally, then the timing if
+        known), and the partial that puts it in place."""
+        status = ended_status(self._env, notice, timing)
         return status, self._partial(self._status, "innerHTML", status)
+
+    def ended(self, body: Markup, status: Markup) -> Markup:
+        """The whole answer as it ended, in one event: for a reader that comes after its events expired,
+        or when another process ends an answer whose own process died."""
+        return Markup().join(
+            [
+                self._partial(self._body, "innerHTML", body),
+                self._partial(self._tail, "innerHTML", Markup()),
+                self._partial(self._status, "innerHTML", status),
+            ]
+        )
 
     def _partial(self, target: str, swap: SwapStyle, content: Markup) -> Markup:
         # The partial template is rendered once per target and swap, around a marker; each event then
@@ -55,3 +63,13 @@ class AnswerFragments:
             before, _, after = html.partition(_MARKER)
             wrapper = self._wrappers[key] = (before, after)
         return Markup(wrapper[0] + content + wrapper[1])
+
+
+def ended_status(env: jinja2.Environment, notice: ErrorNotice | None, timing: Timing | None) -> Markup:
+    """An ended answer's status: its notice, if it did not end normally, then its timing, if known."""
+    status = Markup()
+    if notice is not None:
+        status += render_component(env, notice)
+    if timing is not None:
+        status += render_component(env, timing)
+    return status

@@ -1,34 +1,40 @@
-"""Generations: the registry of server-owned answer tasks, with the limits on how many may run.
+"""Generations: the answers this process runs, and how any process starts, stops and ends one.
 
-A generation belongs to the browser session that asked; a re-sent form (same request id) returns the
-generation it started. Each keeps the page state its events add up to (finished blocks, the live tail
-through its renderer, the status), so a reload renders the answer so far and resumes after the last
-event it includes. The task itself is a `GenerationRun`.
+Starting records the exchange in the store (idempotent per request id, across processes), takes a slot
+under the running-answer limits and runs a `GenerationRun` task here. While it runs, the page state its
+events add up to lives in the local `Generation`; when it ends, the outcome goes to the store in one
+write. Stop requests reach the process that runs the answer through the coordination layer; an answer
+whose process died is ended by whichever process notices (its lease lapsed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final
 
 import jinja2
 from markupsafe import Markup
 
-from components import Answer
-from folyam.event_log import EventLog
-from folyam.fragments import AnswerFragments
-from folyam.limits import Slots
+from components import Answer, ErrorNotice
+from folyam.coordination import Coordination, LimitScope
+from folyam.event_log import Event, EventLog
+from folyam.fragments import AnswerFragments, ended_status
 from folyam.providers import ChatMessage, Provider
 from folyam.rendering import AnswerRenderer
-from folyam.runner import GenerationRun, StopReason
+from folyam.runner import DONE_EVENT, GenerationRun, Outcome, StopReason
 from folyam.settings import Settings
+from folyam.sse import encode_event
+from folyam.store import ConversationStore, ExchangeRecord, StoreUnavailable
 
-__all__ = ["Generation", "Generations", "NotAccepting", "NotYours", "TooManyRunning"]
+__all__ = ["INTERRUPTED", "Generation", "Generations", "NotAccepting", "Started", "TooManyRunning"]
 
-LimitScope = Literal["session", "client", "server"]
+HISTORY_EXCHANGES: Final = 10
+INTERRUPTED: Final = ErrorNotice("The server stopped while answering", "What arrived is kept.")
+logger = logging.getLogger(__name__)
 
 
 class TooManyRunning(Exception):
@@ -45,27 +51,25 @@ class NotAccepting(Exception):
     """Raised when the server is shutting down and starts no new generations."""
 
 
-class NotYours(Exception):
-    """Raised when a session asks in a conversation that belongs to another session."""
-
-
 @dataclass(eq=False)
 class Generation:
+    """An answer running in this process."""
+
     id: str
     session_id: str
-    client: str
     conversation_id: str
-    request_id: str
     query: str
+    slots: dict[LimitScope, str]
+    renderer: AnswerRenderer
     # The page state the events so far add up to, and the seq of the last event included.
     body: list[Markup] = field(default_factory=list)
     status: Markup | None = None
     last_seq: int = 0
-    # The model's raw text, for the conversation history sent with later questions.
+    # The model's raw text, for the store.
     text: list[str] = field(default_factory=list)
     finished_at: float | None = None
+    outcome: Outcome | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
-    renderer: AnswerRenderer | None = field(default=None, repr=False)
     stop_reason: StopReason | None = None
 
     @property
@@ -81,8 +85,8 @@ class Generation:
         return self.finished_at is None
 
     def answer(self) -> Answer:
-        """The answer component for this generation as it stands: a reload resumes after last_seq."""
-        if not self.running or self.renderer is None:
+        """The answer component as it stands: a reload resumes after last_seq."""
+        if not self.running:
             return Answer(generation_id=self.id, events_url=None, body=Markup().join(self.body), status=self.status)
         return Answer(
             generation_id=self.id,
@@ -93,150 +97,238 @@ class Generation:
         )
 
 
-@dataclass(eq=False)
-class _Conversation:
-    session_id: str
-    generations: list[Generation] = field(default_factory=list)
+@dataclass(frozen=True, slots=True)
+class Started:
+    exchange: ExchangeRecord
+    # The answer, when it runs in this process (a repeated request may find it running in another).
+    generation: Generation | None
 
 
 class Generations:
-    """Starts, stops, finds and forgets generations; created in the app's lifespan."""
+    """Created in the app's lifespan; `run_background()` holds leases and listens for stop requests."""
 
     def __init__(
         self,
         *,
         provider: Provider,
         event_log: EventLog,
+        store: ConversationStore,
+        coordination: Coordination,
         env: jinja2.Environment,
         settings: Settings,
         renderer_factory: Callable[[], AnswerRenderer],
+        render_markdown: Callable[[str], Markup],
     ) -> None:
         self._provider = provider
         self._event_log = event_log
+        self._store = store
+        self._coordination = coordination
         self._env = env
         self._settings = settings
         self._renderer_factory = renderer_factory
-        self._generations: dict[str, Generation] = {}
-        self._conversations: dict[str, _Conversation] = {}
-        self._by_request: dict[tuple[str, str], Generation] = {}
-        # Running answers per session, per client address, and in all (one key).
-        self._running: dict[LimitScope, Slots] = {
-            "session": Slots(settings.max_running_per_session),
-            "client": Slots(settings.max_running_per_client),
-            "server": Slots(settings.max_running),
-        }
+        self._render_markdown = render_markdown
+        self._running: dict[str, Generation] = {}
+        # Ended here, by when: the memory log forgets their events after the retention.
+        self._ended: dict[str, float] = {}
+        self._recording: set[asyncio.Task[None]] = set()
         self._accepting = True
 
-    def owns_conversation(self, session_id: str, conversation_id: str) -> bool:
-        """True when the conversation is this session's or is new; False when another session's."""
-        conversation = self._conversations.get(conversation_id)
-        return conversation is None or conversation.session_id == session_id
+    @property
+    def event_log(self) -> EventLog:
+        return self._event_log
 
-    def conversation(self, session_id: str, conversation_id: str) -> list[Generation] | None:
-        conversation = self._conversations.get(conversation_id)
-        if conversation is None or conversation.session_id != session_id:
-            return None
-        return list(conversation.generations)
+    @property
+    def store(self) -> ConversationStore:
+        return self._store
 
-    def get(self, session_id: str, generation_id: str) -> Generation | None:
-        generation = self._generations.get(generation_id)
-        return generation if generation is not None and generation.session_id == session_id else None
+    def local(self, generation_id: str) -> Generation | None:
+        return self._running.get(generation_id)
 
-    def start(
-        self, session_id: str, conversation_id: str, request_id: str, query: str, *, client: str = ""
-    ) -> tuple[Generation, bool]:
-        """Start a generation, or return the one this request id already started. Returns
-        (generation, started): a re-sent form never runs the model twice."""
-        if not self.owns_conversation(session_id, conversation_id):
-            raise NotYours(conversation_id)
-        existing = self._by_request.get((session_id, request_id))
-        if existing is not None and existing.id in self._generations:
-            return existing, False
+    async def start(
+        self, *, session_id: str, conversation_id: str, request_id: str, query: str, client: str
+    ) -> Started:
+        """Start an answer, or find the one this request id already started (a re-sent form never runs
+        the model twice, whichever process it reaches)."""
         if not self._accepting:
             raise NotAccepting
-        keys: dict[LimitScope, str] = {"session": session_id, "client": client, "server": ""}
-        for scope, slots in self._running.items():
-            if not slots.available(keys[scope]):
-                raise TooManyRunning(scope, slots.limit)
-
-        conversation = self._conversations.setdefault(conversation_id, _Conversation(session_id))
-        messages = [*_history(conversation.generations), ChatMessage(role="user", content=query)]
+        generation_id = secrets.token_urlsafe(16)
+        slots: dict[LimitScope, str] = {"session": session_id, "client": client, "server": ""}
+        refused = await self._coordination.take_slot(slots, generation_id)
+        if refused is not None:
+            raise TooManyRunning(refused, self._limit(refused))
+        try:
+            exchange, created = await self._store.start_exchange(
+                exchange_id=generation_id,
+                session_id=session_id,
+                conversation_id=conversation_id,
+                request_id=request_id,
+                question=query,
+                model=self._provider.model,
+            )
+            history = await self._store.history(conversation_id, HISTORY_EXCHANGES) if created else []
+        except BaseException:
+            await self._coordination.give_back_slot(slots, generation_id)
+            raise
+        if not created:
+            await self._coordination.give_back_slot(slots, generation_id)
+            return Started(exchange, self._running.get(exchange.id))
         generation = Generation(
-            id=secrets.token_urlsafe(16),
+            id=generation_id,
             session_id=session_id,
-            client=client,
             conversation_id=conversation_id,
-            request_id=request_id,
             query=query,
+            slots=slots,
             renderer=self._renderer_factory(),
         )
-        assert generation.renderer is not None
+        self._run(generation, [*history, ChatMessage(role="user", content=query)])
+        return Started(exchange, generation)
+
+    def _run(self, generation: Generation, messages: list[ChatMessage]) -> None:
         self._event_log.open(generation.id)
         pieces = self._provider.stream(messages, max_tokens=self._settings.max_output_tokens)
         fragments = AnswerFragments(self._env, generation.id)
         run = GenerationRun(generation, self._event_log, fragments, self._settings, generation.renderer)
         model = self._provider.model
-        for scope, slots in self._running.items():
-            slots.take(keys[scope])
         generation.task = asyncio.create_task(run.execute(pieces, model=model), name=f"generation-{generation.id}")
 
         def ended(_: asyncio.Task[None]) -> None:
             # A task cancelled before its first step never runs its body: end the answer all the same.
             run.end_if_unfinished(model)
-            for scope, slots in self._running.items():
-                slots.give_back(keys[scope])
+            recording = asyncio.get_running_loop().create_task(self._record(generation))
+            self._recording.add(recording)
+            recording.add_done_callback(self._recording.discard)
 
         generation.task.add_done_callback(ended)
-        self._generations[generation.id] = generation
-        self._by_request[(session_id, request_id)] = generation
-        conversation.generations.append(generation)
-        return generation, True
+        self._running[generation.id] = generation
 
-    def stop(self, generation: Generation, reason: StopReason = "stopped") -> None:
-        """Cancel the run: the provider's stream is closed at once (so is the upstream connection)
-        and the answer ends with what arrived, a notice and the timing so far."""
-        if generation.running and generation.task is not None and generation.stop_reason is None:
+    async def _record(self, generation: Generation) -> None:
+        """The outcome into the store, in one write; then the slot goes back."""
+        outcome = generation.outcome
+        assert outcome is not None
+        notice = (outcome.notice.title, outcome.notice.message) if outcome.notice else None
+        try:
+            for attempt in range(3):
+                try:
+                    await self._store.finish_exchange(
+                        generation.id,
+                        answer="".join(generation.text),
+                        status=outcome.status,
+                        notice=notice,
+                        timing=outcome.timing,
+                    )
+                    break
+                except StoreUnavailable:
+                    if attempt == 2:
+                        logger.exception("answer %s could not be recorded", generation.id)
+                    await asyncio.sleep(0.5 * (attempt + 1))
+        finally:
+            self._running.pop(generation.id, None)
+            self._ended[generation.id] = asyncio.get_running_loop().time()
+            try:
+                await self._coordination.give_back_slot(generation.slots, generation.id)
+            except Exception:
+                logger.warning("answer %s: its slot could not be given back (it lapses)", generation.id)
+
+    async def stop(self, exchange: ExchangeRecord) -> None:
+        """Stop a running answer, wherever it runs: at once here, else through the coordination."""
+        if exchange.id in self._running:
+            self.stop_local(exchange.id)
+        elif exchange.running:
+            await self._coordination.request_stop(exchange.id)
+
+    def stop_local(self, generation_id: str, reason: StopReason = "stopped") -> None:
+        """Cancel the run: the provider's stream is closed at once (so is the upstream connection) and the
+        answer ends with what arrived, a notice and the timing so far."""
+        generation = self._running.get(generation_id)
+        running = generation is not None and generation.running and generation.task is not None
+        if running and generation is not None and generation.task is not None and generation.stop_reason is None:
             generation.stop_reason = reason
             generation.task.cancel()
 
+    async def end_if_abandoned(self, exchange: ExchangeRecord) -> bool:
+        """An answer recorded as running whose process holds no lease any more has died with it: end it
+        (once, whoever gets there first) with a notice, keeping the text that arrived. True if ended."""
+        if exchange.id in self._running or not exchange.running or await self._coordination.alive(exchange.id):
+            return False
+        if not await self._coordination.claim(exchange.id):
+            return False
+        text = await self._event_log.text(exchange.id)
+        last = (
+            await self._event_log.last_seq(exchange.id) if await self._event_log.state(exchange.id) != "missing" else 0
+        )
+        self._event_log.open(exchange.id)
+        fragments = AnswerFragments(self._env, exchange.id)
+        status = ended_status(self._env, INTERRUPTED, None)
+        ended = fragments.ended(self._render_markdown(text), status)
+        self._event_log.append(exchange.id, Event(last + 1, encode_event(last + 1, ended), replaces_tail=True))
+        self._event_log.append(exchange.id, Event(last + 2, encode_event(last + 2, "", DONE_EVENT)))
+        self._event_log.close(exchange.id)
+        await self._store.finish_exchange(
+            exchange.id,
+            answer=text,
+            status="interrupted",
+            notice=(INTERRUPTED.title, INTERRUPTED.message),
+            timing=None,
+            only_if_running=True,
+        )
+        logger.warning("answer %s: its process stopped while answering; ended here", exchange.id)
+        return True
+
+    async def interrupt_leftovers(self) -> None:
+        """At start: answers recorded as running that no process holds are ended (one process: all of
+        them, left by a crash)."""
+        for exchange_id in await self._store.running_ids():
+            if not await self._coordination.alive(exchange_id) and await self._coordination.claim(exchange_id):
+                text = await self._event_log.text(exchange_id)
+                await self._store.finish_exchange(
+                    exchange_id,
+                    answer=text,
+                    status="interrupted",
+                    notice=(INTERRUPTED.title, INTERRUPTED.message),
+                    timing=None,
+                    only_if_running=True,
+                )
+
+    async def hold_leases(self) -> None:
+        """Until cancelled: renew the leases of the answers running here."""
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self._coordination.hold({g.id: g.slots for g in self._running.values() if g.running})
+            except Exception:
+                logger.warning("renewing leases failed; retrying")
+
     def forget_expired(self, now: float) -> int:
-        """Drop finished generations older than the retention; returns how many were dropped."""
+        """Drop the events of answers that ended longer ago than the retention (they stay in the store)."""
         cutoff = now - self._settings.retention
-        expired = [g for g in self._generations.values() if g.finished_at is not None and g.finished_at < cutoff]
-        for generation in expired:
-            del self._generations[generation.id]
-            self._by_request.pop((generation.session_id, generation.request_id), None)
-            self._event_log.forget(generation.id)
-            conversation = self._conversations.get(generation.conversation_id)
-            if conversation is not None:
-                conversation.generations.remove(generation)
-                if not conversation.generations:
-                    del self._conversations[generation.conversation_id]
+        expired = [generation_id for generation_id, at in self._ended.items() if at < cutoff]
+        for generation_id in expired:
+            del self._ended[generation_id]
+            self._event_log.forget(generation_id)
         return len(expired)
 
-    def __len__(self) -> int:
-        return len(self._generations)
-
     async def drain(self, grace: float) -> None:
-        """Shutdown: accept no new generations, let running ones finish within `grace` seconds,
-        then end the rest with a notice."""
+        """Shutdown: accept no new answers, let running ones finish within `grace` seconds, then end the
+        rest with a notice; every outcome is recorded before this returns."""
         self._accepting = False
-        running = [g.task for g in self._generations.values() if g.running and g.task is not None]
+        running = [g.task for g in self._running.values() if g.running and g.task is not None]
         if running:
             await asyncio.wait(running, timeout=grace)
         await self.aclose()
 
     async def aclose(self) -> None:
-        running = [g for g in self._generations.values() if g.running and g.task is not None]
+        running = [g for g in self._running.values() if g.running and g.task is not None]
         for generation in running:
-            self.stop(generation, "shutdown")
+            self.stop_local(generation.id, "shutdown")
         await asyncio.gather(*(g.task for g in running if g.task is not None), return_exceptions=True)
+        await asyncio.sleep(0)  # the done callbacks schedule the recording
+        if self._recording:
+            await asyncio.gather(*self._recording, return_exceptions=True)
 
-
-def _history(generations: list[Generation], exchanges: int = 10) -> list[ChatMessage]:
-    """The conversation so far (its last finished exchanges), so a follow-up question has context."""
-    messages: list[ChatMessage] = []
-    for generation in [g for g in generations if not g.running][-exchanges:]:
-        messages.append(ChatMessage(role="user", content=generation.query))
-        messages.append(ChatMessage(role="assistant", content="".join(generation.text)))
-    return messages
+    def _limit(self, scope: LimitScope) -> int:
+        settings = self._settings
+        return {
+            "session": settings.max_running_per_session,
+            "client": settings.max_running_per_client,
+            "server": settings.max_running,
+        }[scope]

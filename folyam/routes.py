@@ -6,7 +6,7 @@ import asyncio
 import re
 import secrets
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import jinja2
@@ -17,16 +17,21 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream, Template
 from markupsafe import Markup
 
-from components import Composer, Exchange, Partial, UserMessage, render_component
+from components import Composer, Partial, UserMessage, render_component
 from components.composer import COMPOSER_ID
+from folyam.coordination import Coordination
 from folyam.errors import UserFacingError
 from folyam.event_log import EventLog
 from folyam.forms import read_form
-from folyam.generations import Generation, Generations, NotAccepting, NotYours, TooManyRunning
-from folyam.limits import RateLimiter, Slots
+from folyam.fragments import AnswerFragments
+from folyam.generations import Generation, Generations, NotAccepting, TooManyRunning
+from folyam.limits import Slots
+from folyam.runner import DONE_EVENT
 from folyam.sessions import CSRF_FIELD, CSRF_HEADER, SessionSigner, is_new_session, session_id_of
 from folyam.settings import Settings
-from folyam.sse import KEEPALIVE_FRAME, event_stream
+from folyam.sse import KEEPALIVE_FRAME, encode_event, event_stream
+from folyam.store import ConversationStore, ExchangeRecord, NotYours
+from folyam.views import ExchangeViews
 
 __all__ = ["ROUTES"]
 
@@ -60,12 +65,8 @@ def _composer(state: State, session_id: str, conversation_id: str) -> Composer:
     )
 
 
-def _exchange(generation: Generation) -> Exchange:
-    return Exchange(message=UserMessage(text=generation.query), answer=generation.answer())
-
-
 def _page_context(
-    request: AnyRequest, state: State, conversation_id: str, exchanges: list[Exchange], streaming: object = None
+    request: AnyRequest, state: State, conversation_id: str, exchanges: list[Any], streaming: object = None
 ) -> dict[str, Any]:
     session_id = session_id_of(request.scope)
     signer: SessionSigner = state.signer
@@ -129,11 +130,12 @@ async def new_chat(request: AnyRequest, state: State) -> Template:
 
 @get("/chat/{conversation_id:str}", name="chat")
 async def chat(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Template:
-    generations: Generations = state.generations
-    found = generations.conversation(session_id_of(request.scope), _check_id(conversation_id))
+    store: ConversationStore = state.store
+    views: ExchangeViews = state.views
+    found = await store.exchanges(session_id_of(request.scope), _check_id(conversation_id))
     if found is None:
         raise NotFoundException()
-    exchanges = list(map(_exchange, found))
+    exchanges = list(map(views.exchange, found))
     return Template("pages/chat.html", context=_page_context(request, state, conversation_id, exchanges))
 
 
@@ -145,9 +147,9 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
     max_bytes = settings.max_query_chars * 12 + _FORM_OVERHEAD
     too_long = _question_too_long(settings, None)
     session_id, form = await _require_csrf(request, state, max_bytes=max_bytes, too_large=too_long)
-    limiter: RateLimiter = state.rate_limiter
+    coordination: Coordination = state.coordination
     client = _client(request)
-    retry_after = limiter.check(client, asyncio.get_running_loop().time())
+    retry_after = await coordination.rate_limit(client)
     if retry_after is not None:
         raise UserFacingError(
             429,
@@ -167,7 +169,9 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
 
     generations: Generations = state.generations
     try:
-        generation, _ = generations.start(session_id, conversation_id, request_id, query, client=client)
+        started = await generations.start(
+            session_id=session_id, conversation_id=conversation_id, request_id=request_id, query=query, client=client
+        )
     except NotYours:
         raise NotFoundException() from None
     except TooManyRunning as exc:
@@ -176,9 +180,12 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
         raise UserFacingError(503, "Server restarting", "Try again in a moment.") from None
 
     if request.headers.get("HX-Request") != "true":
-        return _streamed_page(request, state, conversation_id, generation)
+        if started.generation is None:  # a re-sent form, answered by another process: see it there
+            return Response("", status_code=303, headers={"Location": f"/chat/{conversation_id}"})
+        return await _streamed_page(request, state, conversation_id, started.generation)
     env: jinja2.Environment = state.jinja
-    exchange = render_component(env, _exchange(generation))
+    views: ExchangeViews = state.views
+    exchange = render_component(env, views.exchange(started.exchange))
     composer = render_component(env, _composer(state, session_id, conversation_id))
     body = render_component(env, Partial(f"#{THREAD_ID}", "beforeend", exchange)) + render_component(
         env, Partial(f"#{COMPOSER_ID}", "outerHTML", composer)
@@ -215,15 +222,16 @@ class _StatusWhenDone:
         return self._generation.status or ""
 
 
-def _streamed_page(request: AnyRequest, state: State, conversation_id: str, generation: Generation) -> Stream:
+async def _streamed_page(request: AnyRequest, state: State, conversation_id: str, generation: Generation) -> Stream:
     """Without JavaScript the form posts normally: the answer comes as the chat page streamed as it is
     written, each finished block as it is done (a plain page cannot replace a live tail). The page is
     rendered by Jinja's async mode, which reaches the answer's body and waits on its blocks: the page's
     structure decides where they go, whatever the question says."""
-    generations: Generations = state.generations
+    store: ConversationStore = state.store
+    views: ExchangeViews = state.views
     event_log: EventLog = state.event_log
     session_id = session_id_of(request.scope)
-    earlier = [g for g in generations.conversation(session_id, conversation_id) or [] if g.id != generation.id]
+    earlier = [r for r in await store.exchanges(session_id, conversation_id) or [] if r.id != generation.id]
 
     async def blocks() -> AsyncIterator[Markup]:
         # An empty block tells `_sent_together` to send what the page has so far: it waits next.
@@ -241,7 +249,7 @@ def _streamed_page(request: AnyRequest, state: State, conversation_id: str, gene
         "body": blocks(),
         "status": _StatusWhenDone(generation),
     }
-    context = _page_context(request, state, conversation_id, list(map(_exchange, earlier)), streaming)
+    context = _page_context(request, state, conversation_id, list(map(views.exchange, earlier)), streaming)
     page = state.streaming_jinja.get_template("pages/chat.html").generate_async(context)
     return Stream(_sent_together(page), media_type=MediaType.HTML, headers={"X-Accel-Buffering": "no"})
 
@@ -263,11 +271,12 @@ async def _sent_together(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
 @post("/generations/{generation_id:str}/stop", name="stop", status_code=204)
 async def stop(generation_id: FromPath[str], request: AnyRequest, state: State) -> None:
     session_id, _ = await _require_csrf(request, state, max_bytes=_FORM_OVERHEAD)
-    generations: Generations = state.generations
-    generation = generations.get(session_id, _check_id(generation_id))
-    if generation is None:
+    store: ConversationStore = state.store
+    exchange = await store.exchange(session_id, _check_id(generation_id))
+    if exchange is None:
         raise NotFoundException()
-    generations.stop(generation)
+    generations: Generations = state.generations
+    await generations.stop(exchange)
 
 
 @get("/generations/{generation_id:str}/events", name="events")
@@ -277,13 +286,17 @@ async def events(
     state: State,
     after: FromQuery[int | None] = None,
 ) -> Stream:
-    generations: Generations = state.generations
+    store: ConversationStore = state.store
     event_log: EventLog = state.event_log
+    settings: Settings = state.settings
     session_id = session_id_of(request.scope)
-    if generations.get(session_id, _check_id(generation_id)) is None:
+    exchange = await store.exchange(session_id, _check_id(generation_id))
+    if exchange is None:
         raise NotFoundException()
     cursor = _cursor(request.headers.get("last-event-id"), after)
-    keepalive = state.settings.keepalive_interval
+    if not exchange.running and await event_log.state(exchange.id) == "missing":
+        # Its events expired (the store keeps the answer): the answer as it ended, then done.
+        return event_stream(_ended(state, exchange, cursor))
     streams: Slots = state.open_streams
     if not streams.try_take(session_id):
         raise UserFacingError(
@@ -297,17 +310,45 @@ async def events(
             released = True
             streams.give_back(session_id)
 
-    async def frames() -> AsyncIterator[bytes]:
-        try:
-            async for batch in event_log.follow(generation_id, cursor, keepalive):
-                yield b"".join([event.frame for event in batch]) if batch else KEEPALIVE_FRAME
-        finally:
-            release()
-
-    stream = frames()
+    stream = _frames(state, exchange, cursor, settings, release)
     # Also when the response never starts iterating (the client left first): then `finally` never runs.
     weakref.finalize(stream, release)
     return event_stream(stream)
+
+
+async def _frames(
+    state: State, exchange: ExchangeRecord, cursor: int, settings: Settings, release: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    """The stream's frames after the cursor, then live ones; a comment when it has been quiet a while.
+    With several processes it also watches the answer's lease: if its process died, it ends the answer."""
+    event_log: EventLog = state.event_log
+    generations: Generations = state.generations
+    keepalive = settings.keepalive_interval
+    tick = min(keepalive, 2.0) if settings.shared else keepalive
+    loop = asyncio.get_running_loop()
+    quiet_since = loop.time()
+    try:
+        if exchange.running and await event_log.state(exchange.id) == "missing" and not settings.shared:
+            await generations.end_if_abandoned(exchange)  # a leftover of a crash, found before the sweep
+        async for batch in event_log.follow(exchange.id, cursor, tick):
+            if batch:
+                quiet_since = loop.time()
+                yield b"".join([event.frame for event in batch])
+                continue
+            if settings.shared and exchange.running and await generations.end_if_abandoned(exchange):
+                continue  # its last events come next
+            if loop.time() - quiet_since >= keepalive:
+                quiet_since = loop.time()
+                yield KEEPALIVE_FRAME
+    finally:
+        release()
+
+
+async def _ended(state: State, exchange: ExchangeRecord, cursor: int) -> AsyncIterator[bytes]:
+    views: ExchangeViews = state.views
+    fragments = AnswerFragments(state.jinja, exchange.id)
+    ended = fragments.ended(views.body(exchange), views.status(exchange))
+    yield encode_event(cursor + 1, ended) + encode_event(cursor + 2, "", DONE_EVENT)
 
 
 def _cursor(last_event_id: str | None, after: int | None) -> int:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Final, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from components import ErrorNotice, Timing
 from folyam.event_log import Event, EventLog
@@ -21,11 +23,12 @@ from folyam.providers import ProviderError, StreamPiece, TextDelta, Usage
 from folyam.rendering import AnswerRenderer, RenderUpdate
 from folyam.settings import Settings
 from folyam.sse import encode_event
+from folyam.store import ExchangeStatus
 
 if TYPE_CHECKING:
     from folyam.generations import Generation
 
-__all__ = ["CHARS_PER_TOKEN", "DONE_EVENT", "GenerationRun", "StopReason"]
+__all__ = ["CHARS_PER_TOKEN", "DONE_EVENT", "GenerationRun", "Outcome", "StopReason"]
 
 DONE_EVENT: Final = "done"
 # An answer longer than this many characters per allowed token is a stream that ignores max_tokens.
@@ -38,6 +41,18 @@ _NOTICES: Final[dict[StopReason, ErrorNotice]] = {
     "stopped": ErrorNotice("Stopped", "You stopped this answer; what arrived is kept."),
     "shutdown": ErrorNotice("The answer was stopped", "The server is shutting down."),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an answer ended, as the store records it."""
+
+    status: ExchangeStatus
+    notice: ErrorNotice | None
+    timing: dict[str, Any]
+
+
+_STOPPED_STATUS: Final[dict[StopReason, ExchangeStatus]] = {"stopped": "stopped", "shutdown": "interrupted"}
 
 
 class _OutputLimitReached(Exception):
@@ -70,9 +85,11 @@ class GenerationRun:
         self._chunks = 0
         self._chars = 0
         self._usage: Usage | None = None
+        self._unsent_text: list[str] = []  # model text not yet sent along with an event (for the log)
 
     async def execute(self, pieces: AsyncGenerator[StreamPiece], *, model: str) -> None:
         notice: ErrorNotice | None = None
+        status: ExchangeStatus = "failed"
         try:
             async with contextlib.aclosing(pieces), asyncio.timeout(self._settings.generation_timeout):
                 async for piece in pieces:
@@ -80,6 +97,7 @@ class GenerationRun:
                         self._on_text(piece.text)
                     else:
                         self._usage = piece
+            status = "finished"
         except ProviderError as exc:
             logger.warning("generation %s ended: %s (%s)", self._id, exc.title, exc.detail)
             notice = ErrorNotice(exc.title, str(exc))
@@ -95,19 +113,21 @@ class GenerationRun:
                 f"It was ended after {self._settings.generation_timeout:g} seconds.",
             )
         except asyncio.CancelledError:
-            notice = _NOTICES[self._generation.stop_reason or "shutdown"]
+            reason = self._generation.stop_reason or "shutdown"
+            notice, status = _NOTICES[reason], _STOPPED_STATUS[reason]
             if self._generation.stop_reason is None:
                 raise  # cancelled by someone else: end the answer, then let the cancellation through
         except Exception:
             logger.exception("generation %s failed", self._id)
             notice = ErrorNotice("Something went wrong", "An unexpected error ended the answer.")
         finally:
-            self._finish(notice, model)
+            self._finish(notice, status, model)
 
     def end_if_unfinished(self, model: str) -> None:
         """For a task cancelled before its first step, which never ran its body."""
         if self._generation.finished_at is None:
-            self._finish(_NOTICES[self._generation.stop_reason or "shutdown"], model)
+            reason = self._generation.stop_reason or "shutdown"
+            self._finish(_NOTICES[reason], _STOPPED_STATUS[reason], model)
 
     def _on_text(self, text: str) -> None:
         if self._first_token_at is None:
@@ -132,22 +152,25 @@ class GenerationRun:
         text = "".join(self._pending)
         self._pending.clear()
         self._generation.text.append(text)
-        self._emit_update(self._renderer.feed(text))
+        self._emit_update(self._renderer.feed(text), text)
         self._next_flush_at = self._loop.time() + self._settings.flush_interval
 
-    def _finish(self, notice: ErrorNotice | None, model: str) -> None:
+    def _finish(self, notice: ErrorNotice | None, status: ExchangeStatus, model: str) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._flush()
         self._emit_update(self._renderer.finish())
-        status, partial = self._fragments.status(notice, self._timing(model))
-        self._generation.status = status
+        timing = self._timing(model)
+        html, partial = self._fragments.status(notice, timing)
+        self._generation.status = html
+        self._generation.outcome = Outcome(status, notice, _timing_fields(timing))
         self._emit(partial)
         self._emit("", DONE_EVENT)
         self._generation.finished_at = self._loop.time()
         self._log.close(self._id)
 
     def _timing(self, model: str) -> Timing:
+        """Timing and usage of the answer so far."""
         finished_at = self._loop.time()
         usage = self._usage
         tokens = usage.completion_tokens if usage is not None else self._chunks
@@ -165,7 +188,8 @@ class GenerationRun:
             total_tokens=usage.total_tokens if usage is not None else None,
         )
 
-    def _emit_update(self, update: RenderUpdate) -> None:
+    def _emit_update(self, update: RenderUpdate, text: str = "") -> None:
+        self._unsent_text.append(text)  # goes with the next event (a half-typed marker shows nothing yet)
         if not update:
             return
         generation = self._generation
@@ -180,5 +204,11 @@ class GenerationRun:
         self, data: str, event: str | None = None, *, replaces_tail: bool = False, tail_only: bool = False
     ) -> None:
         seq = self._generation.last_seq + 1
-        self._log.append(self._id, Event(seq, encode_event(seq, data, event), replaces_tail, tail_only))
+        text = "".join(self._unsent_text)
+        self._unsent_text.clear()
+        self._log.append(self._id, Event(seq, encode_event(seq, data, event), replaces_tail, tail_only), text)
         self._generation.last_seq = seq
+
+
+def _timing_fields(timing: Timing) -> dict[str, Any]:
+    return {f.name: getattr(timing, f.name) for f in dataclasses.fields(timing)}

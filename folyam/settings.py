@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 ProviderKind = Literal["demo", "openai"]
@@ -68,10 +69,37 @@ class Settings:
     secure_cookies: bool = False
     demo_first_token_delay: float = 0.35
     demo_tokens_per_second: float = 50.0
+    # Where the embedded database and the persisted secret key live.
+    data_dir: Path = Path("data")
+    # sqlite:///path.db or postgresql://user:pass@host:port/db; None: a SQLite file in the data directory.
+    database_url: str | None = None
+    # redis://host:port/n: events, stop requests, leases and limits shared by every process. None: all
+    # in this one process.
+    redis_url: str | None = None
+    # Worker processes `python app.py` runs on one port (more than one needs redis_url).
+    workers: int = 1
+    # Seconds a database or Redis operation may take before the request gets an error instead.
+    backend_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.workers > 1 and not self.redis_url:
+            raise InvalidSetting(
+                f"{self.workers} worker processes need FOLYAM_REDIS_URL (redis://host:port/0): without Redis a "
+                "process knows nothing of another's answers. Run one worker, or set FOLYAM_REDIS_URL."
+            )
 
     @property
     def is_demo(self) -> bool:
         return self.provider == "demo"
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'folyam.db').resolve()}"
+
+    @property
+    def shared(self) -> bool:
+        """Several processes may serve this site: the event log, leases and limits live in Redis."""
+        return self.redis_url is not None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -88,6 +116,9 @@ class Settings:
             "secret_key": env.get("FOLYAM_SECRET_KEY") or None,
             "secure_cookies": env.get("FOLYAM_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
             "forwarded_allow_ips": env.get("FOLYAM_FORWARDED_ALLOW_IPS", "").strip() or None,
+            "data_dir": Path(env.get("FOLYAM_DATA_DIR") or "data"),
+            "database_url": env.get("FOLYAM_DATABASE_URL") or None,
+            "redis_url": env.get("FOLYAM_REDIS_URL") or None,
         }
         for name, kind in _ENV_NUMBERS.items():
             raw = env.get(f"FOLYAM_{name.upper()}")
@@ -116,6 +147,8 @@ _ENV_NUMBERS: dict[str, type[int] | type[float]] = {
     "header_timeout": float,
     "body_timeout": float,
     "send_timeout": float,
+    "workers": int,
+    "backend_timeout": float,
     "shutdown_grace": float,
     "demo_first_token_delay": float,
     "demo_tokens_per_second": float,
@@ -135,4 +168,6 @@ def _parse_number(name: str, raw: str, kind: type[int] | type[float]) -> int | f
 
 
 # Zero would refuse every request or close every connection at once.
-_POSITIVE = {"max_header_bytes", "header_timeout", "body_timeout", "send_timeout", "max_running"}
+_POSITIVE = {
+    "max_header_bytes", "header_timeout", "body_timeout", "send_timeout", "max_running", "workers", "backend_timeout",
+}  # fmt: skip

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,8 +15,10 @@ from folyam.settings import Settings
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.servers import serve
 
-# Fast, deterministic settings for tests: no demo pacing, and every delta its own event.
+# Fast, deterministic settings for tests: no demo pacing, and every delta its own event; the data (SQLite
+# file, secret key) in a directory of the test run's own.
 TEST_SETTINGS = Settings(
+    data_dir=Path(tempfile.mkdtemp(prefix="folyam-tests-")),
     demo_first_token_delay=0.0,
     demo_tokens_per_second=0.0,
     flush_interval=0.0,

@@ -77,7 +77,7 @@ def test_out_of_order_or_closed_appends_are_refused() -> None:
 
 async def test_unknown_streams_raise() -> None:
     log = MemoryEventLog()
-    assert "nope" not in log
+    assert await log.state("nope") == "missing"
     with pytest.raises(UnknownStream, match="'nope'"):
         await collect(log, "nope", 0)
     with pytest.raises(UnknownStream):

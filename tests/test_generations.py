@@ -1,18 +1,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
-from collections.abc import AsyncGenerator, Sequence
+import tempfile
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from markupsafe import Markup, escape
 
 from components import make_environment
+from folyam.coordination import LocalCoordination
 from folyam.event_log import MemoryEventLog
-from folyam.generations import Generations
+from folyam.generations import Generation, Generations
 from folyam.providers import ChatMessage, StreamPiece, TextDelta, UpstreamBroken
 from folyam.rendering import RenderUpdate
 from folyam.settings import Settings
+from folyam.store.sql import SqlStore
 from tests.support.sse import Frame, answer_html, parse_frames
 
 
@@ -47,25 +51,54 @@ class EchoRenderer:
         return RenderUpdate(append=Markup())
 
 
+@contextlib.asynccontextmanager
+async def local_generations(provider: ScriptedProvider, **settings: object) -> AsyncIterator[Generations]:
+    """Generations in one process, with a SQLite store of its own and the in-memory event log."""
+    options = dataclasses.replace(Settings(), **settings)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as data:
+        store = SqlStore(f"sqlite:///{data}/test.db")
+        await store.migrate()
+        generations = Generations(
+            provider=provider,
+            event_log=MemoryEventLog(),
+            store=store,
+            coordination=LocalCoordination({"session": 3, "client": 6, "server": 10}, 30),
+            env=make_environment(),
+            settings=options,
+            renderer_factory=EchoRenderer,
+            render_markdown=escape,
+        )
+        try:
+            yield generations
+        finally:
+            await generations.aclose()
+            await store.aclose()
+
+
+async def start(generations: Generations) -> Generation:
+    started = await generations.start(
+        session_id="session", conversation_id="conversation", request_id="request", query="question", client="c"
+    )
+    assert started.generation is not None
+    return started.generation
+
+
 async def run(provider: ScriptedProvider, **settings: object) -> list[tuple[float, Frame]]:
     """Start one generation and return its frames with the time each was appended."""
-    log = MemoryEventLog()
-    generations = Generations(
-        provider=provider,
-        event_log=log,
-        env=make_environment(),
-        settings=dataclasses.replace(Settings(), **settings),  # type: ignore[arg-type]
-        renderer_factory=EchoRenderer,
-    )
-    generation, _ = generations.start("session", "conversation", "request", "question")
+    async with local_generations(provider, **settings) as generations:
+        return await _timed_frames(generations)
+
+
+async def _timed_frames(generations: Generations) -> list[tuple[float, Frame]]:
+    log = generations.event_log
+    generation = await start(generations)
     loop = asyncio.get_running_loop()
-    start = loop.time()
+    begun = loop.time()
     timed = []
     async for batch in log.follow(generation.id, 0, idle_timeout=60):
         for event in batch:
             [frame] = parse_frames(event.frame.decode())
-            timed.append((loop.time() - start, frame))
-    await generations.aclose()
+            timed.append((loop.time() - begun, frame))
     return timed
 
 
@@ -127,30 +160,34 @@ async def test_the_generation_time_limit_ends_the_answer() -> None:
     assert frames[-1].event == "done"
 
 
-async def test_shutdown_ends_running_answers_with_a_notice() -> None:
-    log = MemoryEventLog()
+async def test_shutdown_ends_running_answers_with_a_notice_and_records_them() -> None:
     provider = ScriptedProvider([(0, TextDelta("partial")), (60, TextDelta("never"))])
-    generations = Generations(
-        provider=provider, event_log=log, env=make_environment(), settings=Settings(), renderer_factory=EchoRenderer
-    )
-    generation, _ = generations.start("s", "c", "r", "q")
-    await asyncio.sleep(0.05)
-    await generations.aclose()
-    frames = [parse_frames(e.frame.decode())[0] async for batch in log.follow(generation.id, 0, 1) for e in batch]
-    assert answer_html(frames) == "partial"
-    assert "The server is shutting down" in frames[-2].data
-    assert frames[-1].event == "done"
+    async with local_generations(provider) as generations:
+        generation = await start(generations)
+        await asyncio.sleep(0.05)
+        await generations.aclose()
+        log = generations.event_log
+        frames = [parse_frames(e.frame.decode())[0] async for batch in log.follow(generation.id, 0, 1) for e in batch]
+        assert answer_html(frames) == "partial"
+        assert "The server is shutting down" in frames[-2].data
+        assert frames[-1].event == "done"
+        [record] = await generations.store.exchanges("session", "conversation") or []
+        assert (record.status, record.answer, record.notice_title) == (
+            "interrupted",
+            "partial",
+            "The answer was stopped",
+        )
 
 
 async def test_a_stop_before_the_run_started_still_ends_the_answer() -> None:
-    log = MemoryEventLog()
-    provider = ScriptedProvider([(0, TextDelta("never seen"))])
-    generations = Generations(
-        provider=provider, event_log=log, env=make_environment(), settings=Settings(), renderer_factory=EchoRenderer
-    )
-    generation, _ = generations.start("s", "c", "r", "q")
-    generations.stop(generation)  # same tick: the task has not taken a step yet
-    frames = [parse_frames(e.frame.decode())[0] async for batch in log.follow(generation.id, 0, 1) for e in batch]
-    assert "Stopped" in frames[-2].data
-    assert frames[-1].event == "done"
-    assert not generation.running
+    async with local_generations(ScriptedProvider([(0, TextDelta("never seen"))])) as generations:
+        generation = await start(generations)
+        generations.stop_local(generation.id)  # same tick: the task has not taken a step yet
+        log = generations.event_log
+        frames = [parse_frames(e.frame.decode())[0] async for batch in log.follow(generation.id, 0, 1) for e in batch]
+        assert "Stopped" in frames[-2].data
+        assert frames[-1].event == "done"
+        assert not generation.running
+        await generations.aclose()
+        [record] = await generations.store.exchanges("session", "conversation") or []
+        assert record.status == "stopped"

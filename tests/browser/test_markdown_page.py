@@ -274,7 +274,7 @@ def test_only_finished_blocks_reach_screen_readers(
 
 
 OBSERVE_TAIL = """() => {
-  const tail = document.querySelector(".answer__tail");
+  const tail = document.querySelector(".answer__tail") || document.createElement("div");  // (not yet there)
   return {
     done: document.querySelector(".answer .timing") !== null,
     items: tail.querySelectorAll(":scope > ol > li").length,

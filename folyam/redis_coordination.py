@@ -1,0 +1,162 @@
+"""Coordination through Redis, so that any process serves any request: running-answer counts and rate
+limits as sorted sets updated by Lua scripts (atomic, on Redis's clock), leases as keys that expire, and
+stop requests on a pub/sub channel. A process that dies stops renewing its leases and slots: they lapse
+within the lease time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from folyam.coordination import CoordinationUnavailable, LimitScope, StopHandler
+
+__all__ = ["LEASE_SECONDS", "RedisCoordination", "redis_client"]
+
+LEASE_SECONDS: Final = 6.0
+_STOPS: Final = "folyam:stop"
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+# KEYS: one sorted set per scope. ARGV: lease ms, member, then each scope's limit. Drops lapsed members,
+# refuses (returning the scope's index) when a set is full, else adds the member to every set.
+_TAKE_SLOT: Final = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ms)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then return i end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, ms + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', key, tonumber(ARGV[1]) * 2)
+end
+return 0
+"""
+# KEYS[1]: the client's sorted set. ARGV: window ms, limit. Returns -1 when allowed, else ms to wait.
+_RATE_LIMIT: Final = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - ms
+end
+redis.call('ZADD', KEYS[1], ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return -1
+"""
+# KEYS: the slots' sorted sets, then the lease key. ARGV: lease ms, member. Renews what exists.
+_HOLD: Final = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+for i = 1, #KEYS - 1 do
+  redis.call('ZADD', KEYS[i], 'XX', ms + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[1]) * 2)
+end
+redis.call('SET', KEYS[#KEYS], '1', 'PX', ARGV[1])
+return 0
+"""
+
+
+def redis_client(url: str, *, timeout: float = 5.0) -> redis.Redis:
+    return redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=15, max_connections=10_000
+    )
+
+
+def _slot_key(scope: LimitScope, key: str) -> str:
+    return f"folyam:running:{scope}:{key}"
+
+
+def _lease_key(generation_id: str) -> str:
+    return f"folyam:lease:{generation_id}"
+
+
+class RedisCoordination:
+    def __init__(self, client: redis.Redis, limits: Mapping[LimitScope, int], rate_limit_per_minute: int) -> None:
+        self._redis: Any = client  # (redis-py's result types are wide unions)
+        self._limits = dict(limits)
+        self._rate_limit = rate_limit_per_minute
+        self._take = client.register_script(_TAKE_SLOT)
+        self._rate = client.register_script(_RATE_LIMIT)
+        self._hold = client.register_script(_HOLD)
+        self._lease_ms = int(LEASE_SECONDS * 1000)
+
+    async def take_slot(self, keys: Mapping[LimitScope, str], generation_id: str) -> LimitScope | None:
+        scopes = list(keys)
+        refused = await self._call(
+            self._take,
+            keys=[_slot_key(scope, keys[scope]) for scope in scopes],
+            args=[self._lease_ms, generation_id, *(self._limits[scope] for scope in scopes)],
+        )
+        if refused:
+            return scopes[int(refused) - 1]
+        # Held from now on: the lease says the answer's process lives.
+        await self._call(self._redis.set, _lease_key(generation_id), "1", px=self._lease_ms)
+        return None
+
+    async def give_back_slot(self, keys: Mapping[LimitScope, str], generation_id: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scope, key in keys.items():
+                pipe.zrem(_slot_key(scope, key), generation_id)
+            pipe.delete(_lease_key(generation_id))
+            await self._call(pipe.execute)
+
+    async def rate_limit(self, client: str) -> float | None:
+        wait = await self._call(
+            self._rate, keys=[f"folyam:rate:{client}"], args=[60_000, self._rate_limit, secrets.token_hex(8)]
+        )
+        return None if int(wait) < 0 else int(wait) / 1000
+
+    async def hold(self, running: Mapping[str, Mapping[LimitScope, str]]) -> None:
+        if not running:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for generation_id, keys in running.items():
+                held = [*(_slot_key(scope, key) for scope, key in keys.items()), _lease_key(generation_id)]
+                await self._hold(keys=held, args=[self._lease_ms, generation_id], client=pipe)
+            await self._call(pipe.execute)
+
+    async def alive(self, generation_id: str) -> bool:
+        return bool(await self._call(self._redis.exists, _lease_key(generation_id)))
+
+    async def claim(self, generation_id: str) -> bool:
+        return bool(await self._call(self._redis.set, f"folyam:claim:{generation_id}", "1", nx=True, px=60_000))
+
+    async def request_stop(self, generation_id: str) -> None:
+        await self._call(self._redis.publish, _STOPS, generation_id)
+
+    async def listen_for_stops(self, handler: StopHandler) -> None:
+        """Until cancelled; a lost connection is retried (stop requests sent meanwhile are lost: the
+        page's Stop button may be pressed again)."""
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(_STOPS)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            result = handler(message["data"].decode())
+                            if result is not None:
+                                await result
+            except (RedisError, OSError) as exc:
+                logger.warning("listening for stop requests failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    async def prune(self, now: float) -> None:
+        return None  # sorted sets prune themselves, keys expire
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    async def _call(self, command: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await command(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise CoordinationUnavailable(f"Redis failed: {type(exc).__name__}") from exc

@@ -1,0 +1,193 @@
+"""The event log on Redis Streams, shared by every process: an answer's events are entries whose ids are
+their sequence numbers (`{seq}-0`), so a replay after a cursor is one XRANGE and following is XREAD.
+The stream opens with an entry at `0-1` and closes with one at `{last}-1`; superseded tail-only entries
+are deleted as the memory log drops them. The writer never waits: appends are queued and sent in
+pipelined batches by one task; keys expire after the retention once closed (and, as a safety net, a
+while after the last write if nobody closes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from folyam.event_log import Event, Retained, StreamState
+
+__all__ = ["RedisEventLog"]
+
+logger = logging.getLogger(__name__)
+_OPEN_ID: Final = "0-1"
+_PAGE: Final = 500  # entries per XRANGE page on replay
+
+
+def _events_key(stream_id: str) -> str:
+    return f"folyam:events:{stream_id}"
+
+
+def _text_key(stream_id: str) -> str:
+    return f"folyam:text:{stream_id}"
+
+
+@dataclass(slots=True)
+class _Pending:
+    operations: deque[tuple[str, Any]] = field(default_factory=deque)
+
+
+class RedisEventLog:
+    def __init__(self, client: redis.Redis, *, retention: float, open_for: float) -> None:
+        """`retention`: how long a closed stream stays; `open_for`: how long an open one may go without
+        a write before it expires anyway (its process died and nobody ended it)."""
+        # redis-py's result types are wide unions; the commands used here answer bytes, lists and tuples.
+        self._redis: Any = client
+        self._retention_ms = int(retention * 1000)
+        self._open_ms = int(open_for * 1000)
+        self._pending: dict[str, _Pending] = defaultdict(_Pending)
+        self._tail_only: dict[str, list[str]] = defaultdict(list)
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- Writing (one writer per stream: the process that runs the answer) --------------------------
+
+    def open(self, stream_id: str) -> None:
+        self._queue(stream_id, "open", None)
+
+    def append(self, stream_id: str, event: Event, text: str = "") -> None:
+        self._queue(stream_id, "event", (event, text))
+
+    def close(self, stream_id: str) -> None:
+        self._queue(stream_id, "close", None)
+
+    def forget(self, stream_id: str) -> None:
+        return None  # the keys expire on their own
+
+    def _queue(self, stream_id: str, kind: str, payload: Any) -> None:
+        self._pending[stream_id].operations.append((kind, payload))
+        self._idle.clear()
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write(), name="redis-event-log-writer")
+
+    async def _write(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, defaultdict(_Pending)
+            if not batch:
+                self._idle.set()
+                continue
+            try:
+                await self._send(batch)
+            except (RedisError, OSError) as exc:
+                logger.warning("writing events to Redis failed (%s); retrying", type(exc).__name__)
+                for stream_id, pending in batch.items():  # again, before anything queued since
+                    pending.operations.extend(self._pending[stream_id].operations)
+                    self._pending[stream_id] = pending
+                self._wake.set()
+                await asyncio.sleep(0.5)
+            if not self._pending:
+                self._idle.set()
+
+    async def _send(self, batch: dict[str, _Pending]) -> None:
+        opening: set[int] = set()  # commands that may fail harmlessly: the stream is open already
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream_id, pending in batch.items():
+                key, last = _events_key(stream_id), None
+                for kind, payload in pending.operations:
+                    if kind == "open":
+                        opening.add(len(pipe.command_stack))
+                        pipe.xadd(key, {"open": b"1"}, id=_OPEN_ID)
+                    elif kind == "event":
+                        event, text = payload
+                        entry = f"{event.seq}-0"
+                        fields = {"frame": event.frame, "tail_only": b"1" if event.tail_only else b"0"}
+                        if event.replaces_tail and self._tail_only[stream_id]:
+                            pipe.xdel(key, *self._tail_only.pop(stream_id))
+                        if event.tail_only:
+                            self._tail_only[stream_id].append(entry)
+                        pipe.xadd(key, fields, id=entry)
+                        if text:
+                            pipe.append(_text_key(stream_id), text)
+                        last = event.seq
+                    else:
+                        closing = last if last is not None else await self.last_seq(stream_id)
+                        pipe.xadd(key, {"closed": b"1"}, id=f"{closing}-1")
+                        self._tail_only.pop(stream_id, None)
+                ttl = self._retention_ms if pending.operations[-1][0] == "close" else self._open_ms
+                pipe.pexpire(key, ttl)
+                pipe.pexpire(_text_key(stream_id), ttl)
+            results = await pipe.execute(raise_on_error=False)
+        failures = [r for i, r in enumerate(results) if isinstance(r, Exception) and i not in opening]
+        if failures:
+            raise failures[0]
+
+    async def aclose(self) -> None:
+        """Send what is queued, then stop the writer."""
+        try:
+            async with asyncio.timeout(5):
+                await self._idle.wait()
+        except TimeoutError:
+            logger.warning("events not written to Redis before shutdown: %d streams", len(self._pending))
+        if self._writer is not None:
+            self._writer.cancel()
+
+    # -- Reading (any process) ------------------------------------------------------------------------
+
+    async def state(self, stream_id: str) -> StreamState:
+        entries = await self._redis.xrevrange(_events_key(stream_id), count=1)
+        if not entries:
+            return "missing"
+        return "closed" if b"closed" in entries[0][1] else "open"
+
+    async def last_seq(self, stream_id: str) -> int:
+        entries = await self._redis.xrevrange(_events_key(stream_id), count=2)
+        for entry_id, _ in entries:
+            seq, _, part = entry_id.decode().partition("-")
+            if part == "0":
+                return int(seq)
+        return 0
+
+    async def text(self, stream_id: str) -> str:
+        return bytes(await self._redis.get(_text_key(stream_id)) or b"").decode()
+
+    async def retained(self, stream_id: str) -> Retained:
+        entries = await self._redis.xrange(_events_key(stream_id))
+        frames = [fields[b"frame"] for _, fields in entries if b"frame" in fields]
+        return Retained(len(frames), sum(map(len, frames)))
+
+    async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
+        key = _events_key(stream_id)
+        position = f"{max(after, 0)}-0"
+        replaying = True
+        while True:
+            if replaying:
+                # Everything after the cursor, a page at a time (exclusive start: "(" + id).
+                entries = await self._redis.xrange(key, min="(" + position, count=_PAGE)
+                replaying = len(entries) == _PAGE
+            else:
+                block = max(1, int(idle_timeout * 1000))
+                found = await self._redis.xread({key: position}, count=_PAGE, block=block)
+                entries = found[0][1] if found else []
+                if not entries:
+                    yield ()
+                    continue
+            batch, closed = [], False
+            for entry_id, fields in entries:
+                position = entry_id.decode()
+                if b"closed" in fields:
+                    closed = True
+                elif b"frame" in fields:
+                    seq = int(position.partition("-")[0])
+                    batch.append(Event(seq, bytes(fields[b"frame"]), tail_only=fields.get(b"tail_only") == b"1"))
+            if batch:
+                yield batch
+            if closed:
+                return

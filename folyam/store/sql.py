@@ -1,0 +1,332 @@
+"""The conversation store on SQLAlchemy 2 (async): SQLite through aiosqlite by default, PostgreSQL through
+asyncpg to scale out. Migrations (Alembic) run at start. Every operation has a time limit: an unreachable
+database is a clear error, never a hang."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import alembic.command
+import alembic.config
+from sqlalchemy import Connection, Row, and_, delete, event, func, insert, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from folyam.providers import ChatMessage
+from folyam.store import ConversationSummary, ExchangeRecord, ExchangeStatus, NotYours, StoreUnavailable
+from folyam.store.tables import conversations, exchanges
+
+__all__ = ["SqlStore", "async_database_url"]
+
+MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
+TITLE_CHARS: Final = 80
+_MIGRATION_LOCK: Final = 7_263_001  # a PostgreSQL advisory lock: one process migrates at a time
+T = TypeVar("T")
+
+
+def async_database_url(url: str) -> str:
+    """`sqlite:///path.db` or `postgresql://…` with the async driver the app uses for it."""
+    parsed = make_url(url)
+    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+    backend = parsed.get_backend_name()
+    if backend not in drivers:
+        raise ValueError(f"FOLYAM_DATABASE_URL must be sqlite:///… or postgresql://…, not {parsed.drivername}://")
+    return parsed.set(drivername=drivers[backend]).render_as_string(hide_password=False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def title_of(question: str) -> str:
+    """A conversation is titled by its first question, on one line and trimmed."""
+    line = " ".join(question.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+class SqlStore:
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self._url = async_database_url(url)
+        self._sqlite = self._url.startswith("sqlite")
+        self._timeout = timeout
+        if self._sqlite:
+            database = make_url(self._url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine: AsyncEngine = create_async_engine(self._url, connect_args={"timeout": timeout})
+            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self._engine = create_async_engine(
+                self._url,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=timeout,
+                pool_pre_ping=True,
+                connect_args={"timeout": timeout, "command_timeout": timeout},
+            )
+
+    async def migrate(self) -> None:
+        async def upgrade(connection: AsyncConnection) -> None:
+            if not self._sqlite:
+                await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+            await connection.run_sync(_upgrade)
+
+        # Migrations may take a while on a big database: no time limit here.
+        await self._run(upgrade, limit=None)
+
+    async def start_exchange(
+        self, *, exchange_id: str, session_id: str, conversation_id: str, request_id: str, question: str, model: str
+    ) -> tuple[ExchangeRecord, bool]:
+        now = _now()
+
+        async def start(connection: AsyncConnection) -> tuple[ExchangeRecord, bool]:
+            owner = (
+                await connection.execute(
+                    select(conversations.c.session_id).where(conversations.c.id == conversation_id)
+                )
+            ).scalar_one_or_none()
+            if owner is not None and owner != session_id:
+                raise NotYours(conversation_id)
+            existing = await self._exchange_by_request(connection, session_id, request_id)
+            if existing is not None:
+                return existing, False
+            if owner is None:
+                await connection.execute(
+                    insert(conversations).values(
+                        id=conversation_id,
+                        session_id=session_id,
+                        title=title_of(question),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            else:
+                await connection.execute(
+                    update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now)
+                )
+            values = {
+                "id": exchange_id,
+                "conversation_id": conversation_id,
+                "session_id": session_id,
+                "request_id": request_id,
+                "question": question,
+                "answer": "",
+                "status": "running",
+                "model": model,
+                "created_at": now,
+            }
+            await connection.execute(insert(exchanges).values(**values))
+            return ExchangeRecord(**values), True  # type: ignore[arg-type]
+
+        try:
+            return await self._run(start)
+        except IntegrityError:
+            # Another process took the same request id (or made the conversation) a moment before.
+            async def again(connection: AsyncConnection) -> tuple[ExchangeRecord, bool]:
+                existing = await self._exchange_by_request(connection, session_id, request_id)
+                if existing is None:
+                    raise NotYours(conversation_id) from None
+                return existing, False
+
+            return await self._run(again)
+
+    async def finish_exchange(
+        self,
+        exchange_id: str,
+        *,
+        answer: str,
+        status: ExchangeStatus,
+        notice: tuple[str, str] | None,
+        timing: dict[str, Any] | None,
+        only_if_running: bool = False,
+    ) -> bool:
+        now = _now()
+
+        async def finish(connection: AsyncConnection) -> bool:
+            condition = exchanges.c.id == exchange_id
+            if only_if_running:
+                condition = and_(condition, exchanges.c.status == "running")
+            result = await connection.execute(
+                update(exchanges)
+                .where(condition)
+                .values(
+                    answer=answer,
+                    status=status,
+                    notice_title=notice[0] if notice else None,
+                    notice_message=notice[1] if notice else None,
+                    timing=timing,
+                    finished_at=now,
+                )
+            )
+            return bool(result.rowcount)
+
+        return await self._run(finish)
+
+    async def exchange(self, session_id: str, exchange_id: str) -> ExchangeRecord | None:
+        async def find(connection: AsyncConnection) -> ExchangeRecord | None:
+            row = (
+                await connection.execute(
+                    select(exchanges).where(exchanges.c.id == exchange_id, exchanges.c.session_id == session_id)
+                )
+            ).first()
+            return _record(row) if row is not None else None
+
+        return await self._run(find)
+
+    async def exchanges(self, session_id: str, conversation_id: str) -> list[ExchangeRecord] | None:
+        async def find(connection: AsyncConnection) -> list[ExchangeRecord] | None:
+            owner = (
+                await connection.execute(
+                    select(conversations.c.session_id).where(conversations.c.id == conversation_id)
+                )
+            ).scalar_one_or_none()
+            if owner != session_id:
+                return None
+            rows = await connection.execute(
+                select(exchanges)
+                .where(exchanges.c.conversation_id == conversation_id)
+                .order_by(exchanges.c.created_at, exchanges.c.id)
+            )
+            return [_record(row) for row in rows]
+
+        return await self._run(find)
+
+    async def history(self, conversation_id: str, limit: int) -> list[ChatMessage]:
+        async def find(connection: AsyncConnection) -> list[ChatMessage]:
+            rows = await connection.execute(
+                select(exchanges.c.question, exchanges.c.answer)
+                .where(exchanges.c.conversation_id == conversation_id, exchanges.c.status != "running")
+                .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc())
+                .limit(limit)
+            )
+            messages: list[ChatMessage] = []
+            for question, answer in reversed(list(rows)):
+                messages.append(ChatMessage(role="user", content=question))
+                messages.append(ChatMessage(role="assistant", content=answer))
+            return messages
+
+        return await self._run(find)
+
+    async def conversations(self, session_id: str, limit: int) -> list[ConversationSummary]:
+        async def find(connection: AsyncConnection) -> list[ConversationSummary]:
+            rows = await connection.execute(
+                select(conversations.c.id, conversations.c.title, conversations.c.updated_at)
+                .where(conversations.c.session_id == session_id)
+                .order_by(conversations.c.updated_at.desc(), conversations.c.id)
+                .limit(limit)
+            )
+            return [ConversationSummary(id=row.id, title=row.title, updated_at=row.updated_at) for row in rows]
+
+        return await self._run(find)
+
+    async def rename(self, session_id: str, conversation_id: str, title: str) -> bool:
+        async def rename(connection: AsyncConnection) -> bool:
+            result = await connection.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id, conversations.c.session_id == session_id)
+                .values(title=title_of(title) or "Untitled")
+            )
+            return bool(result.rowcount)
+
+        return await self._run(rename)
+
+    async def delete(self, session_id: str, conversation_id: str) -> bool:
+        async def remove(connection: AsyncConnection) -> bool:
+            # Not relying on ON DELETE CASCADE: SQLite enforces it only with its foreign_keys pragma on.
+            owned = select(conversations.c.id).where(
+                conversations.c.id == conversation_id, conversations.c.session_id == session_id
+            )
+            await connection.execute(delete(exchanges).where(exchanges.c.conversation_id.in_(owned)))
+            result = await connection.execute(
+                delete(conversations).where(
+                    conversations.c.id == conversation_id, conversations.c.session_id == session_id
+                )
+            )
+            return bool(result.rowcount)
+
+        return await self._run(remove)
+
+    async def running_ids(self) -> list[str]:
+        async def find(connection: AsyncConnection) -> list[str]:
+            rows = await connection.execute(select(exchanges.c.id).where(exchanges.c.status == "running"))
+            return [row.id for row in rows]
+
+        return await self._run(find)
+
+    async def count_exchanges(self) -> int:
+        """For tests and benchmarks: how many exchanges there are in all."""
+
+        async def count(connection: AsyncConnection) -> int:
+            return int((await connection.execute(select(func.count()).select_from(exchanges))).scalar_one())
+
+        return await self._run(count)
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
+
+    async def _exchange_by_request(
+        self, connection: AsyncConnection, session_id: str, request_id: str
+    ) -> ExchangeRecord | None:
+        row = (
+            await connection.execute(
+                select(exchanges).where(exchanges.c.session_id == session_id, exchanges.c.request_id == request_id)
+            )
+        ).first()
+        return _record(row) if row is not None else None
+
+    async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, limit: float | None = 0) -> T:
+        """`work` in one transaction, within the time limit; database failures become StoreUnavailable."""
+        try:
+            async with asyncio.timeout(self._timeout if limit == 0 else limit), self._transaction() as connection:
+                return await work(connection)
+        except (NotYours, IntegrityError):
+            raise
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"the database did not answer within {self._timeout:g} s") from exc
+        except (SQLAlchemyError, DBAPIError, OSError) as exc:
+            raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from exc
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.begin() as connection:
+            yield connection
+
+
+def _record(row: Row[Any]) -> ExchangeRecord:
+    return ExchangeRecord(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        session_id=row.session_id,
+        request_id=row.request_id,
+        question=row.question,
+        answer=row.answer,
+        status=row.status,
+        model=row.model,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        notice_title=row.notice_title,
+        notice_message=row.notice_message,
+        timing=row.timing,
+    )
+
+
+def _upgrade(connection: Connection) -> None:
+    config = alembic.config.Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    alembic.command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # WAL: readers do not block the writer, and several processes on one machine may share the file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

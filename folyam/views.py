@@ -1,0 +1,46 @@
+"""What a page shows of an exchange: the question, and the answer as it stands, whether it runs in this
+process (body and live tail so far, resuming after the last event), in another (an empty shell that
+replays the events), or has ended (rendered from the store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jinja2
+from markupsafe import Markup
+
+from components import Answer, ErrorNotice, Exchange, Timing, UserMessage
+from folyam.fragments import ended_status
+from folyam.generations import Generations
+from folyam.store import ExchangeRecord
+
+__all__ = ["ExchangeViews"]
+
+
+class ExchangeViews:
+    def __init__(
+        self, env: jinja2.Environment, generations: Generations, render_markdown: Callable[[str], Markup]
+    ) -> None:
+        self._env = env
+        self._generations = generations
+        self._render_markdown = render_markdown
+
+    def exchange(self, record: ExchangeRecord) -> Exchange:
+        return Exchange(message=UserMessage(text=record.question), answer=self.answer(record))
+
+    def answer(self, record: ExchangeRecord) -> Answer:
+        local = self._generations.local(record.id)
+        if local is not None and local.running:
+            return local.answer()
+        if record.running:
+            events = f"/generations/{record.id}/events"
+            return Answer(generation_id=record.id, events_url=events, stop_url=f"/generations/{record.id}/stop")
+        return Answer(generation_id=record.id, events_url=None, body=self.body(record), status=self.status(record))
+
+    def body(self, record: ExchangeRecord) -> Markup:
+        return self._render_markdown(record.answer)
+
+    def status(self, record: ExchangeRecord) -> Markup:
+        notice = ErrorNotice(record.notice_title, record.notice_message or "") if record.notice_title else None
+        timing = Timing(**record.timing) if record.timing else None
+        return ended_status(self._env, notice, timing)
