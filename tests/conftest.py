@@ -4,16 +4,19 @@ import dataclasses
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
 
 from app import create_app
 from folyam.settings import Settings
+from tests.support.balancer import Balancer
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.servers import serve
+from tests.support.services import Postgres, Redis, postgres_server, redis_server
 
 # Fast, deterministic settings for tests: no demo pacing, and every delta its own event; the data (SQLite
 # file, secret key) in a directory of the test run's own.
@@ -24,9 +27,16 @@ TEST_SETTINGS = Settings(
     flush_interval=0.0,
     upstream_retries=0,
     upstream_timeout=1.0,
-    # Suites ask far more than a person would; the limit itself has its own test.
+    # Suites ask far more than a person would, all from 127.0.0.1; the limits have tests of their own.
     rate_limit_per_minute=100_000,
+    max_running_per_client=100,
 )
+
+# Every HTTP and browser test that uses these fixtures runs in both: the default (one process, SQLite, the
+# in-memory event log) and scaled out (two app processes sharing PostgreSQL and Redis, behind a
+# round-robin proxy, so consecutive requests of one page reach different processes).
+Deployment = Literal["one-process", "postgres-redis"]
+DEPLOYMENTS: list[Deployment] = ["one-process", "postgres-redis"]
 
 
 HTMX_HEADERS = {"HX-Request": "true"}
@@ -48,8 +58,50 @@ def upstream(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="session")
-def demo_server() -> Iterator[str]:
-    with serve(create_app(TEST_SETTINGS)) as url:
+def postgres() -> Iterator[Postgres]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[Redis]:
+    with redis_server() as server:
+        yield server
+
+
+class Deploy:
+    """Serves the app with given settings in one deployment; yields the base URL."""
+
+    def __init__(self, deployment: Deployment, postgres: Postgres | None, redis: Redis | None) -> None:
+        self.deployment = deployment
+        self._postgres = postgres
+        self._redis = redis
+
+    @contextmanager
+    def __call__(self, settings: Settings) -> Iterator[str]:
+        if self._postgres is None or self._redis is None:
+            with serve(create_app(settings)) as url:
+                yield url
+            return
+        shared = dataclasses.replace(settings, database_url=self._postgres.url(), redis_url=self._redis.fresh_url())
+        with (
+            serve(create_app(shared)) as first,
+            serve(create_app(shared)) as second,
+            serve(Balancer([first, second])) as url,
+        ):
+            yield url
+
+
+@pytest.fixture(scope="session", params=DEPLOYMENTS)
+def deploy(request: pytest.FixtureRequest) -> Deploy:
+    if request.param == "one-process":
+        return Deploy(request.param, None, None)
+    return Deploy(request.param, request.getfixturevalue("postgres"), request.getfixturevalue("redis"))
+
+
+@pytest.fixture(scope="session")
+def demo_server(deploy: Deploy) -> Iterator[str]:
+    with deploy(TEST_SETTINGS) as url:
         yield url
 
 
@@ -61,17 +113,27 @@ def openai_settings(base: Settings, upstream_url: str, api_key: str = "sk-test-s
 
 
 @pytest.fixture(scope="session")
-def openai_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
-    with serve(create_app(openai_settings(TEST_SETTINGS, fake_upstream[1]))) as url:
+def openai_server(deploy: Deploy, fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
+    with deploy(openai_settings(TEST_SETTINGS, fake_upstream[1])) as url:
         yield url
 
 
 @pytest.fixture
-def start_server() -> Callable[..., AbstractContextManager[str]]:
-    """Start an app with settings of the test's own (e.g. an upstream on a closed port)."""
+def start_one_process() -> Callable[..., AbstractContextManager[str]]:
+    """For what one process does on its own (its HTTP limits): the app alone, with the test's settings."""
 
     def start(**overrides: object) -> AbstractContextManager[str]:
         return serve(create_app(dataclasses.replace(TEST_SETTINGS, **overrides)))  # type: ignore[arg-type]
+
+    return start
+
+
+@pytest.fixture
+def start_server(deploy: Deploy) -> Callable[..., AbstractContextManager[str]]:
+    """Start an app with settings of the test's own (e.g. an upstream on a closed port)."""
+
+    def start(**overrides: object) -> AbstractContextManager[str]:
+        return deploy(dataclasses.replace(TEST_SETTINGS, **overrides))  # type: ignore[arg-type]
 
     return start
 

@@ -32,8 +32,9 @@ def test_scripted_markdown_answer_transcript(
 ) -> None:
     """Every delta its own event (flush interval 0): finished blocks are appended once, the open
     block replaces the live tail, and the tail ends empty."""
-    # Paced, so the client follows live and sees every event (a replay would skip superseded tails).
-    upstream.script(Script(chunks=MARKDOWN_CHUNKS, delay=0.05))
+    # Paced, so the client follows live and sees every event (a replay would skip superseded tails), and
+    # connected before the first one.
+    upstream.script(Script(chunks=MARKDOWN_CHUNKS, delay=0.05, first_delay=0.5))
     url = ask(client, openai_server, "markdown please")
     raw, frames = read_events(client, url)
     assert [f.id for f in frames] == [str(n) for n in range(1, len(frames) + 1)]

@@ -40,13 +40,18 @@ def async_database_url(url: str) -> str:
     return parsed.set(drivername=drivers[backend]).render_as_string(hide_password=False)
 
 
+def _storable(text: str) -> str:
+    # PostgreSQL's text holds no NUL; markdown-it shows it as U+FFFD anyway, so the page is unchanged.
+    return text.replace("\x00", "\ufffd")
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
 def title_of(question: str) -> str:
     """A conversation is titled by its first question, on one line and trimmed."""
-    line = " ".join(question.split())
+    line = " ".join(_storable(question).split())
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
@@ -115,7 +120,7 @@ class SqlStore:
                 "conversation_id": conversation_id,
                 "session_id": session_id,
                 "request_id": request_id,
-                "question": question,
+                "question": _storable(question),
                 "answer": "",
                 "status": "running",
                 "model": model,
@@ -156,10 +161,10 @@ class SqlStore:
                 update(exchanges)
                 .where(condition)
                 .values(
-                    answer=answer,
+                    answer=_storable(answer),
                     status=status,
-                    notice_title=notice[0] if notice else None,
-                    notice_message=notice[1] if notice else None,
+                    notice_title=_storable(notice[0]) if notice else None,
+                    notice_message=_storable(notice[1]) if notice else None,
                     timing=timing,
                     finished_at=now,
                 )

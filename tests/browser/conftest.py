@@ -17,10 +17,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, expect, sync_playwright
 
-from app import create_app
 from components import make_environment
 from folyam.markdown import MarkdownPipeline
-from tests.conftest import TEST_SETTINGS, openai_settings
+from tests.conftest import TEST_SETTINGS, Deploy, openai_settings
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.servers import serve
 
@@ -144,16 +143,16 @@ def page(browser: Browser, page_events: PageEvents) -> Iterator[Page]:
 
 
 @pytest.fixture(scope="session")
-def paced_server() -> Iterator[str]:
+def paced_server(deploy: Deploy) -> Iterator[str]:
     """The app with the offline demo model, paced so an answer streams for about 4 s."""
-    with serve(create_app(PACED_SETTINGS)) as url:
+    with deploy(PACED_SETTINGS) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def openai_paced_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
+def openai_paced_server(deploy: Deploy, fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
     """The app with the OpenAI provider, talking to the fake upstream."""
-    with serve(create_app(openai_settings(PACED_SETTINGS, fake_upstream[1], api_key="sk-test"))) as url:
+    with deploy(openai_settings(PACED_SETTINGS, fake_upstream[1], api_key="sk-test")) as url:
         yield url
 
 

@@ -314,8 +314,9 @@ def test_running_answers_are_capped_per_client_address_and_in_all(start_server: 
         assert "Server busy" in statuses[2].text
 
 
-def test_open_event_streams_are_capped_per_session(client: httpx.Client, start_server: StartServer) -> None:
-    with start_server(max_streams_per_session=2, demo_tokens_per_second=2.0) as server:
+def test_open_event_streams_are_capped_per_session(client: httpx.Client, start_one_process: StartServer) -> None:
+    # (Per process: with several, each holds its own count.)
+    with start_one_process(max_streams_per_session=2, demo_tokens_per_second=2.0) as server:
         url = ask(client, server, "q")
         with client.stream("GET", url) as first, client.stream("GET", url) as second:
             assert first.status_code == second.status_code == 200

@@ -123,8 +123,10 @@ def tiny_app(stream_ended: threading.Event) -> Any:
 # Header size
 
 
-def test_an_8_MB_header_sent_in_pieces_gets_431_long_before_the_server_has_it_all(start_server: StartServer) -> None:
-    with start_server() as url, server_log() as log, connect(url) as sock:
+def test_an_8_MB_header_sent_in_pieces_gets_431_long_before_the_server_has_it_all(
+    start_one_process: StartServer,
+) -> None:
+    with start_one_process() as url, server_log() as log, connect(url) as sock:
         sock.sendall(HEAD + b"X-Big: ")
         sent = 0
         while sent < 8_000_000 and not select.select([sock], [], [], 0.01)[0]:  # until the server answers
@@ -141,8 +143,8 @@ def test_an_8_MB_header_sent_in_pieces_gets_431_long_before_the_server_has_it_al
     assert log == []
 
 
-def test_a_120_kB_cookie_gets_431_and_a_20_kB_one_is_served(start_server: StartServer) -> None:
-    with start_server() as url, server_log() as log:
+def test_a_120_kB_cookie_gets_431_and_a_20_kB_one_is_served(start_one_process: StartServer) -> None:
+    with start_one_process() as url, server_log() as log:
         with connect(url) as sock:
             sock.sendall(HEAD + b"Cookie: a=" + b"b" * 120_000 + b"\r\n\r\n")
             assert status_of(read_until_closed(sock)) == 431
@@ -159,9 +161,9 @@ def test_a_120_kB_cookie_gets_431_and_a_20_kB_one_is_served(start_server: StartS
     ids=["a body", "a pipelined request"],
 )
 def test_a_head_over_the_limit_in_one_packet_with_more_behind_it_gets_one_431(
-    start_server: StartServer, after: bytes
+    start_one_process: StartServer, after: bytes
 ) -> None:
-    with start_server() as url, server_log() as log, connect(url) as sock:
+    with start_one_process() as url, server_log() as log, connect(url) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: folyam.test\r\nX-Big: " + b"a" * 40_000 + b"\r\n" + after)
         answer = read_until_closed(sock)
         assert status_of(answer) == 431
@@ -182,8 +184,8 @@ def test_a_head_over_the_limit_behind_a_running_response_ends_the_connection_aft
         assert answer.endswith(b"chunk 2;\r\n0\r\n\r\n")
 
 
-def test_bodies_and_heads_under_the_limit_are_served_however_they_share_packets(start_server: StartServer) -> None:
-    with start_server() as url, connect(url) as sock:
+def test_bodies_and_heads_under_the_limit_are_served_however_they_share_packets(start_one_process: StartServer) -> None:
+    with start_one_process() as url, connect(url) as sock:
         # A large body in the packet of its head, then the next request's head half in that packet.
         upload = b"POST / HTTP/1.1\r\nHost: folyam.test\r\nContent-Length: 300000\r\n"
         sock.sendall(upload + b"Cookie: a=" + b"b" * 20_000 + b"\r\n\r\n" + b"x" * 300_000 + HEAD + b"Cookie: a=b")
@@ -196,8 +198,8 @@ def test_bodies_and_heads_under_the_limit_are_served_however_they_share_packets(
 # Header timeout
 
 
-def test_a_head_that_stops_halfway_gets_408_and_is_closed(start_server: StartServer) -> None:
-    with start_server(header_timeout=0.5) as url, connect(url) as sock:
+def test_a_head_that_stops_halfway_gets_408_and_is_closed(start_one_process: StartServer) -> None:
+    with start_one_process(header_timeout=0.5) as url, connect(url) as sock:
         sock.sendall(HEAD)
         assert_answered(url)
         answer = read_until_closed(sock)
@@ -205,31 +207,31 @@ def test_a_head_that_stops_halfway_gets_408_and_is_closed(start_server: StartSer
         assert b"\r\nconnection: close\r\n" in answer
 
 
-def test_a_connection_that_sends_nothing_is_closed(start_server: StartServer) -> None:
-    with start_server(header_timeout=0.5) as url, connect(url) as sock:
+def test_a_connection_that_sends_nothing_is_closed(start_one_process: StartServer) -> None:
+    with start_one_process(header_timeout=0.5) as url, connect(url) as sock:
         assert_answered(url)
         assert read_until_closed(sock) == b""
 
 
-def test_a_keep_alive_connection_that_stalls_in_its_next_head_gets_408(start_server: StartServer) -> None:
-    with start_server(header_timeout=0.5) as url, connect(url) as sock:
+def test_a_keep_alive_connection_that_stalls_in_its_next_head_gets_408(start_one_process: StartServer) -> None:
+    with start_one_process(header_timeout=0.5) as url, connect(url) as sock:
         sock.sendall(HEAD + b"\r\n")
         assert read_response(sock).status == 200
         sock.sendall(HEAD)
         assert status_of(read_until_closed(sock)) == 408
 
 
-def test_a_keep_alive_connection_that_sends_only_blank_lines_is_closed(start_server: StartServer) -> None:
+def test_a_keep_alive_connection_that_sends_only_blank_lines_is_closed(start_one_process: StartServer) -> None:
     # Any bytes stop uvicorn's keep-alive timer, and the parser skips blank lines before a request.
-    with start_server(header_timeout=0.5) as url, connect(url) as sock:
+    with start_one_process(header_timeout=0.5) as url, connect(url) as sock:
         sock.sendall(HEAD + b"\r\n")
         assert read_response(sock).status == 200
         sock.sendall(b"\r\n")
         assert read_until_closed(sock) == b""
 
 
-def test_fifty_slow_connections_do_not_stop_a_normal_client(start_server: StartServer) -> None:
-    with start_server(header_timeout=2.0) as url, server_log() as log:
+def test_fifty_slow_connections_do_not_stop_a_normal_client(start_one_process: StartServer) -> None:
+    with start_one_process(header_timeout=2.0) as url, server_log() as log:
         slow = [connect(url) for _ in range(50)]
         try:
             for sock in slow[::2]:
@@ -269,10 +271,10 @@ def test_a_client_that_never_reads_is_disconnected_after_the_send_timeout() -> N
     ids=["no proxy trusted", "loopback proxy trusted"],
 )
 def test_x_forwarded_for_counts_only_from_a_trusted_proxy(
-    start_server: StartServer, forwarded_allow_ips: str | None, statuses: list[int]
+    start_one_process: StartServer, forwarded_allow_ips: str | None, statuses: list[int]
 ) -> None:
     seen = []
-    with start_server(rate_limit_per_minute=3, forwarded_allow_ips=forwarded_allow_ips) as url:
+    with start_one_process(rate_limit_per_minute=3, forwarded_allow_ips=forwarded_allow_ips) as url:
         for n in range(5):
             # A client of its own per question, so only the address could tie them together.
             headers = {**HTMX_HEADERS, "X-Forwarded-For": f"203.0.113.{n}"}

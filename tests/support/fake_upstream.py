@@ -33,8 +33,9 @@ class Script:
     fault: Fault = "none"
     status: int = 500
     fail_after: int = 0
-    # Seconds between chunks (the first chunk is sent at once).
+    # Seconds between chunks (the first chunk is sent at once, or after first_delay).
     delay: float = 0.0
+    first_delay: float = 0.0
     usage: bool = True
     # A Retry-After header on a "status" fault.
     retry_after: str | None = None
@@ -122,6 +123,8 @@ class FakeUpstream:
             }
         )
         await _event(send, _chunk(model, {"role": "assistant", "content": ""}))
+        if script.first_delay:
+            await asyncio.wait([disconnected], timeout=script.first_delay)
         for index, text in enumerate(script.chunks):
             if script.fault != "none" and index == script.fail_after:
                 await self._fail(script, disconnected, send, echo)
