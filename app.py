@@ -29,10 +29,11 @@ from folyam.redaction import RedactingFilter, Redactor
 from folyam.routes import ROUTES
 from folyam.secret import load_or_create_secret
 from folyam.security import add_security_headers
-from folyam.server import DrainingServer, uvicorn_config
+from folyam.server import run_workers, serve_app
 from folyam.sessions import SessionMiddleware, SessionSigner
-from folyam.settings import Settings
+from folyam.settings import InvalidSetting, Settings
 from folyam.store import StoreUnavailable
+from folyam.store.sql import SqlStore
 from folyam.views import ExchangeViews
 
 ROOT = Path(__file__).resolve().parent
@@ -134,12 +135,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", help="model name for the OpenAI-compatible server")
+    parser.add_argument("--workers", type=int, help="worker processes on one port (more than 1 needs FOLYAM_REDIS_URL)")
     args = parser.parse_args(argv)
-    settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
-    app = create_app(settings)
+    try:
+        settings = Settings.from_env(host=args.host, port=args.port, model=args.model, workers=args.workers)
+    except InvalidSetting as exc:
+        parser.exit(2, f"folyam: {exc}\n")
+    # Once, before any worker starts: the schema up to date, the secret key in place.
+    asyncio.run(prepare(settings))
     source = "offline demo model" if settings.is_demo else f"model {settings.model}"
-    print(f"Folyam is serving on http://{settings.host}:{settings.port}/ ({source})", flush=True)
-    DrainingServer(uvicorn_config(app, settings), app, settings.shutdown_grace).run()
+    processes = f", {settings.workers} worker processes" if settings.workers > 1 else ""
+    print(f"Folyam is serving on http://{settings.host}:{settings.port}/ ({source}{processes})", flush=True)
+    if settings.workers > 1:
+        run_workers(create_app, settings)
+    else:
+        serve_app(create_app, settings, None)
+
+
+async def prepare(settings: Settings) -> None:
+    store = SqlStore(settings.store_url, timeout=settings.backend_timeout)
+    try:
+        await store.migrate()
+    finally:
+        await store.aclose()
+    if settings.secret_key is None:
+        load_or_create_secret(settings.data_dir)
 
 
 if __name__ == "__main__":

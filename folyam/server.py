@@ -4,8 +4,14 @@ the server that drains running answers on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
+import os
 import signal
 import socket
+import threading
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,9 +27,10 @@ from folyam.settings import Settings
 if TYPE_CHECKING:
     from folyam.generations import Generations
 
-__all__ = ["DrainingServer", "FolyamHttpProtocol", "protocol_class", "uvicorn_config"]
+__all__ = ["DrainingServer", "FolyamHttpProtocol", "protocol_class", "run_workers", "serve_app", "uvicorn_config"]
 
 _DEFAULTS = Settings()
+logger = logging.getLogger(__name__)
 
 
 class _HeadTooLarge(Exception):
@@ -265,3 +272,45 @@ class DrainingServer(uvicorn.Server):
         await generations.drain(self._grace)
         await asyncio.sleep(0.2)  # let the streams deliver their final events
         self.should_exit = True
+
+
+def serve_app(factory: Callable[[Settings], Litestar], settings: Settings, sockets: list[socket.socket] | None) -> None:
+    """One process: the app on uvicorn with Folyam's protocol, draining on SIGTERM."""
+    app = factory(settings)
+    DrainingServer(uvicorn_config(app, settings), app, settings.shutdown_grace).run(sockets=sockets)
+
+
+def run_workers(factory: Callable[[Settings], Litestar], settings: Settings) -> None:
+    """`settings.workers` processes serving one port (the socket is bound here and shared), restarted if
+    one dies. SIGTERM is passed on (each drains its answers); SIGINT reaches them from the terminal."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.set_inheritable(True)
+    spawn = multiprocessing.get_context("spawn")
+
+    def start() -> BaseProcess:
+        process = spawn.Process(target=serve_app, args=(factory, settings, [sock]), daemon=False)
+        process.start()
+        return process
+
+    workers = [start() for _ in range(settings.workers)]
+    stopping = threading.Event()
+
+    def on_signal(sig: int, _: FrameType | None) -> None:
+        stopping.set()
+        if sig == signal.SIGTERM:
+            for worker in workers:
+                if worker.pid is not None and worker.is_alive():
+                    os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stopping.wait(0.5):
+        for index, worker in enumerate(workers):
+            if not worker.is_alive() and not stopping.is_set():
+                logger.warning("worker %s exited with %s; starting another", worker.pid, worker.exitcode)
+                workers[index] = start()
+    for worker in workers:
+        worker.join(timeout=settings.shutdown_grace + 10)
+    sock.close()

@@ -39,3 +39,19 @@ def test_limits_that_zero_would_break_must_be_positive() -> None:
         "10.0.0.1,10.0.0.2"
     )
     assert Settings.from_env({}).forwarded_allow_ips is None
+
+
+def test_scale_out_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {
+            "FOLYAM_DATA_DIR": "/srv/folyam",
+            "FOLYAM_DATABASE_URL": "postgresql://u:p@db/f",
+            "FOLYAM_REDIS_URL": "redis://r/0",
+        },
+        workers=4,
+    )
+    assert (str(settings.data_dir), settings.workers, settings.shared) == ("/srv/folyam", 4, True)
+    assert settings.store_url == "postgresql://u:p@db/f"
+    assert Settings.from_env({"FOLYAM_DATA_DIR": "/srv/folyam"}).store_url == "sqlite:////srv/folyam/folyam.db"
+    with pytest.raises(InvalidSetting, match="2 worker processes need FOLYAM_REDIS_URL"):
+        Settings.from_env({}, workers=2)

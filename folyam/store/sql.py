@@ -13,6 +13,8 @@ from typing import Any, Final, TypeVar
 
 import alembic.command
 import alembic.config
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Row, and_, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -20,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from folyam.providers import ChatMessage
 from folyam.store import ConversationSummary, ExchangeRecord, ExchangeStatus, NotYours, StoreUnavailable
-from folyam.store.tables import conversations, exchanges
+from folyam.store.tables import conversations, exchanges, metadata
 
 __all__ = ["SqlStore", "async_database_url"]
 
@@ -263,6 +265,17 @@ class SqlStore:
             return [row.id for row in rows]
 
         return await self._run(find)
+
+    async def schema_differences(self) -> list[Any]:
+        """What differs between the database's schema and the tables the code declares (nothing, once
+        migrated): Alembic's comparison, as `alembic revision --autogenerate` would see it."""
+
+        async def compare(connection: AsyncConnection) -> list[Any]:
+            return await connection.run_sync(
+                lambda sync: list(compare_metadata(MigrationContext.configure(sync), metadata))
+            )
+
+        return await self._run(compare)
 
     async def count_exchanges(self) -> int:
         """For tests and benchmarks: how many exchanges there are in all."""
