@@ -42,6 +42,7 @@ import ssl
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
@@ -162,10 +163,29 @@ def base_env() -> dict[str, str]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state); utime is 14, stime 15
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """User + system CPU time of a process (all its threads) and of its live child processes (the
+    workers of `app.py --workers N`), from /proc/<pid>/stat."""
+    total = 0.0
+    for process in [pid, *descendants(pid)]:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            stat = Path(f"/proc/{process}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state); utime is 14, stime 15
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
 
 
 def machine_busy_seconds() -> float:
@@ -499,12 +519,42 @@ def run_loop(coroutine: Coroutine[object, object, T]) -> T:
 
 
 def run(args: argparse.Namespace) -> list[Measurement]:
-    env = base_env() | {
-        "FOLYAM_FLUSH_INTERVAL": str(args.flush_interval),
-        # Every client of a benchmark comes from 127.0.0.1: lift the per-address limits
-        # (revisions without them ignore the variables).
-        **BENCH_LIMITS,
-    }
+    with contextlib.ExitStack() as stack:
+        data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="folyam-bench-")))
+        env = base_env() | {
+            "FOLYAM_FLUSH_INTERVAL": str(args.flush_interval),
+            "FOLYAM_DATA_DIR": str(data),
+            # Every client of a benchmark comes from 127.0.0.1: lift the per-address limits
+            # (revisions without them ignore the variables).
+            **BENCH_LIMITS,
+        }
+        if args.workers > 1:
+            env["FOLYAM_REDIS_URL"] = stack.enter_context(redis_for_bench(data))
+        return run_with(args, env)
+
+
+@contextlib.contextmanager
+def redis_for_bench(directory: Path) -> Iterator[str]:
+    """A redis-server of our own (Debian's) on a free port, for several workers."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def run_with(args: argparse.Namespace, env: dict[str, str]) -> list[Measurement]:
     delay = 1 / args.rate if args.rate > 0 else 0.0
     if args.provider == "demo":
         env |= {
@@ -536,7 +586,8 @@ def run(args: argparse.Namespace) -> list[Measurement]:
 
 
 def app_argv(args: argparse.Namespace, port: int) -> list[str]:
-    return [sys.executable, str(args.app_dir / "app.py"), "--port", str(port)]
+    workers = ["--workers", str(args.workers)] if args.workers > 1 else []
+    return [sys.executable, str(args.app_dir / "app.py"), "--port", str(port), *workers]
 
 
 def git(*argv: str) -> str:
@@ -615,10 +666,11 @@ def summarize_profile(path: Path, top: int = 25) -> str:
 
 
 def target_name(args: argparse.Namespace) -> str:
+    workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
     if args.provider == "demo":
-        return "folyam demo"
+        return "folyam demo" + workers
     name = f"{'naive relay' if args.naive else 'folyam openai'}, {args.chunks} chunks"
-    return name + (f" in paragraphs of {args.paragraph}" if args.paragraph else "")
+    return name + (f" in paragraphs of {args.paragraph}" if args.paragraph else "") + workers
 
 
 def row(args: argparse.Namespace, m: Measurement) -> list[str]:
@@ -758,6 +810,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=200, help="concurrent streams (default 200)")
     parser.add_argument("--provider", choices=["demo", "openai"], help="Folyam's provider (default demo)")
     parser.add_argument("--naive", action="store_true", help="measure the naive relay instead of Folyam")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="app worker processes (more than 1: with a redis-server of its own)"
+    )
     parser.add_argument("--chunks", type=int, default=500, help="fake upstream's chunks per answer (default 500)")
     parser.add_argument(
         "--rate",

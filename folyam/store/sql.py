@@ -62,6 +62,7 @@ class SqlStore:
         self._url = async_database_url(url)
         self._sqlite = self._url.startswith("sqlite")
         self._timeout = timeout
+        self._write_lock = asyncio.Lock()
         if self._sqlite:
             database = make_url(self._url).database
             if database and database != ":memory:":
@@ -132,7 +133,7 @@ class SqlStore:
             return ExchangeRecord(**values), True  # type: ignore[arg-type]
 
         try:
-            return await self._run(start)
+            return await self._run(start, writes=True)
         except IntegrityError:
             # Another process took the same request id (or made the conversation) a moment before.
             async def again(connection: AsyncConnection) -> tuple[ExchangeRecord, bool]:
@@ -173,7 +174,7 @@ class SqlStore:
             )
             return bool(result.rowcount)
 
-        return await self._run(finish)
+        return await self._run(finish, writes=True)
 
     async def exchange(self, session_id: str, exchange_id: str) -> ExchangeRecord | None:
         async def find(connection: AsyncConnection) -> ExchangeRecord | None:
@@ -241,7 +242,7 @@ class SqlStore:
             )
             return bool(result.rowcount)
 
-        return await self._run(rename)
+        return await self._run(rename, writes=True)
 
     async def delete(self, session_id: str, conversation_id: str) -> bool:
         async def remove(connection: AsyncConnection) -> bool:
@@ -257,7 +258,7 @@ class SqlStore:
             )
             return bool(result.rowcount)
 
-        return await self._run(remove)
+        return await self._run(remove, writes=True)
 
     async def running_ids(self) -> list[str]:
         async def find(connection: AsyncConnection) -> list[str]:
@@ -298,11 +299,19 @@ class SqlStore:
         ).first()
         return _record(row) if row is not None else None
 
-    async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, limit: float | None = 0) -> T:
-        """`work` in one transaction, within the time limit; database failures become StoreUnavailable."""
+    async def _run(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, limit: float | None = 0, writes: bool = False
+    ) -> T:
+        """`work` in one transaction, within the time limit; database failures become StoreUnavailable.
+        SQLite has one writer at a time: here, writes queue on a lock (not for the file's lock, which a
+        transaction holds across its awaits while the event loop serves others)."""
         try:
-            async with asyncio.timeout(self._timeout if limit == 0 else limit), self._transaction() as connection:
-                return await work(connection)
+            async with asyncio.timeout(self._timeout if limit == 0 else limit):
+                if writes and self._sqlite:
+                    async with self._write_lock, self._transaction() as connection:
+                        return await work(connection)
+                async with self._transaction() as connection:
+                    return await work(connection)
         except (NotYours, IntegrityError):
             raise
         except TimeoutError as exc:
