@@ -35,9 +35,8 @@ async def one_answer(store: SqlStore, session: str, conversation: str) -> None:
     exchange = secrets.token_urlsafe(16)
     await store.start_exchange(
         exchange_id=exchange, session_id=session, conversation_id=conversation,
-        request_id=secrets.token_urlsafe(16), question="What about rivers?", model="m",
+        request_id=secrets.token_urlsafe(16), question="What about rivers?", model="m", history=10,
     )  # fmt: skip
-    await store.history(conversation, 10)
     await store.finish_exchange(exchange, answer=ANSWER, status="finished", notice=None, timing=TIMING)
 
 
@@ -85,8 +84,8 @@ def main() -> None:
             results.write(
                 f"\n## Store: cost per answer ({datetime.date.today()}, commit {commit.stdout.strip()})\n\n"
                 f"Machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}. Command: "
-                f"`.venv/bin/python bench/store.py --answers {args.answers}`. Per answer: record it, read the "
-                "history for it, record its end (three transactions); the app's side of the CPU (the database "
+                f"`.venv/bin/python bench/store.py --answers {args.answers}`. Per answer: record it and read the "
+                "history for it, then record its end (two transactions); the app's side of the CPU (the database "
                 "server's own is not counted).\n\n"
                 f"{table}\n"
             )

@@ -157,15 +157,15 @@ class Generations:
         if refused is not None:
             raise TooManyRunning(refused, self._limit(refused))
         try:
-            exchange, created = await self._store.start_exchange(
+            exchange, created, history = await self._store.start_exchange(
                 exchange_id=generation_id,
                 session_id=session_id,
                 conversation_id=conversation_id,
                 request_id=request_id,
                 question=query,
                 model=self._provider.model,
+                history=HISTORY_EXCHANGES,
             )
-            history = await self._store.history(conversation_id, HISTORY_EXCHANGES) if created else []
         except BaseException:
             await self._coordination.give_back_slot(slots, generation_id)
             raise

@@ -32,7 +32,7 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
 
 
 async def start(store: SqlStore, exchange: str, request: str, *, session: str = "s1", conversation: str = "c1") -> bool:
-    _, created = await store.start_exchange(
+    _, created, _ = await store.start_exchange(
         exchange_id=exchange, session_id=session, conversation_id=conversation, request_id=request,
         question=f"question {exchange}", model="m",
     )  # fmt: skip

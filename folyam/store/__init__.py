@@ -68,11 +68,20 @@ class ConversationStore(Protocol):
         """Bring the schema up to date (run at start; safe to run from several processes at once)."""
 
     async def start_exchange(
-        self, *, exchange_id: str, session_id: str, conversation_id: str, request_id: str, question: str, model: str
-    ) -> tuple[ExchangeRecord, bool]:
+        self,
+        *,
+        exchange_id: str,
+        session_id: str,
+        conversation_id: str,
+        request_id: str,
+        question: str,
+        model: str,
+        history: int = 0,
+    ) -> tuple[ExchangeRecord, bool, list[ChatMessage]]:
         """Record a new running exchange, creating the conversation if it is new. Returns (exchange,
-        created): the same request id again returns the exchange it made, with False. Raises NotYours
-        when the conversation is another session's."""
+        created, the conversation's last `history` ended exchanges as messages, in the same transaction):
+        the same request id again returns the exchange it made, with False. Raises NotYours when the
+        conversation is another session's."""
 
     async def finish_exchange(
         self,

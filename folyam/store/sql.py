@@ -89,11 +89,19 @@ class SqlStore:
         await self._run(upgrade, limit=None)
 
     async def start_exchange(
-        self, *, exchange_id: str, session_id: str, conversation_id: str, request_id: str, question: str, model: str
-    ) -> tuple[ExchangeRecord, bool]:
+        self,
+        *,
+        exchange_id: str,
+        session_id: str,
+        conversation_id: str,
+        request_id: str,
+        question: str,
+        model: str,
+        history: int = 0,
+    ) -> tuple[ExchangeRecord, bool, list[ChatMessage]]:
         now = _now()
 
-        async def start(connection: AsyncConnection) -> tuple[ExchangeRecord, bool]:
+        async def start(connection: AsyncConnection) -> tuple[ExchangeRecord, bool, list[ChatMessage]]:
             owner = (
                 await connection.execute(
                     select(conversations.c.session_id).where(conversations.c.id == conversation_id)
@@ -103,7 +111,8 @@ class SqlStore:
                 raise NotYours(conversation_id)
             existing = await self._exchange_by_request(connection, session_id, request_id)
             if existing is not None:
-                return existing, False
+                return existing, False, []
+            earlier = await _history(connection, conversation_id, history) if owner is not None and history else []
             if owner is None:
                 await connection.execute(
                     insert(conversations).values(
@@ -130,17 +139,17 @@ class SqlStore:
                 "created_at": now,
             }
             await connection.execute(insert(exchanges).values(**values))
-            return ExchangeRecord(**values), True  # type: ignore[arg-type]
+            return ExchangeRecord(**values), True, earlier  # type: ignore[arg-type]
 
         try:
             return await self._run(start, writes=True)
         except IntegrityError:
             # Another process took the same request id (or made the conversation) a moment before.
-            async def again(connection: AsyncConnection) -> tuple[ExchangeRecord, bool]:
+            async def again(connection: AsyncConnection) -> tuple[ExchangeRecord, bool, list[ChatMessage]]:
                 existing = await self._exchange_by_request(connection, session_id, request_id)
                 if existing is None:
                     raise NotYours(conversation_id) from None
-                return existing, False
+                return existing, False, []
 
             return await self._run(again)
 
@@ -207,17 +216,7 @@ class SqlStore:
 
     async def history(self, conversation_id: str, limit: int) -> list[ChatMessage]:
         async def find(connection: AsyncConnection) -> list[ChatMessage]:
-            rows = await connection.execute(
-                select(exchanges.c.question, exchanges.c.answer)
-                .where(exchanges.c.conversation_id == conversation_id, exchanges.c.status != "running")
-                .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc())
-                .limit(limit)
-            )
-            messages: list[ChatMessage] = []
-            for question, answer in reversed(list(rows)):
-                messages.append(ChatMessage(role="user", content=question))
-                messages.append(ChatMessage(role="assistant", content=answer))
-            return messages
+            return await _history(connection, conversation_id, limit)
 
         return await self._run(find)
 
@@ -323,6 +322,21 @@ class SqlStore:
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self._engine.begin() as connection:
             yield connection
+
+
+async def _history(connection: AsyncConnection, conversation_id: str, limit: int) -> list[ChatMessage]:
+    """The last `limit` ended exchanges of a conversation, as messages in order."""
+    rows = await connection.execute(
+        select(exchanges.c.question, exchanges.c.answer)
+        .where(exchanges.c.conversation_id == conversation_id, exchanges.c.status != "running")
+        .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc())
+        .limit(limit)
+    )
+    messages: list[ChatMessage] = []
+    for question, answer in reversed(list(rows)):
+        messages.append(ChatMessage(role="user", content=question))
+        messages.append(ChatMessage(role="assistant", content=answer))
+    return messages
 
 
 def _record(row: Row[Any]) -> ExchangeRecord:
