@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def run_entry_point(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[s
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FOLYAM_"))}
-    return {**env, **extra}
+    return {**env, "FOLYAM_DATA_DIR": tempfile.mkdtemp(prefix="folyam-app-"), **extra}
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def app_process(**env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FOLYAM_"))}
+    clean["FOLYAM_DATA_DIR"] = tempfile.mkdtemp(prefix="folyam-shutdown-")
     process = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
         cwd=ROOT,
