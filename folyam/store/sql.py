@@ -5,6 +5,8 @@ database is a clear error, never a hang."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -80,13 +82,22 @@ class SqlStore:
             )
 
     async def migrate(self) -> None:
+        """One migration at a time, whoever starts it: PostgreSQL's advisory lock, or for SQLite a file
+        lock beside the database (processes sharing the file start together; Alembic's state is global
+        within a process, too)."""
+
         async def upgrade(connection: AsyncConnection) -> None:
             if not self._sqlite:
                 await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
             await connection.run_sync(_upgrade)
 
-        # Migrations may take a while on a big database: no time limit here.
-        await self._run(upgrade, limit=None)
+        database = make_url(self._url).database
+        with contextlib.ExitStack() as held:
+            if self._sqlite and database and database != ":memory:":
+                lock = held.enter_context(open(f"{database}.migrating", "a"))
+                await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
+            # Migrations may take a while on a big database: no time limit here.
+            await self._run(upgrade, limit=None)
 
     async def start_exchange(
         self,
