@@ -38,8 +38,9 @@ DEFAULT_TIMEOUT_MS = 15_000
 expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
 
 # The demo model paced like a real one: the answer arrives over a few seconds, in many events.
+# (Chunks come up to a second apart here: the upstream may stay silent longer than in the other tests.)
 PACED_SETTINGS = dataclasses.replace(
-    TEST_SETTINGS, demo_first_token_delay=0.2, demo_tokens_per_second=60, flush_interval=0.03
+    TEST_SETTINGS, demo_first_token_delay=0.2, demo_tokens_per_second=60, flush_interval=0.03, upstream_timeout=10.0
 )
 
 # Time allowed for a whole answer to stream; the paced demo answer takes about 4 s.

@@ -242,7 +242,7 @@ def test_markdown_renders_progressively(
 def test_only_finished_blocks_reach_screen_readers(
     page: Page, page_events: PageEvents, upstream: FakeUpstream, openai_paced_server: str
 ) -> None:
-    upstream.script(Script(chunks=["# Heading typed so far", "\n\nA paragraph.\n\n", "The end."], delay=1.5))
+    upstream.script(Script(chunks=["# Heading typed so far", "\n\nA paragraph.\n\n", "The end."], delay=0.8))
     open_chat(page, openai_paced_server)
 
     ask(page, "Talk to my screen reader")
