@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 from folyam.security import CONTENT_SECURITY_POLICY
 from tests.conftest import ask
+from tests.support.app_process import clean_env
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +43,6 @@ def run_entry_point(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[s
                 process.stdout.close()
                 raise AssertionError(f"app.py did not start: {first_line}{process.stdout.read()}") from None
             time.sleep(0.1)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FOLYAM_"))}
-    return {**env, "FOLYAM_DATA_DIR": tempfile.mkdtemp(prefix="folyam-app-"), **extra}
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ resumes when it is back."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import signal
 import subprocess
@@ -24,6 +23,8 @@ from components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.settings import Settings
 from tests.conftest import HTMX_HEADERS, TEST_SETTINGS, ask, composer_form, openai_settings
+from tests.support.app_process import app_process as run_app
+from tests.support.app_process import clean_env
 from tests.support.fake_upstream import FakeUpstream, Script
 from tests.support.servers import free_port, serve
 from tests.support.services import Postgres, Redis
@@ -198,14 +199,11 @@ def test_a_restart_keeps_every_conversation_and_its_context(
 
 
 @contextmanager
-def app_process(settings: Settings, port: int) -> Iterator[subprocess.Popen[str]]:
-    """`python app.py` with these settings, as a deployment would run it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOLYAM_", "OPENAI_"))}
-    env |= {
-        "FOLYAM_DATA_DIR": str(settings.data_dir),
-        "FOLYAM_FLUSH_INTERVAL": "0",
-        "FOLYAM_RATE_LIMIT_PER_MINUTE": "100000",
-    }
+def app_process(settings: Settings) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python app.py` with these settings (the ones these tests use), from its environment."""
+    env = clean_env(
+        FOLYAM_DATA_DIR=str(settings.data_dir), FOLYAM_FLUSH_INTERVAL="0", FOLYAM_RATE_LIMIT_PER_MINUTE="100000"
+    )
     if settings.database_url:
         env["FOLYAM_DATABASE_URL"] = settings.database_url
     if settings.redis_url:
@@ -214,35 +212,15 @@ def app_process(settings: Settings, port: int) -> Iterator[subprocess.Popen[str]
         env |= {"OPENAI_BASE_URL": settings.openai_base_url, "OPENAI_API_KEY": "sk-test", "FOLYAM_MODEL": "m"}
     else:
         env |= {"FOLYAM_DEMO_TOKENS_PER_SECOND": str(settings.demo_tokens_per_second)}
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, "app.py did not start"
-                time.sleep(0.1)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        assert process.stdout is not None
-        process.stdout.close()
+    with run_app(env) as running:
+        yield running
 
 
 def test_a_process_killed_mid_answer_leaves_nobody_waiting(
     client: httpx.Client, shared: Settings, upstream: FakeUpstream
 ) -> None:
     upstream.script(Script(chunks=[f"word{n} " for n in range(1000)], delay=0.02))
-    port = free_port()
-    with app_process(shared, port) as doomed, serve(create_app(shared)) as b:
-        a = f"http://127.0.0.1:{port}"
+    with app_process(shared) as (doomed, a), serve(create_app(shared)) as b:
         asked = post(client, a, composer_form(client, a + "/"), "long answer")
         conversation = asked.headers["HX-Push-Url"]
         seen = read_some(client, b + events_path(asked), 20)
@@ -261,9 +239,7 @@ def test_a_process_killed_mid_answer_leaves_nobody_waiting(
 
 def test_one_process_marks_what_a_crash_left_running_as_interrupted(client: httpx.Client, tmp_path: Path) -> None:
     settings = dataclasses.replace(TEST_SETTINGS, data_dir=tmp_path, demo_tokens_per_second=5.0)
-    port = free_port()
-    with app_process(settings, port) as doomed:
-        base = f"http://127.0.0.1:{port}"
+    with app_process(settings) as (doomed, base):
         asked = post(client, base, composer_form(client, base + "/"), "slow")
         read_some(client, base + events_path(asked), 3)
         doomed.send_signal(signal.SIGKILL)
@@ -317,22 +293,22 @@ def test_the_database_unreachable_is_a_clear_error_and_service_resumes(
 
 
 def test_several_workers_need_redis(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOLYAM_", "OPENAI_"))}
     result = subprocess.run(
         [sys.executable, "app.py", "--workers", "2", "--port", str(free_port())],
-        cwd=ROOT, env={**env, "FOLYAM_DATA_DIR": str(tmp_path)}, capture_output=True, text=True, timeout=30,
+        cwd=ROOT, env=clean_env(FOLYAM_DATA_DIR=str(tmp_path)), capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 2 and "need FOLYAM_REDIS_URL" in result.stderr
 
 
 def test_several_workers_serve_one_port(client: httpx.Client, redis: Redis, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOLYAM_", "OPENAI_"))}
     port = free_port()
+    env = clean_env(
+        FOLYAM_DATA_DIR=str(tmp_path), FOLYAM_REDIS_URL=redis.fresh_url(),
+        FOLYAM_DEMO_TOKENS_PER_SECOND="0", FOLYAM_DEMO_FIRST_TOKEN_DELAY="0",
+    )  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "app.py", "--workers", "2", "--port", str(port)],
-        cwd=ROOT, env={**env, "FOLYAM_DATA_DIR": str(tmp_path), "FOLYAM_REDIS_URL": redis.fresh_url(),
-                       "FOLYAM_DEMO_TOKENS_PER_SECOND": "0", "FOLYAM_DEMO_FIRST_TOKEN_DELAY": "0"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +15,8 @@ import pytest
 
 from tests.conftest import HTMX_HEADERS, ask
 from tests.e2e.test_resilience import post_question
-from tests.support.servers import free_port
+from tests.support.app_process import app_process as run_app
+from tests.support.app_process import clean_env
 from tests.support.sse import Frame, read_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,34 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def app_process(**env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FOLYAM_"))}
-    clean["FOLYAM_DATA_DIR"] = tempfile.mkdtemp(prefix="folyam-shutdown-")
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)],
-        cwd=ROOT,
-        env={**clean, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None, "app.py did not start"
-                time.sleep(0.1)
+    with run_app(clean_env(**env)) as (process, url):
         yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        assert process.stdout is not None
-        process.stdout.close()
 
 
 def read_in_background(client: httpx.Client, url: str) -> tuple[threading.Thread, list[list[Frame]]]:
