@@ -72,6 +72,9 @@ class EventLog(Protocol):
 
     async def retained(self, stream_id: str) -> Retained: ...
 
+    async def flush(self) -> None:
+        """Wait until everything appended so far is stored where every reader sees it."""
+
     async def aclose(self) -> None: ...
 
 
@@ -145,6 +148,9 @@ class MemoryEventLog:
     async def retained(self, stream_id: str) -> Retained:
         stream = self._get(stream_id)
         return Retained(stream.kept, stream.kept_bytes)
+
+    async def flush(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

@@ -9,8 +9,9 @@ from markupsafe import Markup
 from components import ErrorNotice, Partial, SwapStyle, Timing, render_component
 from components.answer import body_id, status_id, tail_id
 from folyam.rendering import RenderUpdate
+from folyam.store import ExchangeRecord
 
-__all__ = ["AnswerFragments", "ended_status"]
+__all__ = ["AnswerFragments", "ended_status", "record_status"]
 
 _MARKER = Markup("\x00content\x00")  # only ever inside our own wrapper, never in content
 
@@ -73,3 +74,9 @@ def ended_status(env: jinja2.Environment, notice: ErrorNotice | None, timing: Ti
     if timing is not None:
         status += render_component(env, timing)
     return status
+
+
+def record_status(env: jinja2.Environment, record: ExchangeRecord) -> Markup:
+    """The status of an exchange as the store recorded its end."""
+    notice = ErrorNotice(record.notice_title, record.notice_message or "") if record.notice_title else None
+    return ended_status(env, notice, Timing(**record.timing) if record.timing else None)

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from components import Answer, ErrorNotice
 from folyam.coordination import Coordination, LimitScope
 from folyam.event_log import Event, EventLog
-from folyam.fragments import AnswerFragments, ended_status
+from folyam.fragments import AnswerFragments, ended_status, record_status
 from folyam.providers import ChatMessage, Provider
 from folyam.rendering import AnswerRenderer
 from folyam.runner import DONE_EVENT, GenerationRun, Outcome, StopReason
@@ -225,6 +225,9 @@ class Generations:
             self._running.pop(generation.id, None)
             self._ended[generation.id] = asyncio.get_running_loop().time()
             try:
+                # Its last events written before its lease goes: a lease gone with the stream still
+                # open means a dead process to the others.
+                await self._event_log.flush()
                 await self._coordination.give_back_slot(generation.slots, generation.id)
             except Exception:
                 logger.warning("answer %s: its slot could not be given back (it lapses)", generation.id)
@@ -246,48 +249,50 @@ class Generations:
             generation.task.cancel()
 
     async def end_if_abandoned(self, exchange: ExchangeRecord) -> bool:
-        """An answer recorded as running whose process holds no lease any more has died with it: end it
-        (once, whoever gets there first) with a notice, keeping the text that arrived. True if ended."""
-        if exchange.id in self._running or not exchange.running or await self._coordination.alive(exchange.id):
+        """An answer whose stream is still open while no process holds its lease has lost its process: end
+        its stream (once, whoever gets there first). True if this call ended it."""
+        if exchange.id in self._running or await self._coordination.alive(exchange.id):
             return False
-        if not await self._coordination.claim(exchange.id):
+        if await self._event_log.state(exchange.id) == "closed" or not await self._coordination.claim(exchange.id):
             return False
-        text = await self._event_log.text(exchange.id)
+        await self._end_stream(exchange)
+        return True
+
+    async def _end_stream(self, exchange: ExchangeRecord) -> None:
+        """Close an answer's stream with the answer as it ended: if the store says it still runs, its
+        process died: with a notice and the text that arrived, recorded as interrupted."""
+        current = await self._store.exchange(exchange.session_id, exchange.id)
+        if current is None:
+            return  # deleted meanwhile
+        if current.running:
+            text = await self._event_log.text(exchange.id)
+            body, status = self._render_markdown(text), ended_status(self._env, INTERRUPTED, None)
+            await self._store.finish_exchange(
+                exchange.id,
+                answer=text,
+                status="interrupted",
+                notice=(INTERRUPTED.title, INTERRUPTED.message),
+                timing=None,
+                only_if_running=True,
+            )
+            logger.warning("answer %s: its process stopped while answering; ended here", exchange.id)
+        else:  # it ended, but its stream was never closed
+            body, status = self._render_markdown(current.answer), record_status(self._env, current)
         last = (
             await self._event_log.last_seq(exchange.id) if await self._event_log.state(exchange.id) != "missing" else 0
         )
+        ended = AnswerFragments(self._env, exchange.id).ended(body, status)
         self._event_log.open(exchange.id)
-        fragments = AnswerFragments(self._env, exchange.id)
-        status = ended_status(self._env, INTERRUPTED, None)
-        ended = fragments.ended(self._render_markdown(text), status)
         self._event_log.append(exchange.id, Event(last + 1, encode_event(last + 1, ended), replaces_tail=True))
         self._event_log.append(exchange.id, Event(last + 2, encode_event(last + 2, "", DONE_EVENT)))
         self._event_log.close(exchange.id)
-        await self._store.finish_exchange(
-            exchange.id,
-            answer=text,
-            status="interrupted",
-            notice=(INTERRUPTED.title, INTERRUPTED.message),
-            timing=None,
-            only_if_running=True,
-        )
-        logger.warning("answer %s: its process stopped while answering; ended here", exchange.id)
-        return True
 
     async def interrupt_leftovers(self) -> None:
         """At start: answers recorded as running that no process holds are ended (one process: all of
         them, left by a crash)."""
-        for exchange_id in await self._store.running_ids():
-            if not await self._coordination.alive(exchange_id) and await self._coordination.claim(exchange_id):
-                text = await self._event_log.text(exchange_id)
-                await self._store.finish_exchange(
-                    exchange_id,
-                    answer=text,
-                    status="interrupted",
-                    notice=(INTERRUPTED.title, INTERRUPTED.message),
-                    timing=None,
-                    only_if_running=True,
-                )
+        for exchange in await self._store.running_exchanges():
+            if not await self._coordination.alive(exchange.id) and await self._coordination.claim(exchange.id):
+                await self._end_stream(exchange)
 
     async def hold_leases(self) -> None:
         """Until cancelled: renew the leases of the answers running here."""

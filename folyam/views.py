@@ -9,8 +9,8 @@ from collections.abc import Callable
 import jinja2
 from markupsafe import Markup
 
-from components import Answer, ErrorNotice, Exchange, Timing, UserMessage
-from folyam.fragments import ended_status
+from components import Answer, Exchange, UserMessage
+from folyam.fragments import record_status
 from folyam.generations import Generations
 from folyam.store import ExchangeRecord
 
@@ -41,6 +41,4 @@ class ExchangeViews:
         return self._render_markdown(record.answer)
 
     def status(self, record: ExchangeRecord) -> Markup:
-        notice = ErrorNotice(record.notice_title, record.notice_message or "") if record.notice_title else None
-        timing = Timing(**record.timing) if record.timing else None
-        return ended_status(self._env, notice, timing)
+        return record_status(self._env, record)

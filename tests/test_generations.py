@@ -11,8 +11,9 @@ from markupsafe import Markup, escape
 
 from components import make_environment
 from folyam.coordination import LocalCoordination
-from folyam.event_log import MemoryEventLog
+from folyam.event_log import Event, MemoryEventLog
 from folyam.generations import Generation, Generations
+from folyam.markdown import MarkdownPipeline
 from folyam.providers import ChatMessage, StreamPiece, TextDelta, UpstreamBroken
 from folyam.rendering import RenderUpdate
 from folyam.settings import Settings
@@ -66,7 +67,7 @@ async def local_generations(provider: ScriptedProvider, **settings: object) -> A
             env=make_environment(),
             settings=options,
             renderer_factory=EchoRenderer,
-            render_markdown=escape,
+            render_markdown=MarkdownPipeline(make_environment()).render,
         )
         try:
             yield generations
@@ -191,3 +192,27 @@ async def test_a_stop_before_the_run_started_still_ends_the_answer() -> None:
         await generations.aclose()
         [record] = await generations.store.exchanges("session", "conversation") or []
         assert record.status == "stopped"
+
+
+async def test_a_stream_left_open_by_a_lost_process_is_ended_from_what_the_store_says() -> None:
+    async with local_generations(ScriptedProvider([])) as generations:
+        store, log = generations.store, generations.event_log
+        for exchange_id, request_id in [("ended-xxxx", "r1"), ("running-xx", "r2")]:
+            await store.start_exchange(
+                exchange_id=exchange_id, session_id="s", conversation_id="c", request_id=request_id,
+                question="q", model="m",
+            )  # fmt: skip
+            log.open(exchange_id)  # its process wrote an event, then died before closing the stream
+            log.append(exchange_id, Event(1, b"id: 1\r\ndata: x\r\n\r\n"))
+        # One ended normally (its outcome is in the store), one was cut off while running.
+        await store.finish_exchange("ended-xxxx", answer="All *done*.", status="finished", notice=None, timing=None)
+        for exchange in await store.exchanges("s", "c") or []:
+            assert await generations.end_if_abandoned(exchange)
+            assert not await generations.end_if_abandoned(exchange)  # once only
+        ended = [parse_frames(e.frame.decode())[0] async for batch in log.follow("ended-xxxx", 1, 1) for e in batch]
+        assert "All <em>done</em>." in ended[0].data and "stopped while answering" not in ended[0].data
+        assert [f.id for f in ended] == ["2", "3"] and ended[-1].event == "done"
+        cut = [parse_frames(e.frame.decode())[0] async for batch in log.follow("running-xx", 1, 1) for e in batch]
+        assert "The server stopped while answering" in cut[0].data and cut[-1].event == "done"
+        records = {r.id: r for r in await store.exchanges("s", "c") or []}
+        assert (records["ended-xxxx"].status, records["running-xx"].status) == ("finished", "interrupted")

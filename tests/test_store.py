@@ -70,7 +70,7 @@ async def test_an_exchange_is_finished_once_with_its_outcome(store: SqlStore) ->
     record = await store.exchange("s1", "e1")
     assert record is not None and record.status == "finished" and record.timing == timing
     assert record.answer == "Hi \ufffd there"  # PostgreSQL keeps no NUL; the page shows U+FFFD either way
-    assert await store.running_ids() == []
+    assert await store.running_exchanges() == []
 
 
 async def test_history_is_the_last_ended_exchanges_in_order(store: SqlStore) -> None:
@@ -88,7 +88,7 @@ async def test_history_is_the_last_ended_exchanges_in_order(store: SqlStore) -> 
         "question e4",
         "answer 4",
     ]  # fmt: skip  (e3 still runs)
-    assert await store.running_ids() == ["e3"]
+    assert [r.id for r in await store.running_exchanges()] == ["e3"]
 
 
 async def test_conversations_are_listed_newest_first_renamed_and_deleted(store: SqlStore) -> None:

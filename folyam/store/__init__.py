@@ -111,7 +111,7 @@ class ConversationStore(Protocol):
 
     async def delete(self, session_id: str, conversation_id: str) -> bool: ...
 
-    async def running_ids(self) -> list[str]:
-        """Ids of every exchange recorded as running (to find those whose process died)."""
+    async def running_exchanges(self) -> list[ExchangeRecord]:
+        """Every exchange recorded as running (to find those whose process died)."""
 
     async def aclose(self) -> None: ...

@@ -270,10 +270,10 @@ class SqlStore:
 
         return await self._run(remove, writes=True)
 
-    async def running_ids(self) -> list[str]:
-        async def find(connection: AsyncConnection) -> list[str]:
-            rows = await connection.execute(select(exchanges.c.id).where(exchanges.c.status == "running"))
-            return [row.id for row in rows]
+    async def running_exchanges(self) -> list[ExchangeRecord]:
+        async def find(connection: AsyncConnection) -> list[ExchangeRecord]:
+            rows = await connection.execute(select(exchanges).where(exchanges.c.status == "running"))
+            return [_record(row) for row in rows]
 
         return await self._run(find)
 
