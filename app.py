@@ -10,7 +10,7 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
+from litestar.exceptions import ClientException, HTTPException
 from litestar.logging import LoggingConfig
 from litestar.logging.config import default_handlers
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -20,7 +20,7 @@ from litestar.template import TemplateConfig
 from components import make_environment
 from folyam.backends import make_backends
 from folyam.coordination import Coordination, CoordinationUnavailable
-from folyam.errors import internal_error, unavailable, user_facing_error
+from folyam.errors import UserFacingError, internal_error, unavailable, user_facing_error
 from folyam.generations import Generations
 from folyam.limits import Slots
 from folyam.markdown import MarkdownPipeline
@@ -116,6 +116,13 @@ async def _sweep(generations: Generations, coordination: Coordination, retention
         await coordination.prune(loop.time())
 
 
+def _subclasses(cls: type[Exception]) -> set[type[Exception]]:
+    found = {cls}
+    for subclass in cls.__subclasses__():
+        found |= _subclasses(subclass)
+    return found
+
+
 def _logging_config(redactor: Redactor) -> LoggingConfig:
     """Every 500 is logged with its traceback (a 4xx is the client's doing, not a fault of ours); the
     HTTP clients are quieted (a line per upstream request at INFO); no record carries a secret."""
@@ -126,7 +133,9 @@ def _logging_config(redactor: Redactor) -> LoggingConfig:
         filters={"redact": {"()": RedactingFilter, "redactor": redactor}},
         handlers={name: {**handler, **redacting} for name, handler in default_handlers.items()},
         log_exceptions="always",
-        disable_stack_trace=set(range(400, 500)),
+        # Litestar matches the exception's exact class (its class-level status code is 500), so the
+        # client errors are listed by class too.
+        disable_stack_trace={*range(400, 500), UserFacingError, *_subclasses(ClientException)},
     )
 
 
