@@ -273,6 +273,18 @@ def test_an_internal_error_is_a_plain_500_page_and_a_logged_traceback(capfd: pyt
             logged += capfd.readouterr().err
     assert "Traceback" in logged and "RuntimeError: kaboom" in logged
     assert "sk-test-secret" not in logged and "[redacted]" in logged
+    assert logged.count("Traceback") == 1  # the client errors along the way (none here) are not faults
+
+
+def test_client_errors_are_not_logged_as_faults(
+    client: httpx.Client, demo_server: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    client.get(demo_server + "/chat/no-such-conversation")  # 404
+    client.post(demo_server + "/chat/conversation-0001/messages", data={"query": "q"})  # 403: no session yet
+    client.get(demo_server + "/generations/x/events", params={"after": "abc"})  # 400
+    time.sleep(0.3)  # the log is written by a thread
+    logged = capfd.readouterr().err
+    assert "Traceback" not in logged and "Uncaught exception" not in logged
 
 
 # -- 7. Bounds ------------------------------------------------------------------------------------------
