@@ -19,8 +19,10 @@ from litestar.template import TemplateConfig
 
 from components import make_environment
 from folyam.backends import make_backends
+from folyam.conversation_routes import CONVERSATION_ROUTES
 from folyam.coordination import Coordination, CoordinationUnavailable
 from folyam.errors import UserFacingError, internal_error, unavailable, user_facing_error
+from folyam.fragments import Endings
 from folyam.generations import Generations
 from folyam.limits import Slots
 from folyam.markdown import MarkdownPipeline
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     streaming_jinja = jinja.overlay(enable_async=True, cache_size=64)
     signer = SessionSigner(settings.secret_key or load_or_create_secret(settings.data_dir))
     markdown = MarkdownPipeline(jinja)
+    endings = Endings(jinja, signer.csrf_token)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -59,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             event_log=backends.event_log,
             store=backends.store,
             coordination=backends.coordination,
-            env=jinja,
+            endings=endings,
             settings=settings,
             renderer_factory=markdown.renderer,
             render_markdown=markdown.render,
@@ -71,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             event_log=backends.event_log,
             coordination=backends.coordination,
             generations=generations,
-            views=ExchangeViews(jinja, generations, markdown.render),
+            views=ExchangeViews(endings, generations, markdown.render),
             open_streams=Slots(settings.max_streams_per_session),
         )
         background = [
@@ -89,9 +92,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await provider.aclose()
 
     return Litestar(
-        route_handlers=[*ROUTES, create_static_files_router(path="/static", directories=[ROOT / "static"])],
+        route_handlers=[
+            *ROUTES,
+            *CONVERSATION_ROUTES,
+            create_static_files_router(path="/static", directories=[ROOT / "static"]),
+        ],
         lifespan=[lifespan],
-        state=State({"settings": settings, "jinja": jinja, "streaming_jinja": streaming_jinja, "signer": signer}),
+        state=State(
+            {
+                "settings": settings,
+                "jinja": jinja,
+                "streaming_jinja": streaming_jinja,
+                "signer": signer,
+                "endings": endings,
+            }
+        ),
         middleware=[SessionMiddleware(signer, secure_cookie=settings.secure_cookies)],
         exception_handlers={
             HTTPException: user_facing_error,

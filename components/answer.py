@@ -17,8 +17,6 @@ class Answer:
     generation_id: str
     # The SSE URL while the answer is streaming; None for a finished answer (nothing to connect to).
     events_url: str | None
-    # Where the Stop button posts while streaming.
-    stop_url: str | None = None
     body: Markup = field(default_factory=Markup)
     # The live tail as it stands (a page reloaded mid-answer).
     tail: Markup = field(default_factory=Markup)

@@ -1,14 +1,17 @@
-"""The one error fragment: a short title and a plain sentence, never a traceback."""
+"""The one notice fragment: a short title and a plain sentence, never a traceback. An error is an alert;
+a note (an answer the person stopped) is a neutral remark."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import jinja2
 from markupsafe import Markup
 
 from components._render import render_component
+
+NoticeTone = Literal["error", "note"]
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,7 @@ class ErrorNotice:
     template: ClassVar[str] = "components/error.html"
     title: str
     message: str
+    tone: NoticeTone = "error"
 
 
 def render(env: jinja2.Environment, notice: ErrorNotice) -> Markup:

@@ -1,26 +1,92 @@
-"""Fragment building: an answer's render updates, notice and timing as `<hx-partial>`s, each naming
-its own target, so the server knows nothing of the page beyond the ids the answer template renders."""
+"""Fragment building: an answer's render updates, its ending (notice, timing, actions) as `<hx-partial>`s,
+each naming its own target, so the server knows nothing of the page beyond the ids the templates render."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import jinja2
 from markupsafe import Markup
 
 from components import ErrorNotice, Partial, SwapStyle, Timing, render_component
 from components.answer import body_id, status_id, tail_id
+from components.answer_status import ANNOUNCER_ID, Announcement, AnswerActions, AnswerStatus
+from components.composer import COMPOSER_ACTION_ID, ComposerAction
+from components.error import NoticeTone
 from folyam.rendering import RenderUpdate
-from folyam.store import ExchangeRecord
+from folyam.store import ExchangeRecord, ExchangeStatus
 
-__all__ = ["AnswerFragments", "ended_status", "record_status"]
+__all__ = ["AnswerFragments", "Ending", "Endings"]
 
 _MARKER = Markup("\x00content\x00")  # only ever inside our own wrapper, never in content
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How an answer ended, with what its actions need."""
+
+    exchange_id: str
+    conversation_id: str
+    session_id: str
+    status: ExchangeStatus
+    notice: ErrorNotice | None
+    timing: Timing | None
+    # The answer's markdown, for the Copy button.
+    source: str
+
+
+class Endings:
+    """Renders an ended answer's status: notice, timing and actions (whose forms carry the session's
+    CSRF token, so they work without JavaScript)."""
+
+    def __init__(self, env: jinja2.Environment, csrf_token: Callable[[str], str]) -> None:
+        self.env = env
+        self._csrf_token = csrf_token
+
+    def status(self, ending: Ending) -> Markup:
+        actions = AnswerActions(
+            regenerate_url=f"/chat/{ending.conversation_id}/exchanges/{ending.exchange_id}/regenerate",
+            csrf_token=self._csrf_token(ending.session_id),
+            source=ending.source,
+            retry=ending.status in ("failed", "interrupted"),
+        )
+        return render_component(self.env, AnswerStatus(ending.notice, ending.timing, actions))
+
+    def of_record(self, record: ExchangeRecord) -> Ending:
+        """The ending the store recorded."""
+        notice = None
+        if record.notice_title:
+            tone: NoticeTone = "note" if record.status == "stopped" else "error"
+            notice = ErrorNotice(record.notice_title, record.notice_message or "", tone)
+        return Ending(
+            exchange_id=record.id,
+            conversation_id=record.conversation_id,
+            session_id=record.session_id,
+            status=record.status,
+            notice=notice,
+            timing=Timing(**record.timing) if record.timing else None,
+            source=record.answer,
+        )
+
+
+def announcement(ending: Ending) -> str:
+    """What the live region says when an answer ends: short, never the whole timing list."""
+    if ending.status == "finished":
+        if ending.timing is None:
+            return "Answer finished"
+        return f"Answer finished in {ending.timing.total_ms / 1000:.1f} s"
+    if ending.status == "stopped":
+        return "Answer stopped"
+    return f"Answer ended: {ending.notice.title}" if ending.notice else "Answer ended"
 
 
 class AnswerFragments:
     """The partials of one answer's events."""
 
-    def __init__(self, env: jinja2.Environment, generation_id: str) -> None:
-        self._env = env
+    def __init__(self, endings: Endings, generation_id: str) -> None:
+        self._endings = endings
+        self._env = endings.env
         self._body = f"#{body_id(generation_id)}"
         self._tail = f"#{tail_id(generation_id)}"
         self._status = f"#{status_id(generation_id)}"
@@ -37,21 +103,29 @@ class AnswerFragments:
             partials.append(self._partial(self._tail + change.path, change.swap, change.html))
         return Markup().join(partials)
 
-    def status(self, notice: ErrorNotice | None, timing: Timing | None) -> tuple[Markup, Markup]:
-        """The status an ended answer shows (a notice if it did not end normally, then the timing if
-        known), and the partial that puts it in place."""
-        status = ended_status(self._env, notice, timing)
-        return status, self._partial(self._status, "innerHTML", status)
+    def status(self, ending: Ending) -> tuple[Markup, Markup]:
+        """The status an ended answer shows, and the partials that put it in place: the status, the
+        composer's Ask button back in place of Stop, and the live region's short announcement."""
+        status = self._endings.status(ending)
+        return status, self._partial(self._status, "innerHTML", status) + self._after_end(ending)
 
-    def ended(self, body: Markup, status: Markup) -> Markup:
+    def ended(self, body: Markup, ending: Ending) -> Markup:
         """The whole answer as it ended, in one event: for a reader that comes after its events expired,
         or when another process ends an answer whose own process died."""
         return Markup().join(
             [
                 self._partial(self._body, "innerHTML", body),
                 self._partial(self._tail, "innerHTML", Markup()),
-                self._partial(self._status, "innerHTML", status),
+                self._partial(self._status, "innerHTML", self._endings.status(ending)),
+                self._after_end(ending),
             ]
+        )
+
+    def _after_end(self, ending: Ending) -> Markup:
+        ask = render_component(self._env, ComposerAction())
+        said = render_component(self._env, Announcement(announcement(ending)))
+        return self._partial(f"#{COMPOSER_ACTION_ID}", "outerHTML", ask) + self._partial(
+            f"#{ANNOUNCER_ID}", "innerHTML", said
         )
 
     def _partial(self, target: str, swap: SwapStyle, content: Markup) -> Markup:
@@ -64,19 +138,3 @@ class AnswerFragments:
             before, _, after = html.partition(_MARKER)
             wrapper = self._wrappers[key] = (before, after)
         return Markup(wrapper[0] + content + wrapper[1])
-
-
-def ended_status(env: jinja2.Environment, notice: ErrorNotice | None, timing: Timing | None) -> Markup:
-    """An ended answer's status: its notice, if it did not end normally, then its timing, if known."""
-    status = Markup()
-    if notice is not None:
-        status += render_component(env, notice)
-    if timing is not None:
-        status += render_component(env, timing)
-    return status
-
-
-def record_status(env: jinja2.Environment, record: ExchangeRecord) -> Markup:
-    """The status of an exchange as the store recorded its end."""
-    notice = ErrorNotice(record.notice_title, record.notice_message or "") if record.notice_title else None
-    return ended_status(env, notice, Timing(**record.timing) if record.timing else None)

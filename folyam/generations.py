@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-import jinja2
 from markupsafe import Markup
 
 from components import Answer, ErrorNotice
 from folyam.coordination import Coordination, LimitScope
 from folyam.event_log import Event, EventLog
-from folyam.fragments import AnswerFragments, ended_status, record_status
+from folyam.fragments import AnswerFragments, Ending, Endings
 from folyam.providers import ChatMessage, Provider
 from folyam.rendering import AnswerRenderer
 from folyam.runner import DONE_EVENT, GenerationRun, Outcome, StopReason
@@ -91,7 +90,6 @@ class Generation:
         return Answer(
             generation_id=self.id,
             events_url=f"{self.events_url}?after={self.last_seq}" if self.last_seq else self.events_url,
-            stop_url=self.stop_url,
             body=Markup().join(self.body),
             tail=self.renderer.tail_html(),
         )
@@ -114,7 +112,7 @@ class Generations:
         event_log: EventLog,
         store: ConversationStore,
         coordination: Coordination,
-        env: jinja2.Environment,
+        endings: Endings,
         settings: Settings,
         renderer_factory: Callable[[], AnswerRenderer],
         render_markdown: Callable[[str], Markup],
@@ -123,7 +121,7 @@ class Generations:
         self._event_log = event_log
         self._store = store
         self._coordination = coordination
-        self._env = env
+        self._endings = endings
         self._settings = settings
         self._renderer_factory = renderer_factory
         self._render_markdown = render_markdown
@@ -186,7 +184,7 @@ class Generations:
     def _run(self, generation: Generation, messages: list[ChatMessage]) -> None:
         self._event_log.open(generation.id)
         pieces = self._provider.stream(messages, max_tokens=self._settings.max_output_tokens)
-        fragments = AnswerFragments(self._env, generation.id)
+        fragments = AnswerFragments(self._endings, generation.id)
         run = GenerationRun(generation, self._event_log, fragments, self._settings, generation.renderer)
         model = self._provider.model
         generation.task = asyncio.create_task(run.execute(pieces, model=model), name=f"generation-{generation.id}")
@@ -266,7 +264,10 @@ class Generations:
             return  # deleted meanwhile
         if current.running:
             text = await self._event_log.text(exchange.id)
-            body, status = self._render_markdown(text), ended_status(self._env, INTERRUPTED, None)
+            body = self._render_markdown(text)
+            ending = Ending(
+                exchange.id, exchange.conversation_id, exchange.session_id, "interrupted", INTERRUPTED, None, text
+            )
             await self._store.finish_exchange(
                 exchange.id,
                 answer=text,
@@ -277,11 +278,11 @@ class Generations:
             )
             logger.warning("answer %s: its process stopped while answering; ended here", exchange.id)
         else:  # it ended, but its stream was never closed
-            body, status = self._render_markdown(current.answer), record_status(self._env, current)
+            body, ending = self._render_markdown(current.answer), self._endings.of_record(current)
         last = (
             await self._event_log.last_seq(exchange.id) if await self._event_log.state(exchange.id) != "missing" else 0
         )
-        ended = AnswerFragments(self._env, exchange.id).ended(body, status)
+        ended = AnswerFragments(self._endings, exchange.id).ended(body, ending)
         self._event_log.open(exchange.id)
         self._event_log.append(exchange.id, Event(last + 1, encode_event(last + 1, ended), replaces_tail=True))
         self._event_log.append(exchange.id, Event(last + 2, encode_event(last + 2, "", DONE_EVENT)))

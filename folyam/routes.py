@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import weakref
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import jinja2
@@ -17,104 +17,102 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream, Template
 from markupsafe import Markup
 
-from components import Composer, Partial, UserMessage, render_component
-from components.composer import COMPOSER_ID
+from components import Partial, UserMessage, render_component
+from components.answer_status import ANNOUNCER_ID, Announcement
+from components.composer import (
+    COMPOSER_ACTION_ID,
+    COMPOSER_ERROR_ID,
+    COMPOSER_REQUEST_ID,
+    Composer,
+    ComposerAction,
+    ModelChoice,
+    RequestIdField,
+)
+from components.conversation_list import CONVERSATION_LIST_ID
+from components.export_link import EXPORT_LINK_ID, ExportLink
+from components.message import EditForm
 from folyam.coordination import Coordination
 from folyam.errors import UserFacingError
 from folyam.event_log import EventLog
-from folyam.forms import read_form
-from folyam.fragments import AnswerFragments
+from folyam.fragments import AnswerFragments, Endings
 from folyam.generations import Generation, Generations, NotAccepting, TooManyRunning
+from folyam.guards import FORM_OVERHEAD, ID, check_id, new_id, read_bounded_form, require_csrf
 from folyam.limits import Slots
+from folyam.models import ModelCatalog
+from folyam.pages import conversation_list, page_context
 from folyam.runner import DONE_EVENT
-from folyam.sessions import CSRF_FIELD, CSRF_HEADER, SessionSigner, is_new_session, session_id_of
+from folyam.sessions import SessionSigner, session_id_of
 from folyam.settings import Settings
 from folyam.sse import KEEPALIVE_FRAME, encode_event, event_stream
-from folyam.store import ConversationStore, ExchangeRecord, NotYours
+from folyam.store import ConversationBusy, ConversationRecord, ConversationStore, ExchangeRecord, NotYours
 from folyam.views import ExchangeViews
 
 __all__ = ["ROUTES"]
 
 THREAD_ID: Final = "thread"
-_ID: Final = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _CURSOR: Final = re.compile(r"[0-9]{1,18}")  # ASCII digits only: int() accepts "²" where isdigit() does
-# Besides the question: request_id and csrf_token, each well under this.
-_FORM_OVERHEAD: Final = 2_048
-_MAX_FIELDS: Final = 8
 AnyRequest = Request[Any, Any, State]
 
 
-def _new_id() -> str:
-    return secrets.token_urlsafe(16)
+def _is_htmx(request: AnyRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
 
 
-def _check_id(value: str) -> str:
-    if not _ID.fullmatch(value):
-        raise NotFoundException()
-    return value
+def _ask_form_bytes(settings: Settings) -> int:
+    # Any question and instructions within the limit fit: 4 bytes per character in UTF-8, 3 characters
+    # per byte encoded.
+    return settings.max_query_chars * 24 + FORM_OVERHEAD
 
 
-def _composer(state: State, session_id: str, conversation_id: str) -> Composer:
+async def _models(state: State, selected: str | None) -> ModelChoice:
+    settings: Settings = state.settings
+    catalog: ModelCatalog = state.models
+    names = await catalog.names()
+    chosen = selected if selected is not None and selected in names else settings.model
+    return ModelChoice(tuple(names), chosen)
+
+
+async def _composer(
+    state: State,
+    session_id: str,
+    conversation_id: str,
+    *,
+    running: str | None = None,
+    conversation: ConversationRecord | None = None,
+) -> Composer:
     settings: Settings = state.settings
     signer: SessionSigner = state.signer
     return Composer(
         action_url=f"/chat/{conversation_id}/messages",
-        request_id=_new_id(),
+        request_id=new_id(),
         csrf_token=signer.csrf_token(session_id),
         max_chars=settings.max_query_chars,
+        action=ComposerAction(f"/generations/{running}/stop" if running else None),
+        models=await _models(state, conversation.model if conversation else None),
+        system_prompt=(conversation.system_prompt or "") if conversation else "",
     )
 
 
-def _page_context(
-    request: AnyRequest, state: State, conversation_id: str, exchanges: list[Any], streaming: object = None
+async def _chat_context(
+    request: AnyRequest,
+    state: State,
+    conversation_id: str,
+    records: list[ExchangeRecord],
+    conversation: ConversationRecord | None,
+    streaming: object = None,
 ) -> dict[str, Any]:
+    views: ExchangeViews = state.views
     session_id = session_id_of(request.scope)
-    signer: SessionSigner = state.signer
-    return {
-        "settings": state.settings,
-        "thread_id": THREAD_ID,
-        "exchanges": exchanges,
-        "streaming": streaming,
-        "csrf_header": CSRF_HEADER,
-        "csrf_token": signer.csrf_token(session_id),
-        "composer": _composer(state, session_id, conversation_id),
-    }
-
-
-async def _require_csrf(
-    request: AnyRequest, state: State, *, max_bytes: int, too_large: UserFacingError | None = None
-) -> tuple[str, dict[str, str] | None]:
-    """The session id, once the request proved it comes from our page; and the form, if it had to be
-    read for the token. Checked before any body is read: without a session cookie no token can be
-    right, and htmx sends the token as a header."""
-    session_id = session_id_of(request.scope)
-    if is_new_session(request.scope):
-        raise _page_expired()
-    form = None
-    token = request.headers.get(CSRF_HEADER)
-    if token is None:
-        form = await _read_form(request, state, max_bytes, too_large)
-        token = form.get(CSRF_FIELD)
-    signer: SessionSigner = state.signer
-    if not signer.csrf_ok(session_id, token):
-        raise _page_expired()
-    return session_id, form
-
-
-def _page_expired() -> UserFacingError:
-    return UserFacingError(403, "Page expired", "Reload the page and ask again.")
-
-
-async def _read_form(
-    request: AnyRequest, state: State, max_bytes: int, too_large: UserFacingError | None = None
-) -> dict[str, str]:
-    settings: Settings = state.settings
-    try:
-        return await read_form(request, max_bytes=max_bytes, max_fields=_MAX_FIELDS, timeout=settings.body_timeout)
-    except UserFacingError as exc:
-        if exc.status_code == 413 and too_large is not None:
-            raise too_large from None
-        raise
+    running = next((r.id for r in records if r.running), None) if streaming is None else None
+    context = await page_context(request, state, conversation_id=conversation_id if conversation else None)
+    context.update(
+        thread_id=THREAD_ID,
+        title=conversation.title if conversation else None,
+        exchanges=list(map(views.exchange, records)),
+        streaming=streaming,
+        composer=await _composer(state, session_id, conversation_id, running=running, conversation=conversation),
+    )
+    return context
 
 
 def _client(request: AnyRequest) -> str:
@@ -125,31 +123,134 @@ def _client(request: AnyRequest) -> str:
 
 @get("/", name="new_chat")
 async def new_chat(request: AnyRequest, state: State) -> Template:
-    return Template("pages/chat.html", context=_page_context(request, state, _new_id(), []))
+    context = await _chat_context(request, state, new_id(), [], None)
+    return Template("pages/chat.html", context=context)
 
 
 @get("/chat/{conversation_id:str}", name="chat")
-async def chat(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Template:
+async def chat(
+    conversation_id: FromPath[str], request: AnyRequest, state: State, wait: FromQuery[str | None] = None
+) -> Template | Stream:
+    """A conversation. `?wait=<answer>` is where a question asked without JavaScript lands: the page
+    streams while that answer is written (a plain page cannot follow SSE), then is the conversation's."""
     store: ConversationStore = state.store
-    views: ExchangeViews = state.views
-    found = await store.exchanges(session_id_of(request.scope), _check_id(conversation_id))
-    if found is None:
+    session_id = session_id_of(request.scope)
+    conversation = await store.conversation(session_id, check_id(conversation_id))
+    records = await store.exchanges(session_id, conversation_id)
+    if conversation is None or records is None:
         raise NotFoundException()
-    exchanges = list(map(views.exchange, found))
-    return Template("pages/chat.html", context=_page_context(request, state, conversation_id, exchanges))
+    waited = next((r for r in records if r.id == wait and r.running), None) if wait else None
+    if waited is not None:
+        return await _waiting_page(request, state, conversation, records, waited)
+    context = await _chat_context(request, state, conversation_id, records, conversation)
+    return Template("pages/chat.html", context=context)
 
 
 @post("/chat/{conversation_id:str}/messages", name="ask", status_code=200)
-async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str] | Stream:
-    _check_id(conversation_id)
+async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str]:
+    check_id(conversation_id)
     settings: Settings = state.settings
-    # Any question within the limit fits: 4 bytes per character in UTF-8, 3 characters per byte encoded.
-    max_bytes = settings.max_query_chars * 12 + _FORM_OVERHEAD
+    max_bytes = _ask_form_bytes(settings)
     too_long = _question_too_long(settings, None)
-    session_id, form = await _require_csrf(request, state, max_bytes=max_bytes, too_large=too_long)
+    session_id, form = await require_csrf(request, state, max_bytes=max_bytes, too_large=too_long)
+    await _rate_limit(request, state)
+    if form is None:
+        form = await read_bounded_form(request, state, max_bytes, too_long)
+    query = _question(settings, form.get("query", ""))
+    raw_request_id = form.get("request_id", "")
+    request_id = raw_request_id if ID.fullmatch(raw_request_id) else new_id()
+    store: ConversationStore = state.store
+    stored = await store.conversation(session_id, conversation_id)
+    model = await _chosen_model(state, form.get("model"), stored)
+    # A form without the field (an older page) keeps the conversation's instructions; an empty one clears them.
+    system_prompt = form.get("system_prompt", stored.system_prompt if stored else None)
+    if system_prompt is not None and len(system_prompt) > settings.max_query_chars:
+        raise UserFacingError(413, "Instructions too long", f"The limit is {settings.max_query_chars:,} characters.")
+    return await _answer(
+        request,
+        state,
+        session_id,
+        conversation_id,
+        Question(query, request_id, model, system_prompt.strip() if system_prompt else None),
+    )
+
+
+@post("/chat/{conversation_id:str}/exchanges/{exchange_id:str}/regenerate", name="regenerate", status_code=200)
+async def regenerate(
+    conversation_id: FromPath[str], exchange_id: FromPath[str], request: AnyRequest, state: State
+) -> Response[str]:
+    """Ask an answered question again: the answer and every exchange after it make way for the new one."""
+    session_id, _ = await require_csrf(request, state, max_bytes=FORM_OVERHEAD)
+    await _rate_limit(request, state)
+    record, conversation = await _own_exchange(state, session_id, conversation_id, exchange_id)
+    question = Question(
+        record.question, new_id(), await _chosen_model(state, None, conversation), conversation.system_prompt
+    )
+    return await _answer(request, state, session_id, conversation_id, question, replacing=exchange_id)
+
+
+@get("/chat/{conversation_id:str}/exchanges/{exchange_id:str}/edit", name="edit_form")
+async def edit_form(
+    conversation_id: FromPath[str], exchange_id: FromPath[str], request: AnyRequest, state: State
+) -> Response[str] | Template:
+    session_id = session_id_of(request.scope)
+    record, _ = await _own_exchange(state, session_id, conversation_id, exchange_id)
+    signer: SessionSigner = state.signer
+    settings: Settings = state.settings
+    form = EditForm(
+        action_url=f"/chat/{conversation_id}/exchanges/{exchange_id}/edit",
+        cancel_url=f"/chat/{conversation_id}",
+        text=record.question,
+        csrf_token=signer.csrf_token(session_id),
+        max_chars=settings.max_query_chars,
+    )
+    if _is_htmx(request):
+        return Response(render_component(state.jinja, form), media_type=MediaType.HTML)
+    context = await page_context(request, state, conversation_id=conversation_id)
+    context.update(heading="Edit your question", form=form, intro="The answers from here on are replaced.")
+    return Template("pages/form.html", context=context)
+
+
+@post("/chat/{conversation_id:str}/exchanges/{exchange_id:str}/edit", name="edit", status_code=200)
+async def edit(
+    conversation_id: FromPath[str], exchange_id: FromPath[str], request: AnyRequest, state: State
+) -> Response[str]:
+    """Ask an edited question in place of an earlier one (whose answer, and what followed, make way)."""
+    settings: Settings = state.settings
+    max_bytes = _ask_form_bytes(settings)
+    too_long = _question_too_long(settings, None)
+    session_id, form = await require_csrf(request, state, max_bytes=max_bytes, too_large=too_long)
+    await _rate_limit(request, state)
+    if form is None:
+        form = await read_bounded_form(request, state, max_bytes, too_long)
+    query = _question(settings, form.get("query", ""))
+    _, conversation = await _own_exchange(state, session_id, conversation_id, exchange_id)
+    question = Question(query, new_id(), await _chosen_model(state, None, conversation), conversation.system_prompt)
+    return await _answer(request, state, session_id, conversation_id, question, replacing=exchange_id)
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    request_id: str
+    model: str
+    system_prompt: str | None
+
+
+async def _own_exchange(
+    state: State, session_id: str, conversation_id: str, exchange_id: str
+) -> tuple[ExchangeRecord, ConversationRecord]:
+    store: ConversationStore = state.store
+    record = await store.exchange(session_id, check_id(exchange_id))
+    conversation = await store.conversation(session_id, check_id(conversation_id))
+    if record is None or conversation is None or record.conversation_id != conversation_id:
+        raise NotFoundException()
+    return record, conversation
+
+
+async def _rate_limit(request: AnyRequest, state: State) -> None:
     coordination: Coordination = state.coordination
-    client = _client(request)
-    retry_after = await coordination.rate_limit(client)
+    retry_after = await coordination.rate_limit(_client(request))
     if retry_after is not None:
         raise UserFacingError(
             429,
@@ -157,39 +258,97 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
             f"Too many questions from here; try again in {retry_after:.0f} s.",
             headers={"Retry-After": str(max(1, round(retry_after)))},
         )
-    if form is None:
-        form = await _read_form(request, state, max_bytes, too_long)
-    query = form.get("query", "").strip()
+
+
+def _question(settings: Settings, raw: str) -> str:
+    query = raw.strip()
     if not query:
         raise UserFacingError(422, "Nothing to ask", "Type a question first.")
     if len(query) > settings.max_query_chars:
         raise _question_too_long(settings, len(query))
-    raw_request_id = form.get("request_id", "")
-    request_id = raw_request_id if _ID.fullmatch(raw_request_id) else _new_id()
+    return query
 
+
+async def _chosen_model(state: State, requested: str | None, conversation: ConversationRecord | None) -> str:
+    settings: Settings = state.settings
+    catalog: ModelCatalog = state.models
+    if requested:
+        if not await catalog.allows(requested):
+            raise UserFacingError(422, "Unknown model", "Choose one of the models in the list.")
+        return requested
+    if conversation is not None and conversation.model and await catalog.allows(conversation.model):
+        return conversation.model
+    return settings.model
+
+
+async def _answer(
+    request: AnyRequest,
+    state: State,
+    session_id: str,
+    conversation_id: str,
+    question: Question,
+    replacing: str | None = None,
+) -> Response[str]:
+    """Start the answer to a question (in place of `replacing` and what followed it, if given). With htmx
+    the response is partials: the exchange into the thread, the composer's Stop, the list; without, a
+    redirect to the conversation's page, which streams while the answer is written."""
+    store: ConversationStore = state.store
     generations: Generations = state.generations
     try:
+        if replacing is not None:
+            dropped = await store.truncate(session_id, conversation_id, replacing)
+            if dropped is None:
+                raise NotFoundException()
+            generations.forget(dropped)
         started = await generations.start(
-            session_id=session_id, conversation_id=conversation_id, request_id=request_id, query=query, client=client
+            session_id=session_id,
+            conversation_id=conversation_id,
+            request_id=question.request_id,
+            query=question.text,
+            client=_client(request),
+            model=question.model,
+            system_prompt=question.system_prompt,
         )
     except NotYours:
         raise NotFoundException() from None
+    except ConversationBusy:
+        raise UserFacingError(
+            409, "Still answering", "Wait for the answer to finish, or stop it, before asking again."
+        ) from None
     except TooManyRunning as exc:
         raise _too_many_running(exc) from None
     except NotAccepting:
         raise UserFacingError(503, "Server restarting", "Try again in a moment.") from None
 
-    if request.headers.get("HX-Request") != "true":
-        if started.generation is None:  # a re-sent form, answered by another process: see it there
-            return Response("", status_code=303, headers={"Location": f"/chat/{conversation_id}"})
-        return await _streamed_page(request, state, conversation_id, started.generation)
+    if not _is_htmx(request):
+        return Response(
+            "", status_code=303, headers={"Location": f"/chat/{conversation_id}?wait={started.exchange.id}"}
+        )
     env: jinja2.Environment = state.jinja
     views: ExchangeViews = state.views
-    exchange = render_component(env, views.exchange(started.exchange))
-    composer = render_component(env, _composer(state, session_id, conversation_id))
-    body = render_component(env, Partial(f"#{THREAD_ID}", "beforeend", exchange)) + render_component(
-        env, Partial(f"#{COMPOSER_ID}", "outerHTML", composer)
-    )
+    if replacing is None:
+        thread = Partial(f"#{THREAD_ID}", "beforeend", render_component(env, views.exchange(started.exchange)))
+    else:
+        records = await store.exchanges(session_id, conversation_id) or []
+        thread = Partial(
+            f"#{THREAD_ID}", "innerHTML", Markup().join(render_component(env, views.exchange(r)) for r in records)
+        )
+    running = started.exchange.id if started.exchange.running else None
+    stop = ComposerAction(f"/generations/{running}/stop" if running else None)
+    partials = [
+        thread,
+        Partial(f"#{COMPOSER_ACTION_ID}", "outerHTML", render_component(env, stop)),
+        Partial(f"#{COMPOSER_REQUEST_ID}", "outerHTML", render_component(env, RequestIdField(new_id()))),
+        Partial(f"#{COMPOSER_ERROR_ID}", "innerHTML", Markup()),
+        Partial(
+            f"#{CONVERSATION_LIST_ID}",
+            "outerHTML",
+            render_component(env, await conversation_list(state, session_id, conversation_id)),
+        ),
+        Partial(f"#{EXPORT_LINK_ID}", "outerHTML", render_component(env, ExportLink(conversation_id))),
+        Partial(f"#{ANNOUNCER_ID}", "innerHTML", render_component(env, Announcement("Answering…"))),
+    ]
+    body = Markup().join(render_component(env, partial) for partial in partials)
     # The conversation's own URL goes into the address bar, so a reload comes back to it.
     return Response(body, media_type=MediaType.HTML, headers={"HX-Push-Url": f"/chat/{conversation_id}"})
 
@@ -215,43 +374,70 @@ def _too_many_running(exc: TooManyRunning) -> UserFacingError:
 class _StatusWhenDone:
     """The answer's status as it is when the page reaches it: after the body, so once it has ended."""
 
-    def __init__(self, generation: Generation) -> None:
-        self._generation = generation
+    def __init__(self) -> None:
+        self.html = Markup()
 
     def __html__(self) -> str:
-        return self._generation.status or ""
+        return str(self.html)
 
 
-async def _streamed_page(request: AnyRequest, state: State, conversation_id: str, generation: Generation) -> Stream:
-    """Without JavaScript the form posts normally: the answer comes as the chat page streamed as it is
-    written, each finished block as it is done (a plain page cannot replace a live tail). The page is
-    rendered by Jinja's async mode, which reaches the answer's body and waits on its blocks: the page's
-    structure decides where they go, whatever the question says."""
-    store: ConversationStore = state.store
-    views: ExchangeViews = state.views
-    event_log: EventLog = state.event_log
-    session_id = session_id_of(request.scope)
-    earlier = [r for r in await store.exchanges(session_id, conversation_id) or [] if r.id != generation.id]
-
-    async def blocks() -> AsyncIterator[Markup]:
-        # An empty block tells `_sent_together` to send what the page has so far: it waits next.
-        yield Markup()
-        sent = 0
-        async for _ in event_log.follow(generation.id, 0, state.settings.keepalive_interval):
-            for block in generation.body[sent:]:
-                yield block
-            sent = len(generation.body)
-            yield Markup()
-
+async def _waiting_page(
+    request: AnyRequest,
+    state: State,
+    conversation: ConversationRecord,
+    records: list[ExchangeRecord],
+    waited: ExchangeRecord,
+) -> Stream:
+    """The page a question asked without JavaScript lands on: it streams while the answer is written,
+    each finished block as it is done (a plain page cannot replace a live tail). Jinja's async mode reaches
+    the answer's body and waits on its blocks, so the page's structure decides where they go, whatever the
+    question says. The blocks come from the answer's text in the event log, rendered here, so the page
+    streams the same whichever process runs the answer."""
+    status = _StatusWhenDone()
     streaming = {
-        "message": UserMessage(generation.query),
-        "generation_id": generation.id,
-        "body": blocks(),
-        "status": _StatusWhenDone(generation),
+        "message": UserMessage(waited.question),
+        "generation_id": waited.id,
+        "body": _blocks(state, waited, status),
+        "status": status,
     }
-    context = _page_context(request, state, conversation_id, list(map(views.exchange, earlier)), streaming)
+    earlier = [r for r in records if r.id != waited.id]
+    context = await _chat_context(request, state, conversation.id, earlier, conversation, streaming)
     page = state.streaming_jinja.get_template("pages/chat.html").generate_async(context)
     return Stream(_sent_together(page), media_type=MediaType.HTML, headers={"X-Accel-Buffering": "no"})
+
+
+async def _blocks(state: State, waited: ExchangeRecord, status: _StatusWhenDone) -> AsyncIterator[Markup]:
+    """The answer's finished blocks as they are written, then its status (from the store, which records
+    the end just after the stream closes). An empty block tells `_sent_together` to send what the page
+    has so far: it waits next."""
+    event_log: EventLog = state.event_log
+    settings: Settings = state.settings
+    renderer = state.markdown.renderer()
+    yield Markup()
+    seen = 0
+    async for batch in _frames(state, waited, 0, settings, lambda: None):
+        if batch == KEEPALIVE_FRAME:
+            continue
+        text = await event_log.text(waited.id)
+        update = renderer.feed(text[seen:])
+        seen = len(text)
+        if update.append:
+            yield update.append
+            yield Markup()
+    final = renderer.finish()
+    if final.append:
+        yield final.append
+    store: ConversationStore = state.store
+    endings: Endings = state.endings
+    record = waited
+    for _ in range(100):  # the end is recorded just after the stream closes
+        found = await store.exchange(waited.session_id, waited.id)
+        if found is None or not found.running:
+            record = found or waited
+            break
+        await asyncio.sleep(0.05)
+    if not record.running:
+        status.html = endings.status(endings.of_record(record))
 
 
 async def _sent_together(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -270,9 +456,9 @@ async def _sent_together(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
 
 @post("/generations/{generation_id:str}/stop", name="stop", status_code=204)
 async def stop(generation_id: FromPath[str], request: AnyRequest, state: State) -> None:
-    session_id, _ = await _require_csrf(request, state, max_bytes=_FORM_OVERHEAD)
+    session_id, _ = await require_csrf(request, state, max_bytes=FORM_OVERHEAD)
     store: ConversationStore = state.store
-    exchange = await store.exchange(session_id, _check_id(generation_id))
+    exchange = await store.exchange(session_id, check_id(generation_id))
     if exchange is None:
         raise NotFoundException()
     generations: Generations = state.generations
@@ -290,7 +476,7 @@ async def events(
     event_log: EventLog = state.event_log
     settings: Settings = state.settings
     session_id = session_id_of(request.scope)
-    exchange = await store.exchange(session_id, _check_id(generation_id))
+    exchange = await store.exchange(session_id, check_id(generation_id))
     if exchange is None:
         raise NotFoundException()
     cursor = _cursor(request.headers.get("last-event-id"), after)
@@ -346,8 +532,8 @@ async def _frames(
 
 async def _ended(state: State, exchange: ExchangeRecord, cursor: int) -> AsyncIterator[bytes]:
     views: ExchangeViews = state.views
-    fragments = AnswerFragments(state.jinja, exchange.id)
-    ended = fragments.ended(views.body(exchange), views.status(exchange))
+    endings: Endings = state.endings
+    ended = AnswerFragments(endings, exchange.id).ended(views.body(exchange), endings.of_record(exchange))
     yield encode_event(cursor + 1, ended) + encode_event(cursor + 2, "", DONE_EVENT)
 
 
@@ -359,4 +545,4 @@ def _cursor(last_event_id: str | None, after: int | None) -> int:
     return max(after or 0, 0)
 
 
-ROUTES = [new_chat, chat, ask, stop, events]
+ROUTES = [new_chat, chat, ask, regenerate, edit_form, edit, stop, events]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from components import ErrorNotice, Timing
 from folyam.event_log import Event, EventLog
-from folyam.fragments import AnswerFragments
+from folyam.fragments import AnswerFragments, Ending
 from folyam.providers import ProviderError, StreamPiece, TextDelta, Usage
 from folyam.rendering import AnswerRenderer, RenderUpdate
 from folyam.settings import Settings
@@ -38,7 +38,7 @@ StopReason = Literal["stopped", "shutdown"]
 logger = logging.getLogger(__name__)
 
 _NOTICES: Final[dict[StopReason, ErrorNotice]] = {
-    "stopped": ErrorNotice("Stopped", "You stopped this answer; what arrived is kept."),
+    "stopped": ErrorNotice("Stopped", "You stopped this answer; what arrived is kept.", "note"),
     "shutdown": ErrorNotice("The answer was stopped", "The server is shutting down."),
 }
 
@@ -161,7 +161,17 @@ class GenerationRun:
         self._flush()
         self._emit_update(self._renderer.finish())
         timing = self._timing(model)
-        html, partial = self._fragments.status(notice, timing)
+        generation = self._generation
+        ending = Ending(
+            self._id,
+            generation.conversation_id,
+            generation.session_id,
+            status,
+            notice,
+            timing,
+            "".join(generation.text),
+        )
+        html, partial = self._fragments.status(ending)
         self._generation.status = html
         self._generation.outcome = Outcome(status, notice, _timing_fields(timing))
         self._emit(partial)

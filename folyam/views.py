@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jinja2
 from markupsafe import Markup
 
 from components import Answer, Exchange, UserMessage
-from folyam.fragments import record_status
+from folyam.fragments import Endings
 from folyam.generations import Generations
 from folyam.store import ExchangeRecord
 
@@ -18,15 +17,14 @@ __all__ = ["ExchangeViews"]
 
 
 class ExchangeViews:
-    def __init__(
-        self, env: jinja2.Environment, generations: Generations, render_markdown: Callable[[str], Markup]
-    ) -> None:
-        self._env = env
+    def __init__(self, endings: Endings, generations: Generations, render_markdown: Callable[[str], Markup]) -> None:
+        self._endings = endings
         self._generations = generations
         self._render_markdown = render_markdown
 
     def exchange(self, record: ExchangeRecord) -> Exchange:
-        return Exchange(message=UserMessage(text=record.question), answer=self.answer(record))
+        edit_url = f"/chat/{record.conversation_id}/exchanges/{record.id}/edit"
+        return Exchange(message=UserMessage(text=record.question, edit_url=edit_url), answer=self.answer(record))
 
     def answer(self, record: ExchangeRecord) -> Answer:
         local = self._generations.local(record.id)
@@ -34,11 +32,11 @@ class ExchangeViews:
             return local.answer()
         if record.running:
             events = f"/generations/{record.id}/events"
-            return Answer(generation_id=record.id, events_url=events, stop_url=f"/generations/{record.id}/stop")
+            return Answer(generation_id=record.id, events_url=events)
         return Answer(generation_id=record.id, events_url=None, body=self.body(record), status=self.status(record))
 
     def body(self, record: ExchangeRecord) -> Markup:
         return self._render_markdown(record.answer)
 
     def status(self, record: ExchangeRecord) -> Markup:
-        return record_status(self._env, record)
+        return self._endings.status(self._endings.of_record(record))

@@ -160,9 +160,16 @@ def composer_form(client: httpx.Client, page_url: str) -> dict[str, str]:
     """The composer's action and hidden fields (request_id, csrf_token) from a chat page."""
     page = client.get(page_url)
     page.raise_for_status()
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
-    action = re.search(r'<form id="composer"[^>]* hx-post="([^"]+)"', page.text)
-    assert action, page.text
+    return form_fields(page.text, '<form id="composer"')
+
+
+def form_fields(html: str, start: str) -> dict[str, str]:
+    """The action and hidden fields of the form whose start tag begins with `start`."""
+    form = html[html.index(start) :]
+    form = form[: form.index("</form>")]
+    fields = dict(re.findall(r'<input type="hidden"(?: id="[^"]*")? name="([^"]+)" value="([^"]*)">', form))
+    action = re.search(r' action="([^"]+)"', form)
+    assert action, form
     return {"action": action.group(1), **fields}
 
 

@@ -19,6 +19,13 @@ from components import (
     make_environment,
     render_component,
 )
+from components.answer_status import Announcement, AnswerActions, AnswerStatus
+from components.composer import ComposerAction, ModelChoice
+from components.confirm_delete import ConfirmDelete
+from components.conversation_list import ConversationEntry, ConversationList, RenameForm
+from components.export_link import ExportLink
+from components.message import EditForm
+from components.theme import ThemeSwitch
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +47,58 @@ TIMING = Timing(
 
 COMPONENTS = {
     "user_message": UserMessage(text="What is <b>SSE</b>?\nTwo lines & more."),
+    "user_message_editable": UserMessage(text="Edit <me>", edit_url="/chat/C1/exchanges/E1/edit"),
+    "edit_form": EditForm(
+        action_url="/chat/C1/exchanges/E1/edit",
+        cancel_url="/chat/C1",
+        text="Old <question>",
+        csrf_token="T1",
+        max_chars=100,
+    ),
+    "note": ErrorNotice(title="Stopped", message="You stopped this answer; what arrived is kept.", tone="note"),
+    "answer_actions": AnswerActions(
+        regenerate_url="/chat/C1/exchanges/E1/regenerate", csrf_token="T1", source="# Hi <b>\n"
+    ),
+    "answer_actions_retry": AnswerActions(
+        regenerate_url="/chat/C1/exchanges/E1/regenerate", csrf_token="T1", source="", retry=True
+    ),
+    "answer_status": AnswerStatus(
+        notice=ErrorNotice("Stopped", "You stopped this answer.", "note"),
+        timing=TIMING,
+        actions=AnswerActions(regenerate_url="/chat/C1/exchanges/E1/regenerate", csrf_token="T1", source="text"),
+    ),
+    "announcement": Announcement("Answer finished in 4.8 s"),
+    "conversation_list": ConversationList(
+        (ConversationEntry("C1", "Newest <one>", current=True), ConversationEntry("C2", "Older “quoted”"))
+    ),
+    "conversation_list_empty": ConversationList(()),
+    "rename_form_in_list": RenameForm("C1", "Old <title>", "T1"),
+    "rename_form_page": RenameForm("C1", "Old title", "T1", in_list=False),
+    "confirm_delete": ConfirmDelete("C1", "A <title>", "T1"),
+    "theme_switch": ThemeSwitch("dark", "T1", "/chat/C1"),
+    "export_link": ExportLink("C1"),
+    "export_link_none": ExportLink(None),
+    "composer_action_ask": ComposerAction(),
+    "composer_action_stop": ComposerAction("/generations/G1/stop"),
+    "composer_busy_with_models": Composer(
+        action_url="/chat/C1/messages",
+        request_id="R3",
+        csrf_token="T3",
+        max_chars=8000,
+        action=ComposerAction("/generations/G1/stop"),
+        models=ModelChoice(("default-model", "other <model>"), "other <model>"),
+        system_prompt="Be <brief>.",
+    ),
     "answer_streaming": Answer(generation_id="G1", events_url="/generations/G1/events"),
     "answer_streaming_reloaded": Answer(
         generation_id="G3",
         events_url="/generations/G3/events?after=7",
-        stop_url="/generations/G3/stop",
         body=Markup("<p>first block</p>"),
         tail=Markup("<p>open tail</p>"),
     ),
     "exchange": Exchange(
         message=UserMessage(text="Question?"),
-        answer=Answer(generation_id="G4", events_url="/generations/G4/events", stop_url="/generations/G4/stop"),
+        answer=Answer(generation_id="G4", events_url="/generations/G4/events"),
     ),
     "answer_finished": Answer(
         generation_id="G2", events_url=None, body=Markup("Done &amp; dusted"), status=Markup("<p>timing</p>")
