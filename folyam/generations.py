@@ -194,15 +194,15 @@ class Generations:
         def ended(_: asyncio.Task[None]) -> None:
             # A task cancelled before its first step never runs its body: end the answer all the same.
             run.end_if_unfinished(model)
-            recording = asyncio.get_running_loop().create_task(self._record(generation))
+            recording = asyncio.get_running_loop().create_task(self._record(generation, run))
             self._recording.add(recording)
             recording.add_done_callback(self._recording.discard)
 
         generation.task.add_done_callback(ended)
         self._running[generation.id] = generation
 
-    async def _record(self, generation: Generation) -> None:
-        """The outcome into the store, in one write; then the slot goes back."""
+    async def _record(self, generation: Generation, run: GenerationRun) -> None:
+        """The outcome into the store, in one write; then the stream ends and the slot goes back."""
         outcome = generation.outcome
         assert outcome is not None
         notice = (outcome.notice.title, outcome.notice.message) if outcome.notice else None
@@ -222,6 +222,7 @@ class Generations:
                         logger.exception("answer %s could not be recorded", generation.id)
                     await asyncio.sleep(0.5 * (attempt + 1))
         finally:
+            run.end_stream()
             self._running.pop(generation.id, None)
             self._ended[generation.id] = asyncio.get_running_loop().time()
             try:
