@@ -20,7 +20,7 @@ from litestar.template import TemplateConfig
 from components import make_environment
 from folyam.backends import make_backends
 from folyam.coordination import Coordination, CoordinationUnavailable
-from folyam.errors import UserFacingError, internal_error, unavailable, user_facing_error
+from folyam.errors import UserFacingError, conversation_busy, internal_error, unavailable, user_facing_error
 from folyam.generations import Generations
 from folyam.limits import Slots
 from folyam.markdown import MarkdownPipeline
@@ -32,7 +32,7 @@ from folyam.security import add_security_headers
 from folyam.server import run_workers, serve_app
 from folyam.sessions import SessionMiddleware, SessionSigner
 from folyam.settings import InvalidSetting, Settings
-from folyam.store import StoreUnavailable
+from folyam.store import ConversationBusy, StoreUnavailable
 from folyam.store.sql import SqlStore
 from folyam.views import ExchangeViews
 
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={
             HTTPException: user_facing_error,
             StoreUnavailable: unavailable,
+            ConversationBusy: conversation_busy,
             CoordinationUnavailable: unavailable,
             Exception: internal_error,
         },
@@ -135,7 +136,7 @@ def _logging_config(redactor: Redactor) -> LoggingConfig:
         log_exceptions="always",
         # Litestar matches the exception's exact class (its class-level status code is 500), so the
         # client errors are listed by class too.
-        disable_stack_trace={*range(400, 500), UserFacingError, *_subclasses(ClientException)},
+        disable_stack_trace={*range(400, 500), UserFacingError, ConversationBusy, *_subclasses(ClientException)},
     )
 
 
