@@ -24,6 +24,7 @@ from folyam.errors import UserFacingError, conversation_busy, internal_error, un
 from folyam.generations import Generations
 from folyam.limits import Slots
 from folyam.markdown import MarkdownPipeline
+from folyam.models import ModelCatalog
 from folyam.providers.factory import make_provider
 from folyam.redaction import RedactingFilter, Redactor
 from folyam.routes import ROUTES
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         provider = make_provider(settings)
+        models = ModelCatalog(provider)
         backends = make_backends(settings)
         await backends.store.migrate()
         generations = Generations(
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await generations.interrupt_leftovers()
         app.state.update(
             provider=provider,
+            models=models,
             store=backends.store,
             event_log=backends.event_log,
             coordination=backends.coordination,
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 task.cancel()
             await generations.aclose()
             await backends.aclose()
+            await models.aclose()
             await provider.aclose()
 
     return Litestar(
