@@ -63,7 +63,7 @@ async def test_each_request_names_its_model_or_the_configured_one(
     for model in ("fake-model-large", None):
         assert [p async for p in provider.stream(messages, max_tokens=7, model=model)]
     await provider.aclose()
-    assert [(r.model, r.messages) for r in upstream.chat_requests] == [
+    assert [(r.model, r.messages) for r in upstream.requests] == [
         ("fake-model-large", messages),
         ("m", messages),
     ]

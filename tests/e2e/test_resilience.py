@@ -162,7 +162,7 @@ def test_a_conversation_answers_one_question_at_a_time(
     read_events(client, openai_server + events_path(first))
     # Asked the moment the first is done: it has ended, and it is the second question's context.
     read_events(client, openai_server + events_path(client.post(action, data={**form, "query": "second"})))
-    assert [len(r.messages) for r in upstream.chat_requests] == [1, 3]
+    assert [len(r.messages) for r in upstream.requests] == [1, 3]
 
 
 def test_a_resent_form_returns_the_same_generation_and_calls_the_model_once(

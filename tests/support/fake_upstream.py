@@ -3,8 +3,9 @@ format (`data:` chunks, the usage chunk, `[DONE]`), with each fault on demand.
 
 Tests script the next answers with `FakeUpstream.script(...)`; unscripted requests get a default
 answer. `GET /v1/models` answers what `FakeUpstream.models` says (a list, an error status, garbage, slowly).
-Every request is recorded (a chat request's body carries its `model` and `messages`), and so is when its
-connection was closed.
+Every request is recorded, and so is when its connection was closed: lists of models in `model_requests`
+(an app may ask for one whenever its cache expires), every other request in `requests` (a chat request's
+body carries its `model` and `messages`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class FakeUpstream:
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
+        self.model_requests: list[RecordedRequest] = []
         self.models = ModelList()
 
     def script(self, *scripts: Script) -> None:
@@ -93,15 +95,8 @@ class FakeUpstream:
         with self._lock:
             self._scripts.clear()
             self.requests.clear()
+            self.model_requests.clear()
             self.models = ModelList()
-
-    @property
-    def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.rstrip("/").endswith("/chat/completions")]
-
-    @property
-    def model_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.rstrip("/").endswith("/models")]
 
     def _next_script(self) -> Script:
         with self._lock:
@@ -128,13 +123,14 @@ class FakeUpstream:
             body=json.loads(body or b"{}"),
             method=scope["method"],
         )
+        listing = scope["path"].rstrip("/").endswith("/models") and scope["method"] == "GET"
         with self._lock:
-            self.requests.append(record)
+            (self.model_requests if listing else self.requests).append(record)
         watcher = asyncio.create_task(_watch_disconnect(receive, record))
         try:
             if scope["path"].rstrip("/").endswith("/chat/completions"):
                 await self._chat(record, watcher, send)
-            elif scope["path"].rstrip("/").endswith("/models") and scope["method"] == "GET":
+            elif listing:
                 await self._models(watcher, send)
             else:
                 await _json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
