@@ -21,11 +21,12 @@ from components import make_environment
 from folyam.backends import make_backends
 from folyam.conversation_routes import CONVERSATION_ROUTES
 from folyam.coordination import Coordination, CoordinationUnavailable
-from folyam.errors import UserFacingError, internal_error, unavailable, user_facing_error
+from folyam.errors import UserFacingError, conversation_busy, internal_error, unavailable, user_facing_error
 from folyam.fragments import Endings
 from folyam.generations import Generations
 from folyam.limits import Slots
 from folyam.markdown import MarkdownPipeline
+from folyam.models import ModelCatalog
 from folyam.providers.factory import make_provider
 from folyam.redaction import RedactingFilter, Redactor
 from folyam.routes import ROUTES
@@ -34,7 +35,7 @@ from folyam.security import add_security_headers
 from folyam.server import run_workers, serve_app
 from folyam.sessions import SessionMiddleware, SessionSigner
 from folyam.settings import InvalidSetting, Settings
-from folyam.store import StoreUnavailable
+from folyam.store import ConversationBusy, StoreUnavailable
 from folyam.store.sql import SqlStore
 from folyam.views import ExchangeViews
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         provider = make_provider(settings)
+        models = ModelCatalog(provider)
         backends = make_backends(settings)
         await backends.store.migrate()
         generations = Generations(
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await generations.interrupt_leftovers()
         app.state.update(
             provider=provider,
+            models=models,
             store=backends.store,
             event_log=backends.event_log,
             coordination=backends.coordination,
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 task.cancel()
             await generations.aclose()
             await backends.aclose()
+            await models.aclose()
             await provider.aclose()
 
     return Litestar(
@@ -111,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={
             HTTPException: user_facing_error,
             StoreUnavailable: unavailable,
+            ConversationBusy: conversation_busy,
             CoordinationUnavailable: unavailable,
             Exception: internal_error,
         },
@@ -150,7 +155,7 @@ def _logging_config(redactor: Redactor) -> LoggingConfig:
         log_exceptions="always",
         # Litestar matches the exception's exact class (its class-level status code is 500), so the
         # client errors are listed by class too.
-        disable_stack_trace={*range(400, 500), UserFacingError, *_subclasses(ClientException)},
+        disable_stack_trace={*range(400, 500), UserFacingError, ConversationBusy, *_subclasses(ClientException)},
     )
 
 

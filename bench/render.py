@@ -76,7 +76,9 @@ def retained(root: Path, text_pieces: list[str]) -> tuple[int, int]:
     class Scripted:
         model, is_demo = "bench", False
 
-        async def stream(self, messages: Sequence[Any], *, max_tokens: int) -> AsyncGenerator[TextDelta]:
+        async def stream(
+            self, messages: Sequence[Any], *, max_tokens: int, model: str | None = None
+        ) -> AsyncGenerator[TextDelta]:
             for piece in text_pieces:
                 yield TextDelta(piece)
 

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from components import ErrorNotice, Partial, render_component
 from components.composer import COMPOSER_ERROR_ID
 
-__all__ = ["UserFacingError", "internal_error", "unavailable", "user_facing_error"]
+__all__ = ["UserFacingError", "conversation_busy", "internal_error", "unavailable", "user_facing_error"]
 
 _INTERNAL = ErrorNotice("Something went wrong", "The server could not answer this request.")
 
@@ -52,6 +52,12 @@ def unavailable(request: Request[Any, Any, State], exc: Exception) -> Response[s
     """The database or Redis cannot be reached: a clear 503, and it works again once they are back."""
     notice = ErrorNotice("Service unavailable", "The server cannot reach its storage just now; try again in a moment.")
     return _error_response(request, notice, 503, {"Retry-After": "5"})
+
+
+def conversation_busy(request: Request[Any, Any, State], exc: Exception) -> Response[str]:
+    """A question (or a regenerate, an edit) while the conversation still answers: one at a time."""
+    notice = ErrorNotice("Still answering", "Wait for the answer to finish, or stop it, then ask again.")
+    return _error_response(request, notice, 409, None)
 
 
 def _error_response(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,7 +27,7 @@ from folyam.rendering import AnswerRenderer
 from folyam.runner import DONE_EVENT, GenerationRun, Outcome, StopReason
 from folyam.settings import Settings
 from folyam.sse import encode_event
-from folyam.store import ConversationStore, ExchangeRecord, StoreUnavailable
+from folyam.store import ConversationBusy, ConversationStore, ExchangeRecord, StartedExchange, StoreUnavailable
 
 __all__ = ["INTERRUPTED", "Generation", "Generations", "NotAccepting", "Started", "TooManyRunning"]
 
@@ -100,6 +100,8 @@ class Started:
     exchange: ExchangeRecord
     # The answer, when it runs in this process (a repeated request may find it running in another).
     generation: Generation | None
+    # The exchanges it replaced (`replaces`), deleted from the store, in order: gone from the page too.
+    replaced: list[str] = field(default_factory=list)
 
 
 class Generations:
@@ -143,10 +145,22 @@ class Generations:
         return self._running.get(generation_id)
 
     async def start(
-        self, *, session_id: str, conversation_id: str, request_id: str, query: str, client: str
+        self,
+        *,
+        session_id: str,
+        conversation_id: str,
+        request_id: str,
+        query: str,
+        client: str,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        replaces: str | None = None,
     ) -> Started:
         """Start an answer, or find the one this request id already started (a re-sent form never runs
-        the model twice, whichever process it reaches)."""
+        the model twice, whichever process it reaches). `model` None is the configured one; a blank
+        `system_prompt` is none. With `replaces`, that exchange and every later one are deleted first, in
+        the same transaction (regenerate, edit). Raises ConversationBusy while the conversation answers
+        another question, NotYours and UnknownExchange as the store does, TooManyRunning, NotAccepting."""
         if not self._accepting:
             raise NotAccepting
         generation_id = secrets.token_urlsafe(16)
@@ -154,22 +168,37 @@ class Generations:
         refused = await self._coordination.take_slot(slots, generation_id)
         if refused is not None:
             raise TooManyRunning(refused, self._limit(refused))
-        try:
-            exchange, created, history = await self._store.start_exchange(
+        model = model or self._provider.model
+        prompt = system_prompt if system_prompt and system_prompt.strip() else None
+
+        async def record() -> StartedExchange:
+            return await self._store.start_exchange(
                 exchange_id=generation_id,
                 session_id=session_id,
                 conversation_id=conversation_id,
                 request_id=request_id,
                 question=query,
-                model=self._provider.model,
+                model=model,
+                system_prompt=prompt,
                 history=HISTORY_EXCHANGES,
+                replaces=replaces,
             )
+
+        try:
+            try:
+                started = await record()
+            except ConversationBusy as busy:
+                # The answer in the way may have lost its process: then it is ended, and this one starts.
+                if not await self._end_abandoned(session_id, busy.exchange_id):
+                    raise
+                started = await record()
         except BaseException:
             await self._coordination.give_back_slot(slots, generation_id)
             raise
-        if not created:
+        if not started.created:
             await self._coordination.give_back_slot(slots, generation_id)
-            return Started(exchange, self._running.get(exchange.id))
+            return Started(started.exchange, self._running.get(started.exchange.id))
+        self.forget(started.replaced)
         generation = Generation(
             id=generation_id,
             session_id=session_id,
@@ -178,29 +207,41 @@ class Generations:
             slots=slots,
             renderer=self._renderer_factory(),
         )
-        self._run(generation, [*history, ChatMessage(role="user", content=query)])
-        return Started(exchange, generation)
+        system = [ChatMessage(role="system", content=prompt)] if prompt else []
+        self._run(generation, [*system, *started.history, ChatMessage(role="user", content=query)], model)
+        return Started(started.exchange, generation, started.replaced)
 
-    def _run(self, generation: Generation, messages: list[ChatMessage]) -> None:
+    async def _end_abandoned(self, session_id: str, exchange_id: str) -> bool:
+        if exchange_id in self._running:
+            return False
+        exchange = await self._store.exchange(session_id, exchange_id)
+        return exchange is not None and exchange.running and await self.end_if_abandoned(exchange)
+
+    def forget(self, generation_ids: Iterable[str]) -> None:
+        """Drop the event streams of answers deleted from the store (truncated, replaced)."""
+        for generation_id in generation_ids:
+            self._ended.pop(generation_id, None)
+            self._event_log.forget(generation_id)
+
+    def _run(self, generation: Generation, messages: list[ChatMessage], model: str) -> None:
         self._event_log.open(generation.id)
-        pieces = self._provider.stream(messages, max_tokens=self._settings.max_output_tokens)
+        pieces = self._provider.stream(messages, max_tokens=self._settings.max_output_tokens, model=model)
         fragments = AnswerFragments(self._endings, generation.id)
         run = GenerationRun(generation, self._event_log, fragments, self._settings, generation.renderer)
-        model = self._provider.model
         generation.task = asyncio.create_task(run.execute(pieces, model=model), name=f"generation-{generation.id}")
 
         def ended(_: asyncio.Task[None]) -> None:
             # A task cancelled before its first step never runs its body: end the answer all the same.
             run.end_if_unfinished(model)
-            recording = asyncio.get_running_loop().create_task(self._record(generation))
+            recording = asyncio.get_running_loop().create_task(self._record(generation, run))
             self._recording.add(recording)
             recording.add_done_callback(self._recording.discard)
 
         generation.task.add_done_callback(ended)
         self._running[generation.id] = generation
 
-    async def _record(self, generation: Generation) -> None:
-        """The outcome into the store, in one write; then the slot goes back."""
+    async def _record(self, generation: Generation, run: GenerationRun) -> None:
+        """The outcome into the store, in one write; then the stream ends and the slot goes back."""
         outcome = generation.outcome
         assert outcome is not None
         notice = (outcome.notice.title, outcome.notice.message) if outcome.notice else None
@@ -220,6 +261,7 @@ class Generations:
                         logger.exception("answer %s could not be recorded", generation.id)
                     await asyncio.sleep(0.5 * (attempt + 1))
         finally:
+            run.end_stream()
             self._running.pop(generation.id, None)
             self._ended[generation.id] = asyncio.get_running_loop().time()
             try:

@@ -67,7 +67,8 @@ class RedisEventLog:
         self._queue(stream_id, "close", None)
 
     def forget(self, stream_id: str) -> None:
-        return None  # the keys expire on their own
+        # They would expire on their own; an answer deleted from the store (truncated) goes at once.
+        self._queue(stream_id, "forget", None)
 
     def _queue(self, stream_id: str, kind: str, payload: Any) -> None:
         self._pending[stream_id].operations.append((kind, payload))
@@ -117,6 +118,9 @@ class RedisEventLog:
                         if text:
                             pipe.append(_text_key(stream_id), text)
                         last = event.seq
+                    elif kind == "forget":
+                        pipe.delete(key, _text_key(stream_id))
+                        self._tail_only.pop(stream_id, None)
                     else:
                         closing = last if last is not None else await self.last_seq(stream_id)
                         pipe.xadd(key, {"closed": b"1"}, id=f"{closing}-1")

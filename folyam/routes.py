@@ -35,7 +35,7 @@ from folyam.coordination import Coordination
 from folyam.errors import UserFacingError
 from folyam.event_log import EventLog
 from folyam.fragments import AnswerFragments, Endings
-from folyam.generations import Generation, Generations, NotAccepting, TooManyRunning
+from folyam.generations import Generations, NotAccepting, TooManyRunning
 from folyam.guards import FORM_OVERHEAD, ID, check_id, new_id, read_bounded_form, require_csrf
 from folyam.limits import Slots
 from folyam.models import ModelCatalog
@@ -44,7 +44,14 @@ from folyam.runner import DONE_EVENT
 from folyam.sessions import SessionSigner, session_id_of
 from folyam.settings import Settings
 from folyam.sse import KEEPALIVE_FRAME, encode_event, event_stream
-from folyam.store import ConversationBusy, ConversationRecord, ConversationStore, ExchangeRecord, NotYours
+from folyam.store import (
+    ConversationBusy,
+    ConversationRecord,
+    ConversationStore,
+    ExchangeRecord,
+    NotYours,
+    UnknownExchange,
+)
 from folyam.views import ExchangeViews
 
 __all__ = ["ROUTES"]
@@ -295,11 +302,6 @@ async def _answer(
     store: ConversationStore = state.store
     generations: Generations = state.generations
     try:
-        if replacing is not None:
-            dropped = await store.truncate(session_id, conversation_id, replacing)
-            if dropped is None:
-                raise NotFoundException()
-            generations.forget(dropped)
         started = await generations.start(
             session_id=session_id,
             conversation_id=conversation_id,
@@ -308,8 +310,9 @@ async def _answer(
             client=_client(request),
             model=question.model,
             system_prompt=question.system_prompt,
+            replaces=replacing,
         )
-    except NotYours:
+    except (NotYours, UnknownExchange):
         raise NotFoundException() from None
     except ConversationBusy:
         raise UserFacingError(

@@ -2,8 +2,9 @@
 
 It never waits for a browser. Deltas are coalesced into at most one event per flush interval (the first
 goes out at once, so time to first token is not delayed); the last events are the status fragment (a
-notice if the answer did not end normally, then the timing) and a named `done` event that closes the
-stream. An upstream that sends more than the output limit is no longer read.
+notice if the answer did not end normally, then the timing) and, once the outcome is in the store
+(`end_stream`), a named `done` event that closes the stream. An upstream that sends more than the output
+limit is no longer read.
 """
 
 from __future__ import annotations
@@ -175,8 +176,12 @@ class GenerationRun:
         self._generation.status = html
         self._generation.outcome = Outcome(status, notice, _timing_fields(timing))
         self._emit(partial)
-        self._emit("", DONE_EVENT)
         self._generation.finished_at = self._loop.time()
+
+    def end_stream(self) -> None:
+        """The last event, then the stream closes. Sent once the outcome is recorded: a browser that saw
+        `done` and asks again at once finds the answer ended, and in the history."""
+        self._emit("", DONE_EVENT)
         self._log.close(self._id)
 
     def _timing(self, model: str) -> Timing:

@@ -10,9 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app import create_app
+from folyam.models import ModelCatalog
 from folyam.security import CONTENT_SECURITY_POLICY
-from tests.conftest import ask
+from tests.conftest import TEST_SETTINGS, ask, openai_settings
 from tests.support.app_process import clean_env
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,3 +96,12 @@ def test_the_page_has_no_inline_script_or_style(client: httpx.Client, demo_serve
     assert "<style" not in html and " style=" not in html
     assert html.count("<script") == html.count('<script src="/static/') == 3
     assert 'hx-post="/chat/' in html and 'name="request_id"' in html
+
+
+async def test_the_app_keeps_a_catalog_of_the_upstreams_models(
+    fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream
+) -> None:
+    app = create_app(openai_settings(TEST_SETTINGS, fake_upstream[1]))
+    async with app.lifespan():
+        catalog: ModelCatalog = app.state.models
+        assert await catalog.names() == ["fake-model", "fake-model-large"]

@@ -44,3 +44,10 @@ def test_long_questions_are_shortened_in_the_heading() -> None:
     answer = demo_answer("word " * 100)
     assert "…" in answer.splitlines()[0]
     assert demo_answer("   ").startswith("## About “your question”")
+
+
+async def test_offers_only_itself_and_answers_whatever_model_is_asked() -> None:
+    provider = DemoProvider(first_token_delay=0, tokens_per_second=0)
+    assert await provider.list_models() == ["folyam-demo"] == [provider.model]
+    asked = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=50, model="gpt-x")]
+    assert asked == await pieces(provider, "q", max_tokens=50)

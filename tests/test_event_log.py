@@ -4,7 +4,9 @@ import asyncio
 
 import pytest
 
-from folyam.event_log import Event, MemoryEventLog, UnknownStream
+from folyam.event_log import Event, EventLog, MemoryEventLog, UnknownStream
+from folyam.redis_coordination import redis_client
+from folyam.redis_event_log import RedisEventLog
 
 
 def event(seq: int) -> Event:
@@ -82,3 +84,21 @@ async def test_unknown_streams_raise() -> None:
         await collect(log, "nope", 0)
     with pytest.raises(UnknownStream):
         log.append("nope", event(1))
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_forgotten_stream_is_gone_at_once(request: pytest.FixtureRequest, kind: str) -> None:
+    client = redis_client(request.getfixturevalue("redis").fresh_url()) if kind == "redis" else None
+    log: EventLog = MemoryEventLog() if client is None else RedisEventLog(client, retention=60, open_for=60)
+    try:
+        for stream_id in ("kept", "gone"):
+            log.open(stream_id)
+            log.append(stream_id, event(1), "text")
+            log.close(stream_id)
+        log.forget("gone")
+        await log.flush()
+        assert (await log.state("kept"), await log.state("gone")) == ("closed", "missing")
+    finally:
+        await log.aclose()
+        if client is not None:
+            await client.aclose()

@@ -7,6 +7,7 @@ import itertools
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
+import pytest
 from markupsafe import Markup, escape
 
 from components import make_environment
@@ -17,6 +18,7 @@ from folyam.markdown import MarkdownPipeline
 from folyam.providers import ChatMessage, StreamPiece, TextDelta, UpstreamBroken
 from folyam.rendering import RenderUpdate
 from folyam.settings import Settings
+from folyam.store import ConversationBusy
 from folyam.store.sql import SqlStore
 from tests.support.sse import Frame, answer_html, parse_frames
 
@@ -29,8 +31,15 @@ class ScriptedProvider:
 
     def __init__(self, steps: list[tuple[float, StreamPiece | Exception]]) -> None:
         self.steps = steps
+        self.asked: list[tuple[str | None, list[ChatMessage]]] = []  # each stream's model and messages
 
-    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[StreamPiece]:
+    async def list_models(self) -> list[str]:
+        return [self.model]
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
+    ) -> AsyncGenerator[StreamPiece]:
+        self.asked.append((model, list(messages)))
         for delay, piece in self.steps:
             if delay:
                 await asyncio.sleep(delay)
@@ -204,8 +213,11 @@ async def test_a_stream_left_open_by_a_lost_process_is_ended_from_what_the_store
             )  # fmt: skip
             log.open(exchange_id)  # its process wrote an event, then died before closing the stream
             log.append(exchange_id, Event(1, b"id: 1\r\ndata: x\r\n\r\n"))
-        # One ended normally (its outcome is in the store), one was cut off while running.
-        await store.finish_exchange("ended-xxxx", answer="All *done*.", status="finished", notice=None, timing=None)
+            if exchange_id == "ended-xxxx":  # one ended normally (its outcome is in the store)
+                await store.finish_exchange(
+                    exchange_id, answer="All *done*.", status="finished", notice=None, timing=None
+                )
+        # ... and one was cut off while running.
         for exchange in await store.exchanges("s", "c") or []:
             assert await generations.end_if_abandoned(exchange)
             assert not await generations.end_if_abandoned(exchange)  # once only
@@ -216,3 +228,107 @@ async def test_a_stream_left_open_by_a_lost_process_is_ended_from_what_the_store
         assert "The server stopped while answering" in cut[0].data and cut[-1].event == "done"
         records = {r.id: r for r in await store.exchanges("s", "c") or []}
         assert (records["ended-xxxx"].status, records["running-xx"].status) == ("finished", "interrupted")
+
+
+# -- Model, system prompt, one question at a time, replacing ---------------------------------------------
+
+
+async def ask(
+    generations: Generations, request: str, *, conversation: str = "conversation", **options: str | None
+) -> Generation:
+    started = await generations.start(
+        session_id="session", conversation_id=conversation, request_id=request, query=f"question {request}",
+        client="c", **options,
+    )  # fmt: skip
+    assert started.generation is not None
+    return started.generation
+
+
+async def to_the_end(generations: Generations, generation: Generation) -> list[Frame]:
+    log = generations.event_log
+    return [parse_frames(e.frame.decode())[0] async for batch in log.follow(generation.id, 0, 5) for e in batch]
+
+
+async def test_the_system_prompt_goes_first_then_the_history_then_the_question() -> None:
+    provider = ScriptedProvider([(0, TextDelta("answer"))])
+    async with local_generations(provider) as generations:
+        first = await ask(generations, "r1", model="big", system_prompt="Answer in French.")
+        await to_the_end(generations, first)
+        second = await ask(generations, "r2", system_prompt="   ")  # blank: no system message, default model
+        frames = await to_the_end(generations, second)
+    assert provider.asked == [
+        ("big", [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "question r1"}]),
+        ("scripted", [
+            {"role": "user", "content": "question r1"},
+            {"role": "assistant", "content": "answer"},
+            {"role": "user", "content": "question r2"},
+        ]),
+    ]  # fmt: skip
+    assert "scripted" in frames[-2].data  # the timing names the model that answered
+
+
+async def test_a_question_asked_the_moment_the_last_one_is_done_finds_it_recorded() -> None:
+    # `done` goes out once the outcome is in the store: the follow-up is not busy, and has its context.
+    provider = ScriptedProvider([(0, TextDelta("answer"))])
+    async with local_generations(provider) as generations:
+        for n in range(5):
+            frames = await to_the_end(generations, await ask(generations, f"r{n}"))
+            assert frames[-1].event == "done"
+    assert [len(messages) for _, messages in provider.asked] == [1, 3, 5, 7, 9]
+
+
+async def test_a_busy_conversation_refuses_a_second_question_and_gives_its_slot_back() -> None:
+    provider = ScriptedProvider([(0, TextDelta("slow")), (60, TextDelta("never"))])
+    async with local_generations(provider) as generations:  # three running answers per session
+        running = await ask(generations, "r1")
+        for _ in range(3):
+            with pytest.raises(ConversationBusy) as busy:
+                await ask(generations, "r2")
+            assert busy.value.exchange_id == running.id
+        again = await generations.start(
+            session_id="session", conversation_id="conversation", request_id="r1", query="re-sent", client="c"
+        )
+        assert again.generation is running  # a re-sent question still finds its own answer
+        # Had a refusal kept its slot, these would be refused too.
+        await ask(generations, "r3", conversation="another")
+        await ask(generations, "r4", conversation="a-third")
+
+
+async def test_an_answer_whose_process_died_does_not_hold_the_conversation() -> None:
+    async with local_generations(ScriptedProvider([(0, TextDelta("answer"))])) as generations:
+        # Recorded as running by a process that is gone (no lease, no stream).
+        await generations.store.start_exchange(
+            exchange_id="left-over-1", session_id="session", conversation_id="conversation", request_id="old",
+            question="q", model="m",
+        )  # fmt: skip
+        await to_the_end(generations, await ask(generations, "r1"))
+        records = await generations.store.exchanges("session", "conversation") or []
+        assert [(r.id, r.status) for r in records][:1] == [("left-over-1", "interrupted")]
+        assert records[1].status == "finished"
+
+
+async def test_a_question_that_replaces_exchanges_drops_their_streams() -> None:
+    provider = ScriptedProvider([(0, TextDelta("answer"))])
+    async with local_generations(provider) as generations:
+        log = generations.event_log
+        ids = []
+        for n in range(3):
+            generation = await ask(generations, f"r{n}")
+            await to_the_end(generations, generation)
+            ids.append(generation.id)
+        started = await generations.start(
+            session_id="session", conversation_id="conversation", request_id="again", query="question r1 edited",
+            client="c", replaces=ids[1],
+        )  # fmt: skip
+        assert started.replaced == ids[1:] and started.generation is not None
+        assert [await log.state(i) for i in ids] == ["closed", "missing", "missing"]
+        await to_the_end(generations, started.generation)
+        assert provider.asked[-1][1] == [
+            {"role": "user", "content": "question r0"},
+            {"role": "assistant", "content": "answer"},
+            {"role": "user", "content": "question r1 edited"},
+        ]
+        truncated = await generations.store.truncate("session", "conversation", ids[0])
+        assert truncated == [ids[0], started.generation.id]
+        generations.forget(truncated)
+        assert await log.state(ids[0]) == "missing"

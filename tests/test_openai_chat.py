@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from folyam.providers import TextDelta, UpstreamBroken, Usage
+from folyam.providers import (
+    ChatMessage,
+    TextDelta,
+    UpstreamAuthFailed,
+    UpstreamBroken,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
+    Usage,
+)
 from folyam.providers.openai_chat import OpenAIChatProvider, _pieces
 from folyam.redaction import Redactor
-from tests.support.fake_upstream import FakeUpstream, Script
+from tests.support.fake_upstream import FakeUpstream, ModelList, Script
+from tests.support.servers import free_port
 
 NO_SECRETS = Redactor()
 
@@ -44,3 +54,65 @@ def test_error_chunks_and_garbage_are_upstream_breaks() -> None:
         _pieces('{"error":"plain"}', NO_SECRETS)
     with pytest.raises(UpstreamBroken, match="malformed chunk"):
         _pieces("{not json", NO_SECRETS)
+
+
+async def test_each_request_names_its_model_or_the_configured_one(
+    provider: OpenAIChatProvider, upstream: FakeUpstream
+) -> None:
+    messages: list[ChatMessage] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}]
+    for model in ("fake-model-large", None):
+        assert [p async for p in provider.stream(messages, max_tokens=7, model=model)]
+    await provider.aclose()
+    assert [(r.model, r.messages) for r in upstream.requests] == [
+        ("fake-model-large", messages),
+        ("m", messages),
+    ]
+
+
+async def test_lists_the_models_the_server_offers_as_sent(provider: OpenAIChatProvider, upstream: FakeUpstream) -> None:
+    upstream.models = ModelList(ids=["b", "a", 7, None, "a", "x\u202eevil"])
+    try:
+        # Only strings: whether a name is acceptable is the catalog's call.
+        assert await provider.list_models() == ["b", "a", "a", "x\u202eevil"]
+    finally:
+        await provider.aclose()
+    [request] = upstream.model_requests
+    assert (request.method, request.path, request.headers["authorization"]) == (
+        "GET",
+        "/v1/models",
+        "Bearer not-needed",
+    )
+
+
+@pytest.mark.parametrize(
+    ("listing", "error", "words"),
+    [
+        (ModelList(status=404), UpstreamRejected, "HTTP 404"),
+        (ModelList(status=401), UpstreamAuthFailed, "HTTP 401"),
+        (ModelList(status=503), UpstreamUnavailable, "HTTP 503"),
+        (ModelList(raw=b"<html>not json</html>"), UpstreamBroken, "malformed list of models"),
+        (ModelList(raw=b'{"data": "nope"}'), UpstreamBroken, "malformed list of models"),
+        (ModelList(raw=b'{"data": [' + b'{"id": "m"},' * 100_000 + b"]}"), UpstreamBroken, "too large"),
+    ],
+    ids=["404", "401", "503", "garbage", "wrong shape", "too large"],
+)
+async def test_a_list_of_models_that_cannot_be_read_is_a_provider_error(
+    provider: OpenAIChatProvider, upstream: FakeUpstream, listing: ModelList, error: type[Exception], words: str
+) -> None:
+    upstream.models = listing
+    try:
+        with pytest.raises(error, match=words):
+            await provider.list_models()
+    finally:
+        await provider.aclose()
+
+
+async def test_an_unreachable_server_lists_no_models() -> None:
+    provider = OpenAIChatProvider(
+        model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", api_key=None, timeout=2, max_retries=0
+    )
+    try:
+        with pytest.raises(UpstreamUnreachable, match="Could not read the model server's models"):
+            await provider.list_models()
+    finally:
+        await provider.aclose()

@@ -1,16 +1,22 @@
 """The conversation store on SQLite and on PostgreSQL: ownership, idempotency, history, the list, rename
-and delete, and migrations (an empty database, one migrated before, and the schema the code expects)."""
+and delete, a conversation's model and system prompt, one question at a time, truncating, and migrations
+(an empty database, one migrated before, one with data from 0001, and the schema the code expects)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 
+import alembic.command
+import alembic.config
 import pytest
+from sqlalchemy import Connection, event, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from folyam.store import NotYours
-from folyam.store.sql import SqlStore, title_of
+from folyam.store import ConversationBusy, NotYours, StartedExchange, UnknownExchange
+from folyam.store.sql import MIGRATIONS, SqlStore, async_database_url, title_of
 from tests.support.services import Postgres
 
 
@@ -32,11 +38,17 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
 
 
 async def start(store: SqlStore, exchange: str, request: str, *, session: str = "s1", conversation: str = "c1") -> bool:
-    _, created, _ = await store.start_exchange(
+    started = await store.start_exchange(
         exchange_id=exchange, session_id=session, conversation_id=conversation, request_id=request,
         question=f"question {exchange}", model="m",
     )  # fmt: skip
-    return created
+    return started.created
+
+
+async def finish(store: SqlStore, exchange: str, answer: str = "") -> None:
+    await store.finish_exchange(
+        exchange, answer=answer or f"answer {exchange}", status="finished", notice=None, timing=None
+    )
 
 
 async def test_the_same_request_id_gives_the_same_exchange(store: SqlStore) -> None:
@@ -77,7 +89,7 @@ async def test_history_is_the_last_ended_exchanges_in_order(store: SqlStore) -> 
     for n in range(5):
         await start(store, f"e{n}", f"r{n}")
         await asyncio.sleep(0.002)  # distinct creation times
-        if n != 3:
+        if n != 4:
             await store.finish_exchange(f"e{n}", answer=f"answer {n}", status="finished", notice=None, timing=None)
     history = await store.history("c1", limit=3)
     assert [m["content"] for m in history] == [
@@ -85,14 +97,15 @@ async def test_history_is_the_last_ended_exchanges_in_order(store: SqlStore) -> 
         "answer 1",
         "question e2",
         "answer 2",
-        "question e4",
-        "answer 4",
-    ]  # fmt: skip  (e3 still runs)
-    assert [r.id for r in await store.running_exchanges()] == ["e3"]
+        "question e3",
+        "answer 3",
+    ]  # fmt: skip  (e4 still runs)
+    assert [r.id for r in await store.running_exchanges()] == ["e4"]
 
 
 async def test_conversations_are_listed_newest_first_renamed_and_deleted(store: SqlStore) -> None:
     await start(store, "e1", "r1", conversation="old")
+    await finish(store, "e1")
     await asyncio.sleep(0.002)
     await start(store, "e2", "r2", conversation="new")
     await asyncio.sleep(0.002)
@@ -133,3 +146,207 @@ def test_database_urls_get_the_async_driver_and_others_are_refused() -> None:
     assert async_database_url("postgresql://u:p@h:5433/db") == "postgresql+asyncpg://u:p@h:5433/db"
     with pytest.raises(ValueError, match="must be sqlite:///… or postgresql://…, not mysql://"):
         async_database_url("mysql://h/db")
+
+
+# -- The model and system prompt of a conversation --------------------------------------------------------
+
+
+async def ask(
+    store: SqlStore, exchange: str, *, model: str = "m", system_prompt: str | None = None, replaces: str | None = None,
+    session: str = "s1", conversation: str = "c1", request: str | None = None,
+) -> StartedExchange:  # fmt: skip
+    return await store.start_exchange(
+        exchange_id=exchange, session_id=session, conversation_id=conversation, request_id=request or f"r-{exchange}",
+        question=f"question {exchange}", model=model, system_prompt=system_prompt, history=10, replaces=replaces,
+    )  # fmt: skip
+
+
+async def test_a_conversation_keeps_the_model_and_system_prompt_of_its_latest_question(store: SqlStore) -> None:
+    await ask(store, "e1", model="small", system_prompt="Answer in French.")
+    found = await store.conversation("s1", "c1")
+    assert found is not None and (found.model, found.system_prompt, found.title) == (
+        "small", "Answer in French.", "question e1",
+    )  # fmt: skip
+    await finish(store, "e1")
+    await ask(store, "e2", model="large", system_prompt="  \n ")  # switched model, prompt cleared
+    found = await store.conversation("s1", "c1")
+    assert found is not None and (found.model, found.system_prompt) == ("large", None)
+    # Each exchange keeps the model that answered it.
+    assert [(r.id, r.model) for r in await store.exchanges("s1", "c1") or []] == [("e1", "small"), ("e2", "large")]
+    assert await store.conversation("intruder", "c1") is None
+    assert await store.conversation("s1", "missing") is None
+
+
+async def test_a_model_name_longer_than_the_column_is_refused(store: SqlStore) -> None:
+    with pytest.raises(ValueError, match="at most 200 characters, not 201"):
+        await ask(store, "e1", model="m" * 201)
+    assert await store.conversation("s1", "c1") is None
+
+
+# -- One question at a time -------------------------------------------------------------------------------
+
+
+async def test_a_conversation_answers_one_question_at_a_time(store: SqlStore) -> None:
+    await ask(store, "e1")
+    with pytest.raises(ConversationBusy) as busy:
+        await ask(store, "e2")
+    assert (busy.value.conversation_id, busy.value.exchange_id) == ("c1", "e1")
+    again = await ask(store, "e3", request="r-e1")  # the first question re-sent: its own exchange, as before
+    assert (again.exchange.id, again.created) == ("e1", False)
+    assert await ask(store, "other", conversation="c2")  # other conversations are not held up
+    await store.finish_exchange("e1", answer="", status="stopped", notice=None, timing=None)
+    started = await ask(store, "e2")
+    assert started.created and [m["content"] for m in started.history] == ["question e1", ""]
+    assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1", "e2"]
+
+
+@pytest.mark.parametrize("new_conversation", [False, True], ids=["follow-up", "first question"])
+async def test_of_concurrent_questions_one_starts_and_the_others_are_busy(
+    database_url: str, new_conversation: bool
+) -> None:
+    # PostgreSQL: two stores are two processes (each its own pool), racing in the database itself. SQLite:
+    # one process, whose writes take turns.
+    stores = [SqlStore(database_url) for _ in range(2 if database_url.startswith("postgresql") else 1)]
+    await stores[0].migrate()
+    try:
+        if not new_conversation:
+            await ask(stores[0], "e0")
+            await finish(stores[0], "e0")
+        results = await asyncio.gather(
+            *(ask(stores[n % len(stores)], f"e{n + 1}") for n in range(12)), return_exceptions=True
+        )
+        started = [r for r in results if isinstance(r, StartedExchange)]
+        assert len(started) == 1 and started[0].created, results
+        assert all(isinstance(r, ConversationBusy) for r in results if r not in started), results
+        running = [r.id for r in await stores[0].exchanges("s1", "c1") or [] if r.running]
+        assert running == [started[0].exchange.id]
+    finally:
+        for store in stores:
+            await store.aclose()
+
+
+# -- Truncating: regenerate, edit -------------------------------------------------------------------------
+
+
+async def three_finished(store: SqlStore) -> None:
+    for n in (1, 2, 3):
+        await ask(store, f"e{n}")
+        await finish(store, f"e{n}")
+        await asyncio.sleep(0.002)
+
+
+async def test_truncate_deletes_the_exchange_and_every_later_one(store: SqlStore) -> None:
+    await three_finished(store)
+    await ask(store, "elsewhere", conversation="c2")
+    before = await store.conversation("s1", "c1")
+    assert await store.truncate("s1", "c1", "e2") == ["e2", "e3"]
+    assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1"]
+    after = await store.conversation("s1", "c1")
+    assert before is not None and after is not None and after.updated_at > before.updated_at
+    assert await store.exchange("s1", "e3") is None and await store.exchange("s1", "elsewhere") is not None
+    assert await store.truncate("s1", "c1", "e1") == ["e1"]
+    assert await store.exchanges("s1", "c1") == []  # the conversation stays, empty
+
+
+async def test_truncate_only_in_the_sessions_own_conversation(store: SqlStore) -> None:
+    await three_finished(store)
+    await ask(store, "theirs", session="s2", conversation="c2")
+    assert await store.truncate("intruder", "c1", "e1") is None
+    assert await store.truncate("s1", "c2", "theirs") is None
+    assert await store.truncate("s1", "c1", "theirs") is None  # not this conversation's exchange
+    assert await store.truncate("s1", "c1", "missing") is None
+    assert await store.truncate("s1", "missing", "e1") is None
+    assert len(await store.exchanges("s1", "c1") or []) == 3
+
+
+async def test_truncate_is_refused_while_the_conversation_answers(store: SqlStore) -> None:
+    await three_finished(store)
+    await ask(store, "e4")
+    with pytest.raises(ConversationBusy):
+        await store.truncate("s1", "c1", "e2")
+    assert len(await store.exchanges("s1", "c1") or []) == 4
+
+
+async def test_a_question_that_replaces_an_exchange_gets_the_history_before_it(store: SqlStore) -> None:
+    await three_finished(store)
+    started = await ask(store, "e2b", replaces="e2", model="other", system_prompt="Be brief.")
+    assert started.created and started.replaced == ["e2", "e3"]
+    assert [m["content"] for m in started.history] == ["question e1", "answer e1"]
+    assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1", "e2b"]
+    found = await store.conversation("s1", "c1")
+    assert found is not None and (found.model, found.system_prompt) == ("other", "Be brief.")
+    # Re-sent: the same exchange, nothing more deleted.
+    again = await ask(store, "e2c", replaces="e2", request="r-e2b")
+    assert (again.exchange.id, again.created, again.replaced) == ("e2b", False, [])
+    with pytest.raises(ConversationBusy):
+        await ask(store, "e2d", replaces="e1")
+    await finish(store, "e2b")
+    with pytest.raises(UnknownExchange):
+        await ask(store, "e5", replaces="e3")  # already gone
+    with pytest.raises(UnknownExchange):
+        await ask(store, "e6", replaces="e1", conversation="new")
+    assert await store.conversation("s1", "new") is None
+    assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1", "e2b"]
+
+
+# -- Migration 0001 → 0002 with data ----------------------------------------------------------------------
+
+
+async def test_migrating_a_database_with_conversations_keeps_them_and_gives_each_its_model(database_url: str) -> None:
+    old = SqlStore(database_url)
+    await old.migrate("0001")
+    engine = create_async_engine(async_database_url(database_url))
+    async with engine.begin() as connection:
+        for conversation, created in [("c1", "2026-11-01 10:00:00"), ("c2", "2026-11-02 10:00:00")]:
+            await connection.execute(
+                text(
+                    "INSERT INTO conversations (id, session_id, title, created_at, updated_at) "
+                    "VALUES (:id, 's1', 't', :at, :at)"
+                ),
+                {"id": conversation, "at": datetime.fromisoformat(created)},
+            )
+        for exchange, conversation, model, minute in [("e1", "c1", "old", 1), ("e2", "c1", "newer", 2)]:
+            await connection.execute(
+                text(
+                    "INSERT INTO exchanges (id, conversation_id, session_id, request_id, question, answer, status, "
+                    "model, created_at) VALUES (:id, :c, 's1', :id, 'q', 'a', 'finished', :model, :at)"
+                ),
+                {"id": exchange, "c": conversation, "model": model, "at": datetime(2026, 11, 1, 10, minute)},
+            )
+    await engine.dispose()
+    await old.aclose()
+
+    store = SqlStore(database_url)
+    await store.migrate()
+    try:
+        assert await store.schema_differences() == []
+        first, second = await store.conversation("s1", "c1"), await store.conversation("s1", "c2")
+        assert first is not None and (first.model, first.system_prompt) == ("newer", None)
+        assert second is not None and second.model is None  # no exchange to say
+        assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1", "e2"]
+        await ask(store, "e3", model="newest")
+        assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1", "e2", "e3"]
+    finally:
+        await store.aclose()
+    await downgrade(database_url, "0001")  # and back: the exchanges are kept
+    engine = create_async_engine(async_database_url(database_url))
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM exchanges"))).scalar_one() == 3
+    await engine.dispose()
+
+
+async def downgrade(database_url: str, revision: str) -> None:
+    """Alembic's downgrade on a connection like the store's (on SQLite, with foreign keys enforced)."""
+    engine = create_async_engine(async_database_url(database_url))
+    if database_url.startswith("sqlite"):
+        event.listen(engine.sync_engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA foreign_keys=ON"))
+
+    def run(connection: Connection) -> None:
+        config = alembic.config.Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        alembic.command.downgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+    await engine.dispose()

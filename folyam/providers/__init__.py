@@ -53,7 +53,16 @@ class Provider(Protocol):
     @property
     def is_demo(self) -> bool: ...
 
-    def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[StreamPiece]: ...
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
+    ) -> AsyncGenerator[StreamPiece]:
+        """The answer's pieces, from `model` (None: the configured one)."""
+        ...
+
+    async def list_models(self) -> list[str]:
+        """The names of the models the server offers, as it sends them (untrusted). Raises a
+        ProviderError when it cannot tell."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -71,7 +71,13 @@ class DemoProvider:
     async def aclose(self) -> None:
         return None
 
-    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[StreamPiece]:
+    async def list_models(self) -> list[str]:
+        return [self.model]
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
+    ) -> AsyncGenerator[StreamPiece]:
+        # There is only the one demo model, whatever was asked for.
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         tokens = _TOKEN.findall(demo_answer(question))[:max_tokens]
         loop = asyncio.get_running_loop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncGenerator, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx2
 import msgspec
@@ -41,6 +41,7 @@ __all__ = ["OpenAIChatProvider"]
 _PLACEHOLDER_KEY = "not-needed"
 _MAX_RETRY_DELAY = 20.0
 _YIELD_EVERY = 32
+_MAX_MODELS_BYTES = 1_048_576
 
 
 class _Delta(msgspec.Struct):
@@ -68,6 +69,13 @@ class _Chunk(msgspec.Struct):
 
 
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
+
+
+class _ModelList(msgspec.Struct):
+    data: list[Any]
+
+
+_decode_models = msgspec.json.Decoder(_ModelList).decode
 
 
 class OpenAIChatProvider:
@@ -102,13 +110,33 @@ class OpenAIChatProvider:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[StreamPiece]:
+    async def list_models(self) -> list[str]:
+        """`GET /models`: the ids in its `data`, as sent. Read without the SDK's pydantic models, and at
+        most 1 MiB of it (no retries: the catalog asks again later)."""
+        body = bytearray()
+        try:
+            async with self._client.models.with_streaming_response.list() as response:
+                async for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_MODELS_BYTES:
+                        raise UpstreamBroken(
+                            "The model server's list of models is too large.", detail=f"over {_MAX_MODELS_BYTES} bytes"
+                        )
+        except openai.APIStatusError as exc:
+            raise _status_error(exc, self._redact) from exc
+        except (openai.APIError, httpx2.HTTPError) as exc:
+            raise UpstreamUnreachable("Could not read the model server's models.", detail=self._where(exc)) from exc
+        return _model_ids(bytes(body), self._redact)
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
+    ) -> AsyncGenerator[StreamPiece]:
         """The answer's pieces. A transient failure before the first text is retried with exponential
         backoff (honouring Retry-After) up to `max_retries` times; after it, the failure is final."""
         for attempt in range(self._retries + 1):
             answered = False
             try:
-                async for piece in self._attempt(messages, max_tokens):
+                async for piece in self._attempt(messages, max_tokens, model or self._model):
                     answered = answered or isinstance(piece, TextDelta)
                     yield piece
                 return
@@ -117,9 +145,11 @@ class OpenAIChatProvider:
                     raise
                 await asyncio.sleep(_delay(attempt, self._backoff, exc.retry_after))
 
-    async def _attempt(self, messages: Sequence[ChatMessage], max_tokens: int) -> AsyncGenerator[StreamPiece]:
+    async def _attempt(
+        self, messages: Sequence[ChatMessage], max_tokens: int, model: str
+    ) -> AsyncGenerator[StreamPiece]:
         request = self._client.chat.completions.with_streaming_response.create(
-            model=self._model,
+            model=model,
             messages=cast("list[ChatCompletionMessageParam]", list(messages)),
             stream=True,
             stream_options={"include_usage": True},
@@ -181,6 +211,16 @@ def _pieces(payload: str, redact: Redactor) -> list[StreamPiece]:
         usage = chunk.usage
         pieces.append(Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
     return pieces
+
+
+def _model_ids(body: bytes, redact: Redactor) -> list[str]:
+    try:
+        listing = _decode_models(body)
+    except msgspec.DecodeError as exc:
+        raise UpstreamBroken(
+            "The model server sent a malformed list of models.", detail=redact(f"{exc}: {body[:200]!r}")
+        ) from exc
+    return [entry["id"] for entry in listing.data if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
 
 
 def _status_error(exc: openai.APIStatusError, redact: Redactor) -> ProviderError:

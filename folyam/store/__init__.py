@@ -8,19 +8,23 @@ event log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from folyam.providers import ChatMessage
 
 __all__ = [
+    "ConversationBusy",
+    "ConversationRecord",
     "ConversationStore",
     "ConversationSummary",
     "ExchangeRecord",
     "ExchangeStatus",
     "NotYours",
+    "StartedExchange",
     "StoreUnavailable",
+    "UnknownExchange",
 ]
 
 ExchangeStatus = Literal["running", "finished", "stopped", "failed", "interrupted"]
@@ -32,6 +36,29 @@ class NotYours(Exception):
 
 class StoreUnavailable(Exception):
     """Raised when the database cannot be reached or answers with an error."""
+
+
+class ConversationBusy(Exception):
+    """Raised when a question (or a truncation) reaches a conversation whose answer is still running: a
+    conversation answers one question at a time."""
+
+    def __init__(self, conversation_id: str, exchange_id: str) -> None:
+        super().__init__(
+            f"conversation {conversation_id!r} is still answering (exchange {exchange_id!r}); "
+            "ask again once it has ended or been stopped"
+        )
+        self.conversation_id = conversation_id
+        # The running exchange: the one to wait for, or to stop.
+        self.exchange_id = exchange_id
+
+
+class UnknownExchange(LookupError):
+    """Raised when the exchange a new question should replace is not one of the conversation's."""
+
+    def __init__(self, conversation_id: str, exchange_id: str) -> None:
+        super().__init__(f"no exchange {exchange_id!r} in conversation {conversation_id!r}")
+        self.conversation_id = conversation_id
+        self.exchange_id = exchange_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +90,30 @@ class ConversationSummary:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    id: str
+    session_id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    # What its latest question was asked with (each exchange keeps the model that answered it). The model
+    # is None only for conversations older than this field; the system prompt is None when there is none.
+    model: str | None
+    system_prompt: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StartedExchange:
+    exchange: ExchangeRecord
+    # False when this request id had already started it (a re-sent form): nothing else was done.
+    created: bool
+    # The conversation's last ended exchanges as messages, for the question's context (when created).
+    history: list[ChatMessage] = field(default_factory=list)
+    # The exchanges deleted in its favour (regenerate / edit), in order.
+    replaced: list[str] = field(default_factory=list)
+
+
 class ConversationStore(Protocol):
     async def migrate(self) -> None:
         """Bring the schema up to date (run at start; safe to run from several processes at once)."""
@@ -76,12 +127,18 @@ class ConversationStore(Protocol):
         request_id: str,
         question: str,
         model: str,
+        system_prompt: str | None = None,
         history: int = 0,
-    ) -> tuple[ExchangeRecord, bool, list[ChatMessage]]:
-        """Record a new running exchange, creating the conversation if it is new. Returns (exchange,
-        created, the conversation's last `history` ended exchanges as messages, in the same transaction):
-        the same request id again returns the exchange it made, with False. Raises NotYours when the
-        conversation is another session's."""
+        replaces: str | None = None,
+    ) -> StartedExchange:
+        """Record a new running exchange, creating the conversation if it is new, in one transaction: the
+        conversation takes `model` and `system_prompt` (blank: none) as its current ones; the result
+        carries its last `history` ended exchanges as messages. With `replaces`, that exchange and every
+        later one are deleted first (regenerate, edit), and the history is what came before them.
+
+        The same request id again returns the exchange it made (created False), whatever else was asked.
+        Raises NotYours when the conversation is another session's, ConversationBusy when it has an
+        answer running, UnknownExchange when `replaces` is not one of its exchanges."""
 
     async def finish_exchange(
         self,
@@ -95,6 +152,14 @@ class ConversationStore(Protocol):
     ) -> bool:
         """Record how an exchange ended, in one transaction. With `only_if_running`, an exchange that has
         already ended is left alone (returns False)."""
+
+    async def truncate(self, session_id: str, conversation_id: str, exchange_id: str) -> list[str] | None:
+        """Delete the exchange and every later one of the conversation, in one transaction; returns their
+        ids in order, or None when the conversation or the exchange is not this session's. Raises
+        ConversationBusy when the conversation has an answer running."""
+
+    async def conversation(self, session_id: str, conversation_id: str) -> ConversationRecord | None:
+        """The conversation, or None when it is not this session's (or missing)."""
 
     async def exchange(self, session_id: str, exchange_id: str) -> ExchangeRecord | None: ...
 

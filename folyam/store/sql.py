@@ -17,14 +17,24 @@ import alembic.command
 import alembic.config
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Row, and_, delete, event, func, insert, select, text, update
+from sqlalchemy import Connection, Row, and_, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from folyam.providers import ChatMessage
-from folyam.store import ConversationSummary, ExchangeRecord, ExchangeStatus, NotYours, StoreUnavailable
-from folyam.store.tables import conversations, exchanges, metadata
+from folyam.store import (
+    ConversationBusy,
+    ConversationRecord,
+    ConversationSummary,
+    ExchangeRecord,
+    ExchangeStatus,
+    NotYours,
+    StartedExchange,
+    StoreUnavailable,
+    UnknownExchange,
+)
+from folyam.store.tables import MODEL_CHARS, conversations, exchanges, metadata
 
 __all__ = ["SqlStore", "async_database_url"]
 
@@ -81,15 +91,16 @@ class SqlStore:
                 connect_args={"timeout": timeout, "command_timeout": timeout},
             )
 
-    async def migrate(self) -> None:
-        """One migration at a time, whoever starts it: PostgreSQL's advisory lock, or for SQLite a file
-        lock beside the database (processes sharing the file start together; Alembic's state is global
-        within a process, too)."""
+    async def migrate(self, revision: str = "head") -> None:
+        """Up to `revision` (the latest by default; tests migrate to an older one first). One migration
+        at a time, whoever starts it: PostgreSQL's advisory lock, or for SQLite a file lock beside the
+        database (processes sharing the file start together; Alembic's state is global within a process,
+        too)."""
 
         async def upgrade(connection: AsyncConnection) -> None:
             if not self._sqlite:
                 await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-            await connection.run_sync(_upgrade)
+            await connection.run_sync(_upgrade, revision)
 
         database = make_url(self._url).database
         with contextlib.ExitStack() as held:
@@ -108,23 +119,26 @@ class SqlStore:
         request_id: str,
         question: str,
         model: str,
+        system_prompt: str | None = None,
         history: int = 0,
-    ) -> tuple[ExchangeRecord, bool, list[ChatMessage]]:
-        now = _now()
+        replaces: str | None = None,
+    ) -> StartedExchange:
+        if len(model) > MODEL_CHARS:
+            raise ValueError(f"a model name has at most {MODEL_CHARS} characters, not {len(model)}: {model[:40]!r}…")
+        prompt = _storable(system_prompt) if system_prompt and system_prompt.strip() else None
 
-        async def start(connection: AsyncConnection) -> tuple[ExchangeRecord, bool, list[ChatMessage]]:
-            owner = (
-                await connection.execute(
-                    select(conversations.c.session_id).where(conversations.c.id == conversation_id)
-                )
-            ).scalar_one_or_none()
+        async def start(connection: AsyncConnection) -> StartedExchange:
+            owner = await _lock_conversation(connection, conversation_id)
+            now = _now()  # after the lock: the order of creation is the order of the transactions
             if owner is not None and owner != session_id:
                 raise NotYours(conversation_id)
             existing = await self._exchange_by_request(connection, session_id, request_id)
             if existing is not None:
-                return existing, False, []
-            earlier = await _history(connection, conversation_id, history) if owner is not None and history else []
+                return StartedExchange(existing, created=False)
+            replaced: list[str] = []
             if owner is None:
+                if replaces is not None:
+                    raise UnknownExchange(conversation_id, replaces)
                 await connection.execute(
                     insert(conversations).values(
                         id=conversation_id,
@@ -132,12 +146,23 @@ class SqlStore:
                         title=title_of(question),
                         created_at=now,
                         updated_at=now,
+                        model=model,
+                        system_prompt=prompt,
                     )
                 )
             else:
+                await _refuse_if_busy(connection, conversation_id)
+                if replaces is not None:
+                    deleted = await _delete_from(connection, conversation_id, replaces)
+                    if deleted is None:
+                        raise UnknownExchange(conversation_id, replaces)
+                    replaced = deleted
                 await connection.execute(
-                    update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now)
+                    update(conversations)
+                    .where(conversations.c.id == conversation_id)
+                    .values(updated_at=now, model=model, system_prompt=prompt)
                 )
+            earlier = await _history(connection, conversation_id, history) if owner is not None and history else []
             values = {
                 "id": exchange_id,
                 "conversation_id": conversation_id,
@@ -150,19 +175,18 @@ class SqlStore:
                 "created_at": now,
             }
             await connection.execute(insert(exchanges).values(**values))
-            return ExchangeRecord(**values), True, earlier  # type: ignore[arg-type]
+            return StartedExchange(ExchangeRecord(**values), True, earlier, replaced)  # type: ignore[arg-type]
 
         try:
             return await self._run(start, writes=True)
         except IntegrityError:
-            # Another process took the same request id (or made the conversation) a moment before.
-            async def again(connection: AsyncConnection) -> tuple[ExchangeRecord, bool, list[ChatMessage]]:
-                existing = await self._exchange_by_request(connection, session_id, request_id)
-                if existing is None:
-                    raise NotYours(conversation_id) from None
-                return existing, False, []
-
-            return await self._run(again)
+            # Another process took the same request id, or made the conversation, a moment before: once
+            # more, now that its transaction is visible (it then decides: the same exchange, NotYours or
+            # ConversationBusy).
+            try:
+                return await self._run(start, writes=True)
+            except IntegrityError as exc:
+                raise StoreUnavailable("the database refused the exchange twice") from exc
 
     async def finish_exchange(
         self,
@@ -195,6 +219,43 @@ class SqlStore:
             return bool(result.rowcount)
 
         return await self._run(finish, writes=True)
+
+    async def truncate(self, session_id: str, conversation_id: str, exchange_id: str) -> list[str] | None:
+        async def truncate(connection: AsyncConnection) -> list[str] | None:
+            if await _lock_conversation(connection, conversation_id) != session_id:
+                return None
+            await _refuse_if_busy(connection, conversation_id)
+            deleted = await _delete_from(connection, conversation_id, exchange_id)
+            if deleted is not None:
+                await connection.execute(
+                    update(conversations).where(conversations.c.id == conversation_id).values(updated_at=_now())
+                )
+            return deleted
+
+        return await self._run(truncate, writes=True)
+
+    async def conversation(self, session_id: str, conversation_id: str) -> ConversationRecord | None:
+        async def find(connection: AsyncConnection) -> ConversationRecord | None:
+            row = (
+                await connection.execute(
+                    select(conversations).where(
+                        conversations.c.id == conversation_id, conversations.c.session_id == session_id
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            return ConversationRecord(
+                id=row.id,
+                session_id=row.session_id,
+                title=row.title,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                model=row.model,
+                system_prompt=row.system_prompt,
+            )
+
+        return await self._run(find)
 
     async def exchange(self, session_id: str, exchange_id: str) -> ExchangeRecord | None:
         async def find(connection: AsyncConnection) -> ExchangeRecord | None:
@@ -322,7 +383,7 @@ class SqlStore:
                         return await work(connection)
                 async with self._transaction() as connection:
                     return await work(connection)
-        except (NotYours, IntegrityError):
+        except (NotYours, ConversationBusy, UnknownExchange, IntegrityError):
             raise
         except TimeoutError as exc:
             raise StoreUnavailable(f"the database did not answer within {self._timeout:g} s") from exc
@@ -333,6 +394,57 @@ class SqlStore:
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self._engine.begin() as connection:
             yield connection
+
+
+async def _lock_conversation(connection: AsyncConnection, conversation_id: str) -> str | None:
+    """The conversation's owner, its row locked until the transaction ends: on PostgreSQL, whoever else
+    starts or truncates in it waits, then sees what this transaction did (SQLite ignores FOR UPDATE;
+    there, writes take turns anyway)."""
+    return (
+        await connection.execute(
+            select(conversations.c.session_id).where(conversations.c.id == conversation_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
+async def _refuse_if_busy(connection: AsyncConnection, conversation_id: str) -> None:
+    running = (
+        await connection.execute(
+            select(exchanges.c.id)
+            .where(exchanges.c.conversation_id == conversation_id, exchanges.c.status == "running")
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if running is not None:
+        raise ConversationBusy(conversation_id, running)
+
+
+async def _delete_from(connection: AsyncConnection, conversation_id: str, exchange_id: str) -> list[str] | None:
+    """Delete the exchange and every later one (in the order pages show them); their ids, or None when
+    the exchange is not in the conversation."""
+    created_at = (
+        await connection.execute(
+            select(exchanges.c.created_at).where(
+                exchanges.c.id == exchange_id, exchanges.c.conversation_id == conversation_id
+            )
+        )
+    ).scalar_one_or_none()
+    if created_at is None:
+        return None
+    later = or_(
+        exchanges.c.created_at > created_at, and_(exchanges.c.created_at == created_at, exchanges.c.id >= exchange_id)
+    )
+    ids = list(
+        (
+            await connection.execute(
+                select(exchanges.c.id)
+                .where(exchanges.c.conversation_id == conversation_id, later)
+                .order_by(exchanges.c.created_at, exchanges.c.id)
+            )
+        ).scalars()
+    )
+    await connection.execute(delete(exchanges).where(exchanges.c.id.in_(ids)))
+    return ids
 
 
 async def _history(connection: AsyncConnection, conversation_id: str, limit: int) -> list[ChatMessage]:
@@ -368,11 +480,11 @@ def _record(row: Row[Any]) -> ExchangeRecord:
     )
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, revision: str) -> None:
     config = alembic.config.Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    alembic.command.upgrade(config, "head")
+    alembic.command.upgrade(config, revision)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

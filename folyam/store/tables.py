@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Text, UniqueConstraint
 
-__all__ = ["conversations", "exchanges", "metadata"]
+__all__ = ["MODEL_CHARS", "conversations", "exchanges", "metadata"]
+
+MODEL_CHARS: Final = 200
 
 metadata = MetaData(
     naming_convention={
@@ -24,6 +28,9 @@ conversations = Table(
     Column("title", String(200), nullable=False),
     Column("created_at", DateTime(), nullable=False),
     Column("updated_at", DateTime(), nullable=False),
+    # What its latest question was asked with (0002).
+    Column("model", String(MODEL_CHARS)),
+    Column("system_prompt", Text()),
     Index(None, "session_id", "updated_at"),
 )
 
@@ -37,7 +44,7 @@ exchanges = Table(
     Column("question", Text(), nullable=False),
     Column("answer", Text(), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("model", String(200), nullable=False),
+    Column("model", String(MODEL_CHARS), nullable=False),
     Column("notice_title", Text()),
     Column("notice_message", Text()),
     Column("timing", JSON()),

@@ -27,6 +27,12 @@ def post_question(client: httpx.Client, base_url: str, query: str, **overrides: 
     return client.post(base_url + form.pop("action"), data={**form, "query": query, **overrides})
 
 
+def events_path(response: httpx.Response) -> str:
+    match = re.search(r'hx-sse:connect="([^"]+)"', response.text)
+    assert match, response.text
+    return match.group(1)
+
+
 def csrf_token(client: httpx.Client, base_url: str) -> str:
     return composer_form(client, base_url + "/")["csrf_token"]
 
@@ -140,6 +146,23 @@ def test_a_follow_up_question_sends_the_conversation_so_far(
 
 
 # -- Idempotent start ------------------------------------------------------------------------------
+
+
+def test_a_conversation_answers_one_question_at_a_time(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(chunks=[f"w{n} " for n in range(40)], delay=0.05), Script(chunks=["Second."]))
+    first = post_question(client, openai_server, "first")
+    conversation = first.headers["HX-Push-Url"]
+    form = composer_form(client, openai_server + conversation)
+    action = openai_server + form.pop("action")
+    refused = client.post(action, data={**form, "query": "second"})
+    assert refused.status_code == 409 and "hx-sse:connect" not in refused.text
+    assert refused.text.startswith('<hx-partial hx-target="#composer-error"') and "Still answering" in refused.text
+    read_events(client, openai_server + events_path(first))
+    # Asked the moment the first is done: it has ended, and it is the second question's context.
+    read_events(client, openai_server + events_path(client.post(action, data={**form, "query": "second"})))
+    assert [len(r.messages) for r in upstream.requests] == [1, 3]
 
 
 def test_a_resent_form_returns_the_same_generation_and_calls_the_model_once(

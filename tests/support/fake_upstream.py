@@ -2,7 +2,10 @@
 format (`data:` chunks, the usage chunk, `[DONE]`), with each fault on demand.
 
 Tests script the next answers with `FakeUpstream.script(...)`; unscripted requests get a default
-answer. Every request is recorded, and so is when its connection was closed.
+answer. `GET /v1/models` answers what `FakeUpstream.models` says (a list, an error status, garbage, slowly).
+Every request is recorded, and so is when its connection was closed: lists of models in `model_requests`
+(an app may ask for one whenever its cache expires), every other request in `requests` (a chat request's
+body carries its `model` and `messages`).
 """
 
 from __future__ import annotations
@@ -43,14 +46,37 @@ class Script:
     echo_headers: bool = False
 
 
+DEFAULT_MODELS = ["fake-model", "fake-model-large"]
+
+
+@dataclass
+class ModelList:
+    """What `GET /v1/models` answers: these ids (a non-string entry is sent as is), or an error status, or
+    `raw` bytes; after `delay` seconds."""
+
+    ids: list[Any] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    status: int = 200
+    raw: bytes | None = None
+    delay: float = 0.0
+
+
 @dataclass
 class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    method: str = "POST"
     # When the client closed the connection (seen as http.disconnect), and when we stopped serving it.
     disconnected_at: float | None = None
     closed_at: float | None = None
+
+    @property
+    def model(self) -> str | None:
+        return self.body.get("model")
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.body.get("messages") or [])
 
 
 class FakeUpstream:
@@ -58,6 +84,8 @@ class FakeUpstream:
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
+        self.model_requests: list[RecordedRequest] = []
+        self.models = ModelList()
 
     def script(self, *scripts: Script) -> None:
         with self._lock:
@@ -67,6 +95,8 @@ class FakeUpstream:
         with self._lock:
             self._scripts.clear()
             self.requests.clear()
+            self.model_requests.clear()
+            self.models = ModelList()
 
     def _next_script(self) -> Script:
         with self._lock:
@@ -91,13 +121,17 @@ class FakeUpstream:
             path=scope["path"],
             headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
             body=json.loads(body or b"{}"),
+            method=scope["method"],
         )
+        listing = scope["path"].rstrip("/").endswith("/models") and scope["method"] == "GET"
         with self._lock:
-            self.requests.append(record)
+            (self.model_requests if listing else self.requests).append(record)
         watcher = asyncio.create_task(_watch_disconnect(receive, record))
         try:
             if scope["path"].rstrip("/").endswith("/chat/completions"):
                 await self._chat(record, watcher, send)
+            elif listing:
+                await self._models(watcher, send)
             else:
                 await _json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
         finally:
@@ -143,6 +177,22 @@ class FakeUpstream:
             usage = {"prompt_tokens": 11, "completion_tokens": completion, "total_tokens": 11 + completion}
             await _event(send, {**_chunk(model, {}), "choices": [], "usage": usage})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _models(self, disconnected: asyncio.Task[None], send: Any) -> None:
+        listing = self.models
+        if listing.delay:
+            await asyncio.wait([disconnected], timeout=listing.delay)
+            if disconnected.done():
+                return
+        if listing.status != 200:
+            await _json(send, listing.status, _error_body(listing.status))
+        elif listing.raw is not None:
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": listing.raw})
+        else:
+            data = [{"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for id in listing.ids]
+            await _json(send, 200, {"object": "list", "data": data})
 
     async def _fail(self, script: Script, disconnected: asyncio.Task[None], send: Any, echo: str) -> None:
         if script.fault == "drop":
