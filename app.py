@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "streaming_jinja": streaming_jinja,
                 "signer": signer,
                 "endings": endings,
+                "markdown": markdown,
             }
         ),
         middleware=[SessionMiddleware(signer, secure_cookie=settings.secure_cookies)],

@@ -410,36 +410,45 @@ async def _waiting_page(
 
 
 async def _blocks(state: State, waited: ExchangeRecord, status: _StatusWhenDone) -> AsyncIterator[Markup]:
-    """The answer's finished blocks as they are written, then its status (from the store, which records
-    the end just after the stream closes). An empty block tells `_sent_together` to send what the page
-    has so far: it waits next."""
+    """The answer's finished blocks as they are written, then its status. The text comes from the
+    process running the answer (its own, or the shared log's copy), and at the end from the store. An
+    empty block tells `_sent_together` to send what the page has so far: it waits next."""
     event_log: EventLog = state.event_log
+    generations: Generations = state.generations
     settings: Settings = state.settings
     renderer = state.markdown.renderer()
-    yield Markup()
     seen = 0
-    async for batch in _frames(state, waited, 0, settings, lambda: None):
-        if batch == KEEPALIVE_FRAME:
-            continue
-        text = await event_log.text(waited.id)
+
+    def feed(text: str) -> Markup:
+        # The text only grows; a source that has none (a finished answer's process forgot it) adds nothing.
+        nonlocal seen
+        if len(text) <= seen:
+            return Markup()
         update = renderer.feed(text[seen:])
         seen = len(text)
-        if update.append:
-            yield update.append
+        return update.append
+
+    yield Markup()
+    async for frames in _frames(state, waited, 0, settings, lambda: None):
+        if frames == KEEPALIVE_FRAME:
+            continue
+        local = generations.local(waited.id)
+        block = feed("".join(local.text) if local is not None else await event_log.text(waited.id))
+        if block:
+            yield block
             yield Markup()
+    store: ConversationStore = state.store
+    record = await store.exchange(waited.session_id, waited.id)
+    if record is None:
+        return  # deleted meanwhile
+    block = feed(record.answer)
+    if block:
+        yield block
     final = renderer.finish()
     if final.append:
         yield final.append
-    store: ConversationStore = state.store
-    endings: Endings = state.endings
-    record = waited
-    for _ in range(100):  # the end is recorded just after the stream closes
-        found = await store.exchange(waited.session_id, waited.id)
-        if found is None or not found.running:
-            record = found or waited
-            break
-        await asyncio.sleep(0.05)
-    if not record.running:
+    if not record.running:  # the end is in the store before `done` goes out
+        endings: Endings = state.endings
         status.html = endings.status(endings.of_record(record))
 
 
@@ -457,8 +466,8 @@ async def _sent_together(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
         yield "".join(buffer)
 
 
-@post("/generations/{generation_id:str}/stop", name="stop", status_code=204)
-async def stop(generation_id: FromPath[str], request: AnyRequest, state: State) -> None:
+@post("/generations/{generation_id:str}/stop", name="stop", status_code=200)
+async def stop(generation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str]:
     session_id, _ = await require_csrf(request, state, max_bytes=FORM_OVERHEAD)
     store: ConversationStore = state.store
     exchange = await store.exchange(session_id, check_id(generation_id))
@@ -466,6 +475,9 @@ async def stop(generation_id: FromPath[str], request: AnyRequest, state: State) 
         raise NotFoundException()
     generations: Generations = state.generations
     await generations.stop(exchange)
+    if not _is_htmx(request):  # the composer's form, posted without JavaScript: back to the conversation
+        return Response("", status_code=303, headers={"Location": f"/chat/{exchange.conversation_id}"})
+    return Response("", status_code=204)
 
 
 @get("/generations/{generation_id:str}/events", name="events")

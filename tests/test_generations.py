@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 from components import make_environment
 from folyam.coordination import LocalCoordination
 from folyam.event_log import Event, MemoryEventLog
+from folyam.fragments import Endings
 from folyam.generations import Generation, Generations
 from folyam.markdown import MarkdownPipeline
 from folyam.providers import ChatMessage, StreamPiece, TextDelta, UpstreamBroken
@@ -73,7 +74,7 @@ async def local_generations(provider: ScriptedProvider, **settings: object) -> A
             event_log=MemoryEventLog(),
             store=store,
             coordination=LocalCoordination({"session": 3, "client": 6, "server": 10}, 30),
-            env=make_environment(),
+            endings=Endings(make_environment(), lambda session_id: f"csrf-{session_id}"),
             settings=options,
             renderer_factory=EchoRenderer,
             render_markdown=MarkdownPipeline(make_environment()).render,

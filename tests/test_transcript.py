@@ -16,7 +16,11 @@ from tests.support.sse import read_events
 
 def normalise(raw: str, url: str) -> str:
     raw = raw.replace(url.split("/")[-2], "GENERATION")
+    # The conversation's id and the session's CSRF token are random.
+    raw = re.sub(r"/chat/[A-Za-z0-9_-]+/exchanges/", "/chat/CONVERSATION/exchanges/", raw)
+    raw = re.sub(r'name="csrf_token" value="[0-9a-f]+"', 'name="csrf_token" value="TOKEN"', raw)
     # Timing values depend on the machine; the labels, chunk and token counts do not.
+    raw = re.sub(r"Answer finished in [\d.]+ s", "Answer finished in N s", raw)
     return re.sub(r"<dd>[\d,.]+ (ms|s|tokens/s)</dd>", r"<dd>N \1</dd>", raw)
 
 

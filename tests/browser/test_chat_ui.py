@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from folyam.providers.demo import demo_answer
 from tests.browser.conftest import ANSWER_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, PACED_SETTINGS, PageEvents, ask, open_chat
 from tests.conftest import TEST_SETTINGS, openai_settings
-from tests.support.fake_upstream import FakeUpstream, Script
+from tests.support.fake_upstream import FakeUpstream, ModelList, Script
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.browser
@@ -99,7 +99,8 @@ def test_keyboard_enter_sends_shift_enter_newlines_escape_stops(
     expect(box).to_have_value("line one\nline two")
     # Enter during an IME composition confirms the composition; it never sends.
     box.evaluate(
-        "(el) => el.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', isComposing: true, bubbles: true, cancelable: true}))"
+        "(el) => el.dispatchEvent(new KeyboardEvent('keydown',"
+        " {key: 'Enter', isComposing: true, bubbles: true, cancelable: true}))"
     )
     expect(page.locator(".answer")).to_have_count(0)
     page.keyboard.press("Enter")
@@ -264,7 +265,7 @@ def test_retry_after_an_error_and_the_error_state_is_accessible(
 def test_model_picker_and_instructions_belong_to_the_conversation(
     page: Page, ui_openai_server: str, upstream: FakeUpstream
 ) -> None:
-    upstream.models = ["fake-model", "other-model"]
+    upstream.models = ModelList(ids=["fake-model", "other-model"])
     upstream.script(Script(chunks=["ok"]), Script(chunks=["ok again"]))
     open_chat(page, ui_openai_server)
     picker = page.get_by_label("Model")
@@ -345,12 +346,13 @@ def test_phone_layout(new_context: Any, ui_server: str) -> None:
     expect(drawer).to_be_hidden()
 
 
-# Every visible control outside running text (answers' links aside) as at least 44×44 px.
+# Every visible control outside running text (answers' links aside) as at least 44 by 44 px.
 TAP_TARGETS = """() => [...document.querySelectorAll('button, a, select, summary, input:not([type=hidden]), textarea')]
   .filter((el) => !el.closest('.answer__content, .visually-hidden') && !el.classList.contains('skip-link'))
   .filter((el) => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
     return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && r.right > 0 && r.left < innerWidth; })
-  .map((el) => { const r = el.getBoundingClientRect(); return {el: el.outerHTML.slice(0, 80), w: r.width, h: r.height}; })
+  .map((el) => { const r = el.getBoundingClientRect();
+    return {el: el.outerHTML.slice(0, 80), w: r.width, h: r.height}; })
   .filter((t) => t.w < 44 || t.h < 44)"""
 
 

@@ -121,19 +121,21 @@ def test_stop_keeps_the_partial_answer_and_closes_the_upstream(
     wait_for_text(page, 60)
     shown = page.evaluate(OBSERVE)
     assert not shown["done"]
-    stop = page.locator(".answer__stop")
+    stop = page.locator("#composer .composer__stop")
     expect(stop).to_have_text("Stop")
     clicked_at = time.monotonic()
     stop.click()
 
     # The answer ends with the Stopped notice and the timing; the button and the progress text go.
     status = page.locator(".answer__status")
-    expect(status.locator(".error__title")).to_have_text("Stopped")
-    expect(status.locator(".error")).to_have_attribute("role", "alert")
+    expect(status.locator(".notice__title")).to_have_text("Stopped")
+    # A stop the person asked for is a neutral note, not an error (no alert).
+    expect(status.locator(".notice--note")).to_be_visible()
+    expect(status.locator("[role=alert]")).to_have_count(0)
     expect(status.locator(".timing")).to_have_count(1)
     expect(status.locator(".timing")).to_contain_text("fake-model")
     expect(status.locator(".timing")).to_contain_text("First token")
-    expect(page.locator(".answer__stop")).to_have_count(0)
+    expect(page.locator("#composer .composer__stop")).to_have_count(0)
     expect(page.locator(".answer__progress")).to_have_count(0)
 
     # What arrived is kept: it is exactly the one-shot render of the chunks received, which begin
@@ -165,9 +167,9 @@ def test_stop_keeps_the_partial_answer_and_closes_the_upstream(
     response = page.reload()
     assert response is not None and response.ok
     assert "hx-sse:connect" not in response.text()
-    expect(page.locator(".answer__status .error__title")).to_have_text("Stopped")
+    expect(page.locator(".answer__status .notice__title")).to_have_text("Stopped")
     expect(page.locator(".answer .timing")).to_have_count(1)
-    expect(page.locator(".answer__stop")).to_have_count(0)
+    expect(page.locator("#composer .composer__stop")).to_have_count(0)
     assert_answer_is_rendering_of(page, "".join(chunks[:received]))
     assert len(upstream.requests) == 1
 
@@ -207,7 +209,7 @@ def test_a_network_cut_mid_answer_is_healed_by_reconnecting(
     # The answer is whole: nothing missing, nothing twice, one timing and no error.
     assert_answer_is_rendering_of(page, "".join(chunks))
     expect(page.locator(".answer .timing")).to_have_count(1)
-    expect(page.locator(".answer__status .error")).to_have_count(0)
+    expect(page.locator(".answer__status .notice--error")).to_have_count(0)
     expect(page.locator(".answer")).to_have_count(1)
     assert chunks_received(page) == len(chunks)
     assert_only_ever_extended(observations, page.evaluate(OBSERVE)["text"])
@@ -275,7 +277,7 @@ def test_reloading_mid_answer_continues_it_live(
     assert_answer_is_rendering_of(page, "".join(chunks))
     assert_only_ever_extended(observations, observations[-1]["text"])
     expect(page.locator(".answer .timing")).to_have_count(1)
-    expect(page.locator(".answer__stop")).to_have_count(0)
+    expect(page.locator("#composer .composer__stop")).to_have_count(0)
 
     # One exchange: the reload did not ask again.
     expect(page.locator("#thread .message--user .message__text")).to_have_text([question])
@@ -299,7 +301,7 @@ def test_a_finished_answer_has_no_stop_button_and_reloads_as_it_ended(
     ask(page, "Short one")
 
     expect(page.locator(".answer .timing")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
-    expect(page.locator(".answer__stop")).to_have_count(0)
+    expect(page.locator("#composer .composer__stop")).to_have_count(0)
     expect(page.locator(".answer__progress")).to_have_count(0)
     assert_answer_is_rendering_of(page, "".join(chunks))
 
@@ -310,9 +312,9 @@ def test_a_finished_answer_has_no_stop_button_and_reloads_as_it_ended(
     assert "hx-sse:connect" not in response.text()
     expect(page.locator(".answer .timing")).to_have_count(1)
     expect(page.locator(".answer .timing")).to_contain_text("fake-model")
-    expect(page.locator(".answer__stop")).to_have_count(0)
+    expect(page.locator("#composer .composer__stop")).to_have_count(0)
     expect(page.locator(".answer__progress")).to_have_count(0)
-    expect(page.locator(".answer__status .error")).to_have_count(0)
+    expect(page.locator(".answer__status .notice--error")).to_have_count(0)
     assert_answer_is_rendering_of(page, "".join(chunks))
     page.wait_for_timeout(300)  # a connection, were anything to connect to, would be made by now
     assert streams == []

@@ -47,7 +47,7 @@ def test_asking_with_htmx_refreshes_the_list_and_shows_stop(demo_server: str, cl
     assert '<hx-partial hx-target="#conversation-list" hx-swap="outerHTML">' in response.text
     assert 'title="Listed at once?" aria-current="page"' in response.text
     assert re.search(
-        r'id="composer-action" class="composer__action composer__stop" type="button" hx-post="/generations/',
+        r'id="composer-action" class="composer__action composer__stop" type="submit" formaction="/generations/',
         response.text,
     )
     assert '<hx-partial hx-target="#announcer" hx-swap="innerHTML">Answering…' in response.text
@@ -112,7 +112,7 @@ def test_delete_asks_first_without_javascript_and_redirects(demo_server: str, cl
         assert confirm.status_code == 200 and "Delete “Delete me”" in confirm.text
         fields = form_fields(confirm.text, '<form class="confirm-delete"')
         # Without the token nothing happens.
-        refused = plain.post(demo_server + fields["action"], data={})
+        refused = plain.post(demo_server + fields["action"], data={"csrf_token": "forged"})
         assert refused.status_code == 403
         done = plain.post(demo_server + fields.pop("action"), data=fields)
         assert done.status_code == 303 and done.headers["location"] == "/"
@@ -244,5 +244,6 @@ def test_theme_is_remembered_and_rendered_by_the_server(demo_server: str) -> Non
             response = plain.post(demo_server + "/theme", data={**fields, "theme": "light", "next": hostile})
             assert response.headers["location"] == "/", hostile
         assert plain.post(demo_server + "/theme", data={**fields, "theme": "purple"}).status_code == 422
+        plain.cookies.delete("folyam_theme")
         plain.cookies.set("folyam_theme", "<script>")
         assert "data-theme" not in plain.get(demo_server + "/").text.split("<head>")[0]

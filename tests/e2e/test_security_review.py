@@ -247,7 +247,7 @@ def test_upstream_error_text_that_echoes_the_api_key_is_redacted(
     upstream.script(script)
     raw, frames = read_events(client, ask(client, openai_server, "q"))
     assert "sk-test-secret" not in raw and "Bearer sk" not in raw
-    assert 'class="error"' in frames[-2].data
+    assert 'class="notice notice--error"' in frames[-2].data
     status = frames[-2].data
     assert len(re.sub(r"<[^>]+>", "", status.split("<dl")[0])) < 400  # trimmed
     time.sleep(0.3)  # the log is written by a thread
@@ -356,7 +356,7 @@ def test_open_event_streams_are_capped_per_session(client: httpx.Client, start_o
 
 def test_a_question_cannot_move_the_answer_on_the_no_javascript_page(demo_server: str) -> None:
     question = "before \x00body\x00 <b>after</b> \x00status\x00"
-    with httpx.Client(timeout=10) as browser:
+    with httpx.Client(timeout=10, follow_redirects=True) as browser:
         form = composer_form(browser, demo_server + "/")
         page = browser.post(demo_server + form.pop("action"), data={**form, "query": question}).text
     bubble = re.search(r'<p class="message__text">(.*?)</p>', page, re.S)

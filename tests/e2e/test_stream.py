@@ -51,7 +51,7 @@ def test_demo_answer_streams_to_timing_and_done(client: httpx.Client, demo_serve
     assert '<dl class="timing">' in status
     for label in ("First token", "Total", "Chunks", "Tokens", "Speed", "Usage"):
         assert f"<dt>{label}</dt>" in status
-    assert 'class="error"' not in status
+    assert "notice--error" not in status
     # flush_interval=0 in tests: one event per delta; reading after the answer finished, the replay
     # skipped the superseded live-tail states and sent only what adds up to the page.
     assert int(frames[-1].id or 0) > 200 > len(frames)

@@ -1,4 +1,5 @@
-"""Without JavaScript the composer posts normally and the answer arrives as a streamed HTML document."""
+"""Without JavaScript the composer posts normally, is redirected to the conversation's own URL (never one
+that answers 405 when opened again), and the answer arrives there as a streamed HTML document."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ def test_a_plain_form_post_streams_the_answer_as_a_page(openai_server: str, upst
     with httpx.Client(timeout=10) as browser:  # no HX-Request header: a plain form post
         form = composer_form(browser, openai_server + "/")
         arrivals: list[tuple[float, str]] = []
+        posted = browser.post(openai_server + form.pop("action"), data={**form, "query": "No JS?"})
+        assert posted.status_code == 303
         started = time.monotonic()
-        with browser.stream("POST", openai_server + form.pop("action"), data={**form, "query": "No JS?"}) as page:
+        with browser.stream("GET", openai_server + posted.headers["location"]) as page:
             assert page.status_code == 200
             assert page.headers["content-type"].startswith("text/html")
             for text in page.iter_text():
@@ -40,7 +43,7 @@ def test_a_plain_form_post_streams_the_answer_as_a_page(openai_server: str, upst
 
 
 def test_a_plain_form_post_in_a_conversation_shows_the_earlier_exchanges(demo_server: str) -> None:
-    with httpx.Client(timeout=10) as browser:
+    with httpx.Client(timeout=10, follow_redirects=True) as browser:
         form = composer_form(browser, demo_server + "/")
         action = form.pop("action")
         browser.post(demo_server + action, data={**form, "query": "first"}).raise_for_status()

@@ -90,6 +90,8 @@ def apply_partials(frames: list[Frame], initial: dict[str, str] | None = None) -
                 targets[element_id] = content
             elif swap == "beforeend":
                 targets[element_id] = targets.get(element_id, "") + content
+            elif swap == "outerHTML":  # the composer's button: kept as the element it becomes
+                targets[element_id] = content
             else:
                 raise AssertionError(f"unexpected swap {swap!r} in {frame.data!r}")
     targets.update({element_id: element.inner_html() for element_id, element in document.by_id.items()})
