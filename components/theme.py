@@ -9,6 +9,7 @@ from typing import ClassVar, Final, Literal
 Theme = Literal["system", "light", "dark"]
 THEMES: Final[tuple[Theme, ...]] = ("system", "light", "dark")
 THEME_COOKIE: Final = "folyam_theme"
+THEME_SWITCH_ID: Final = "theme-switch"
 
 
 @dataclass(frozen=True)

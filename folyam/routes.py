@@ -31,6 +31,7 @@ from components.composer import (
 from components.conversation_list import CONVERSATION_LIST_ID
 from components.export_link import EXPORT_LINK_ID, ExportLink
 from components.message import EditForm
+from components.theme import THEME_SWITCH_ID, ThemeSwitch
 from folyam.coordination import Coordination
 from folyam.errors import UserFacingError
 from folyam.event_log import EventLog
@@ -38,8 +39,9 @@ from folyam.fragments import AnswerFragments, Endings
 from folyam.generations import Generations, NotAccepting, TooManyRunning
 from folyam.guards import FORM_OVERHEAD, ID, check_id, new_id, read_bounded_form, require_csrf
 from folyam.limits import Slots
+from folyam.markdown import MarkdownPipeline
 from folyam.models import ModelCatalog
-from folyam.pages import conversation_list, page_context
+from folyam.pages import conversation_list, page_context, theme_of
 from folyam.runner import DONE_EVENT
 from folyam.sessions import SessionSigner, session_id_of
 from folyam.settings import Settings
@@ -337,6 +339,8 @@ async def _answer(
             f"#{THREAD_ID}", "innerHTML", Markup().join(render_component(env, views.exchange(r)) for r in records)
         )
     running = started.exchange.id if started.exchange.running else None
+    signer: SessionSigner = state.signer
+    theme_switch = ThemeSwitch(theme_of(request), signer.csrf_token(session_id), f"/chat/{conversation_id}")
     stop = ComposerAction(f"/generations/{running}/stop" if running else None)
     partials = [
         thread,
@@ -349,6 +353,8 @@ async def _answer(
             render_component(env, await conversation_list(state, session_id, conversation_id)),
         ),
         Partial(f"#{EXPORT_LINK_ID}", "outerHTML", render_component(env, ExportLink(conversation_id))),
+        # The theme switch comes back to the conversation's URL, now in the address bar.
+        Partial(f"#{THEME_SWITCH_ID}", "outerHTML", render_component(env, theme_switch)),
         Partial(f"#{ANNOUNCER_ID}", "innerHTML", render_component(env, Announcement("Answering…"))),
     ]
     body = Markup().join(render_component(env, partial) for partial in partials)
@@ -398,7 +404,7 @@ async def _waiting_page(
     streams the same whichever process runs the answer."""
     status = _StatusWhenDone()
     streaming = {
-        "message": UserMessage(waited.question),
+        "message": UserMessage(waited.question, edit_url=f"/chat/{conversation.id}/exchanges/{waited.id}/edit"),
         "generation_id": waited.id,
         "body": _blocks(state, waited, status),
         "status": status,
@@ -416,7 +422,8 @@ async def _blocks(state: State, waited: ExchangeRecord, status: _StatusWhenDone)
     event_log: EventLog = state.event_log
     generations: Generations = state.generations
     settings: Settings = state.settings
-    renderer = state.markdown.renderer()
+    markdown: MarkdownPipeline = state.markdown
+    renderer = markdown.renderer()
     seen = 0
 
     def feed(text: str) -> Markup:

@@ -263,15 +263,22 @@ def test_retry_after_an_error_and_the_error_state_is_accessible(
 
 
 def test_model_picker_and_instructions_belong_to_the_conversation(
-    page: Page, ui_openai_server: str, upstream: FakeUpstream
+    page: Page, fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream
 ) -> None:
+    from app import create_app
+
     upstream.models = ModelList(ids=["fake-model", "other-model"])
     upstream.script(Script(chunks=["ok"]), Script(chunks=["ok again"]))
+    with serve(create_app(openai_settings(TEST_SETTINGS, fake_upstream[1], api_key="sk-test"))) as server:
+        _pick_model_and_instructions(page, server, upstream)
+
+
+def _pick_model_and_instructions(page: Page, ui_openai_server: str, upstream: FakeUpstream) -> None:
     open_chat(page, ui_openai_server)
-    picker = page.get_by_label("Model")
+    picker = page.get_by_label("Model", exact=True)
     expect(picker).to_have_value("fake-model")
     picker.select_option("other-model")
-    page.get_by_text("Instructions").click()
+    page.get_by_text("Instructions", exact=True).click()
     page.get_by_label("Instructions for the model (system prompt)").fill("Answer like a pirate.")
     ask(page, "Hello?")
     wait_for_answer(page)
@@ -279,7 +286,7 @@ def test_model_picker_and_instructions_belong_to_the_conversation(
     assert sent["model"] == "other-model"
     assert sent["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
     page.reload()
-    expect(page.get_by_label("Model")).to_have_value("other-model")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("other-model")
     expect(page.get_by_label("Instructions for the model (system prompt)")).to_have_value("Answer like a pirate.")
     ask(page, "Again?")
     wait_for_answer(page, 1)
@@ -298,7 +305,7 @@ def test_dark_theme_toggle_is_remembered_without_a_flash(new_context: Any, ui_se
     page.get_by_role("button", name="Dark").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     expect(page.get_by_role("button", name="Dark")).to_have_attribute("aria-pressed", "true")
-    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    background = page.evaluate("() => getComputedStyle(document.documentElement).backgroundColor")
     assert background == "rgb(23, 24, 26)"
     dark_code = page.evaluate(
         "() => getComputedStyle(document.querySelector('pre.highlight, .highlight')).backgroundColor"
@@ -312,7 +319,7 @@ def test_dark_theme_toggle_is_remembered_without_a_flash(new_context: Any, ui_se
     # With no choice made, the system's preference applies.
     system_dark = new_context(color_scheme="dark")
     open_chat(system_dark, ui_server)
-    assert system_dark.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(23, 24, 26)"
+    assert system_dark.evaluate("() => getComputedStyle(document.documentElement).backgroundColor") == "rgb(23, 24, 26)"
 
 
 def test_phone_layout(new_context: Any, ui_server: str) -> None:
@@ -377,7 +384,8 @@ def test_without_javascript_every_action_is_a_form(new_context: Any, ui_server: 
     expect(page.locator(".timing")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
     expect(page.locator(".message__text")).to_have_text("Edited without script")
 
-    page.get_by_role("link", name="Rename “Edited without script”").click()
+    # The title stays the conversation's first question as first asked (or as renamed).
+    page.get_by_role("link", name="Rename “No script here”").click()
     page.fill(".rename-form__title", "Renamed")
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_url(conversation)
