@@ -143,7 +143,7 @@ def test_whitespace_only_question_shows_the_error_and_adds_nothing(
     ask(page, "   ")
 
     expect(page.locator("#composer-error")).to_contain_text("Nothing to ask")
-    expect(page.locator("#composer-error .error")).to_have_attribute("role", "alert")
+    expect(page.locator("#composer-error .notice--error")).to_have_attribute("role", "alert")
     expect(page.locator("#thread > *")).to_have_count(0)
     # Only the error slot changed: the person's text is still there, and the page did not navigate.
     expect(page.locator("textarea[name=query]")).to_have_value("   ")
