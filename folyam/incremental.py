@@ -592,7 +592,7 @@ _HOLDERS: Final = {
     "bullet_list_open": " > {tag}:last-child",
     "ordered_list_open": " > {tag}:last-child",
     "blockquote_open": " > blockquote:last-child",
-    "table_open": " > table:last-child > tbody:last-child",
+    "table_open": " > div:last-child > table:last-child > tbody:last-child",  # (in its scrolling box)
 }
 
 

@@ -41,12 +41,21 @@ _TAGS: Final = {
 _CLASSES: Final = {
     "a": {"image-link"},
     "button": {"codeblock__copy"},
-    "div": {"codeblock", "codeblock__bar"},
+    "div": {"codeblock", "codeblock__bar", "table-scroll"},
     "pre": {"highlight"},
     "span": {"codeblock__lang", *(name for name in STANDARD_TYPES.values() if name)},
     "td": _ALIGN_CLASSES,
     "th": _ALIGN_CLASSES,
 }
+# Containers that scroll sideways (tables, code) take the focus, so a keyboard scrolls them.
+_FOCUSABLE: Final = {"role": {"group"}, "tabindex": {"0"}}
+_ATTRIBUTE_VALUES: Final = {
+    "button": {"type": {"button"}},
+    "div": {**_FOCUSABLE, "aria-label": {"Table"}},
+    "pre": _FOCUSABLE,
+}
+# Every table scrolls sideways in a box of its own, so its cells can keep their words whole.
+_TABLE_SCROLL: Final = '<div class="table-scroll" role="group" tabindex="0" aria-label="Table">\n'
 # nh3 re-serialises attribute values with a literal "<" and ">"; htmx rewrites "<hx-…" anywhere in a
 # fragment before parsing it, so those characters must not survive inside attributes.
 _ATTRIBUTE_VALUE = re.compile(r'="[^"]*[<>][^"]*"')
@@ -68,10 +77,11 @@ class MarkdownPipeline:
         self._cleaner = nh3.Cleaner(
             tags=_TAGS,
             clean_content_tags={"script", "style"},
-            # `class` is governed by allowed_classes alone (nh3 refuses it in both).
-            attributes={"a": {"href", "title"}, "ol": {"start"}},
+            # `class` is governed by allowed_classes alone (nh3 refuses it in both). A code block's label
+            # names its language, which the model chose: any text.
+            attributes={"a": {"href", "title"}, "ol": {"start"}, "pre": {"aria-label"}},
             allowed_classes=_CLASSES,
-            tag_attribute_values={"button": {"type": {"button"}}},
+            tag_attribute_values=_ATTRIBUTE_VALUES,
             url_schemes={"http", "https", "mailto"},
             link_rel=LINK_REL,
             strip_comments=True,
@@ -83,6 +93,10 @@ class MarkdownPipeline:
         """Safe HTML for complete markdown `source`. `live` renders an unfinished block: no highlighting."""
         parser = self._live if live else self._finished
         html = parser.render(source, {"references": dict(references or {})})
+        return Markup(self._clean(html))
+
+    def clean(self, html: str) -> Markup:
+        """`html` through the allowlist every answer goes through."""
         return Markup(self._clean(html))
 
     def parse(self, source: str, env: dict[str, Any]) -> list[Token]:
@@ -144,7 +158,15 @@ class MarkdownPipeline:
                 code = Markup(escapeHtml(token.content))
             return render_component(self._env, CodeBlock(language=language, code=code)) + "\n"
 
+        def table_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+            return _TABLE_SCROLL + str(renderer.renderToken(tokens, idx, options, env))
+
+        def table_close(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+            return str(renderer.renderToken(tokens, idx, options, env)) + "</div>\n"
+
         parser.add_render_rule("fence", fence)
+        parser.add_render_rule("table_open", table_open)
+        parser.add_render_rule("table_close", table_close)
         return parser
 
     def _lexer(self, language: str) -> Lexer:

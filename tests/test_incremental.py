@@ -144,7 +144,7 @@ def test_an_open_fence_grows_as_a_code_block_line_by_line() -> None:
     page = Page(PIPELINE.renderer())
     page.feed("```python\nx = 1\n")
     update = page.feed("y = 2\nz")
-    assert '<pre class="highlight"><code>x = 1\ny = 2\nz</code></pre>' in page.tail
+    assert 'aria-label="python code"><code>x = 1\ny = 2\nz</code></pre>' in page.tail
     # Appended as text, not rendered again: the new line, then the half-typed one.
     assert [(c.swap, c.html) for c in update.tail] == [("beforeend", "y = 2\n"), ("beforeend", "z")]
     final = page.finish()

@@ -96,7 +96,7 @@ def test_hostile_markdown_renders_harmless(text: str) -> None:
     for tag, attributes in elements(html):
         assert tag in {"p", "a", "div", "span", "button", "pre", "code"}, html
         for name, value in attributes.items():
-            assert name in {"href", "class", "rel", "type", "title"}, html
+            assert name in {"href", "class", "rel", "type", "title", "role", "tabindex", "aria-label"}, html
             assert not (value or "").lower().startswith(("javascript:", "data:")), html
     assert "<hx-" not in html.lower()
 
