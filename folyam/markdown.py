@@ -1,9 +1,9 @@
 """Markdown to safe HTML: the parsers, the highlighter and the sanitiser every answer shares.
 
-markdown-it-py parses with raw HTML off and GFM tables and strikethrough on; finished code blocks are
-highlighted once with Pygments (CSS classes only); every piece of HTML then goes through an nh3
-allowlist. Model output never loads anything: images become links that show their URL, and link text
-cannot hide behind bidirectional or invisible characters.
+markdown-it-py parses with raw HTML off and GFM tables, strikethrough and task lists on; finished code
+blocks are highlighted once with Pygments (CSS classes only); every piece of HTML then goes through an
+nh3 allowlist. Model output never loads anything: images become links that show their URL, and link
+text cannot hide behind bidirectional or invisible characters.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from markdown_it.common.utils import escapeHtml
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markupsafe import Markup
+from mdit_py_plugins.tasklists import tasklists_plugin
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
@@ -36,12 +37,14 @@ LINK_REL: Final = "nofollow noopener noreferrer"
 _ALIGN_CLASSES: Final = {"align-left", "align-center", "align-right"}
 _TAGS: Final = {
     "a", "blockquote", "br", "button", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
-    "hr", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
+    "hr", "input", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th", "thead", "tr",
+    "ul",
 }  # fmt: skip
 _CLASSES: Final = {
     "a": {"image-link"},
     "button": {"codeblock__copy"},
     "div": {"codeblock", "codeblock__bar", "table-scroll"},
+    "li": {"task-list-item"},
     "pre": {"highlight"},
     "span": {"codeblock__lang", *(name for name in STANDARD_TYPES.values() if name)},
     "td": _ALIGN_CLASSES,
@@ -53,7 +56,13 @@ _ATTRIBUTE_VALUES: Final = {
     "button": {"type": {"button"}},
     "div": {**_FOCUSABLE, "aria-label": {"Table"}},
     "pre": _FOCUSABLE,
+    "input": {"checked": {"checked", ""}},
 }
+# An input is a task list's checkbox, whatever the markup says: shown, never used.
+_FORCED_ATTRIBUTES: Final = {"input": {"type": "checkbox", "disabled": "disabled"}}
+_CHECKBOX: Final = re.compile(
+    r'<input((?: checked="[^"]*")?) (?:type="checkbox" disabled="disabled"|disabled="disabled" type="checkbox")>'
+)
 # Every table scrolls sideways in a box of its own, so its cells can keep their words whole.
 _TABLE_SCROLL: Final = '<div class="table-scroll" role="group" tabindex="0" aria-label="Table">\n'
 # nh3 re-serialises attribute values with a literal "<" and ">"; htmx rewrites "<hx-…" anywhere in a
@@ -82,6 +91,7 @@ class MarkdownPipeline:
             attributes={"a": {"href", "title"}, "ol": {"start"}, "pre": {"aria-label"}},
             allowed_classes=_CLASSES,
             tag_attribute_values=_ATTRIBUTE_VALUES,
+            set_tag_attribute_values=_FORCED_ATTRIBUTES,
             url_schemes={"http", "https", "mailto"},
             link_rel=LINK_REL,
             strip_comments=True,
@@ -117,13 +127,13 @@ class MarkdownPipeline:
         raw_opening, raw_closing = self._raw(opening, env, live=live), self._raw(closing, env, live=live)
         clean_opening = self._openings.get(raw_opening)
         if clean_opening is None:
-            empty = self._cleaner.clean(raw_opening + raw_closing)
+            empty = self._sanitise(raw_opening + raw_closing)
             if not empty.endswith(raw_closing):
                 return None
             if len(self._openings) > 256:
                 self._openings.clear()
             clean_opening = self._openings[raw_opening] = empty[: len(empty) - len(raw_closing)]
-        html = self._cleaner.clean(raw_opening + self._raw(children, env, live=live) + raw_closing)
+        html = self._sanitise(raw_opening + self._raw(children, env, live=live) + raw_closing)
         if not (html.startswith(clean_opening) and html.endswith(raw_closing)):
             return None
         inner = html[len(clean_opening) : len(html) - len(raw_closing)]
@@ -141,10 +151,19 @@ class MarkdownPipeline:
         return str(parser.renderer.render(tokens, parser.options, env))
 
     def _clean(self, html: str) -> str:
-        return _protect_attributes(self._cleaner.clean(html))
+        return _protect_attributes(self._sanitise(html))
+
+    def _sanitise(self, html: str) -> str:
+        html = self._cleaner.clean(html)
+        if "<input" not in html:
+            return html  # almost always
+        # nh3 adds the forced attributes in no fixed order (a hash map's): one order, for equal HTML in
+        # every process.
+        return _CHECKBOX.sub(r'<input type="checkbox" disabled="disabled"\1>', html)
 
     def _parser(self, *, highlight_code: bool) -> MarkdownIt:
         parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+        tasklists_plugin(parser)
         parser.core.ruler.push("folyam_images_as_links", _images_as_links)
         parser.core.ruler.push("folyam_align_classes", _align_classes)
         parser.core.ruler.push("folyam_visible_link_text", _visible_link_text)

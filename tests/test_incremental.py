@@ -39,12 +39,12 @@ CODE_LINE = st.sampled_from(["x = 1", "    return x", "", "`not a fence`", "~~",
 
 @st.composite
 def long_list(draw: st.DrawFn) -> str:
-    """Many items (bullets or numbers, tight or loose), some with a nested item, a fence or a quote."""
+    """Many items (bullets, tasks or numbers, tight or loose), some with a nested item, a fence or a quote."""
     ordered = draw(st.booleans())
     items = []
     for n, text in enumerate(draw(st.lists(INLINE, min_size=2, max_size=12)), 1):
-        marker = f"{n}. " if ordered else "- "
-        pad = " " * len(marker)
+        marker = f"{n}. " if ordered else draw(st.sampled_from(["- ", "- ", "- [ ] ", "- [x] "]))
+        pad = " " * (len(f"{n}. ") if ordered else 2)
         extra = draw(
             st.sampled_from(
                 ["", "", f"\n{pad}- nested {n}", f"\n{pad}```sh\n{pad}echo {n}\n{pad}```", f"\n{pad}> quoted {n}"]
@@ -58,6 +58,9 @@ TABLE = st.tuples(st.lists(INLINE, min_size=1, max_size=3), st.integers(1, 12), 
     lambda t: "| " + " | ".join(t[0]) + " |\n" + "|" + "|".join([f"{t[2]}---"] * len(t[0])) + "|\n"
     + "".join(f"| r{n} | **{n}** |\n" for n in range(t[1]))
 )  # fmt: skip
+TASKS = st.lists(st.tuples(st.sampled_from(" xX"), INLINE), min_size=1, max_size=4).map(
+    lambda items: "\n".join(f"- [{mark}] {text}" for mark, text in items)
+)
 QUOTE = st.lists(INLINE, min_size=2, max_size=8).map(lambda paragraphs: "\n>\n".join("> " + p for p in paragraphs))
 FENCE = st.tuples(st.sampled_from(["```", "~~~", "````"]), st.lists(CODE_LINE, max_size=20)).map(
     lambda f: f[0] + "py\n" + "".join(line + "\n" for line in f[1]) + f[0]
@@ -68,6 +71,7 @@ BLOCK = st.one_of(
     INLINE.map(lambda s: s + "\n---"),
     st.lists(INLINE, min_size=1, max_size=3).map(lambda items: "\n".join("- " + i for i in items)),
     st.lists(INLINE, min_size=1, max_size=3).map(lambda items: "\n".join(f"{n}. {i}" for n, i in enumerate(items, 1))),
+    TASKS,
     st.lists(INLINE, min_size=1, max_size=3).map(lambda lines: "\n".join("> " + line for line in lines)),
     st.tuples(st.sampled_from(["", "python", "js"]), st.lists(INLINE, max_size=3)).map(
         lambda f: "```" + f[0] + "\n" + "\n".join(f[1]) + "\n```"
@@ -195,7 +199,7 @@ PROSE_WORDS = st.sampled_from(
     ["word", " ", "  ", "Words", ".", ",", "1", "2.", "(x)", '"q"', "'s", "é", "naïve", "—", "-", "=", "%",
      "a_b", "*", "**", "_", "`", "[", "]", "(", "#", ">", "|", "~", "&", ";", "\\", "\n", "\n\n", "- ", "1. ",
      "# ", "> ", "```", "    ", "\u00a0", "\t", "```py\n", "~~~\n", "<", "&", '"', "x = 1", "\x00", "`` ",
-     "  - ", "| a | b |\n|---|---|\n", "| "]
+     "  - ", "| a | b |\n|---|---|\n", "| ", "- [ ] ", "[x] ", "[", "]"]
 )  # fmt: skip
 
 

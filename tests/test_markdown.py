@@ -40,6 +40,7 @@ TRICKY = {
     "emphasis_across_lines": "some **bold\nstill bold** and *it\nalic*",
     "crlf_and_cr": "line one\r\nline two\rline three\r\n\r\n- item\r",
     "indented_code": "para\n\n    code block\n    more\n\nafter",
+    "task_list": "- [ ] todo\n- [x] done\n  - [ ] nested\n- [y] not a task\n\n1. [X] first\n2. [ ]\n\n> - [ ] quoted",
     "hostile": "<script>alert(1)</script>\n\n<img src=x onerror=alert(1)>\n\n[j](javascript:alert(1))\n\n"
     '![x](https://evil.example/p.png?leak=1)\n\n<div hx-get="/x" hx-trigger="load">d</div>',
 }
@@ -135,3 +136,28 @@ def test_the_pygments_stylesheet_is_current() -> None:
 def test_text_that_looks_like_an_attribute_keeps_its_tags() -> None:
     # Only attribute values have "<" and ">" escaped (for htmx's sake); this is text with a code span.
     assert PIPELINE.render('x="`y`"') == Markup('<p>x="<code>y</code>"</p>\n')
+
+
+def test_task_list_items_are_disabled_checkboxes() -> None:
+    html = PIPELINE.render("- [ ] to do\n- [x] done\n- [y] plain")
+    assert html == Markup(
+        '<ul>\n<li class="task-list-item"><input type="checkbox" disabled="disabled"> to do</li>\n'
+        '<li class="task-list-item"><input type="checkbox" disabled="disabled" checked="checked"> done</li>\n'
+        "<li>[y] plain</li>\n</ul>\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<input type="text" value="x" name="q" autofocus onfocus="alert(1)">',
+        '<input type="checkbox" formaction="https://evil.example" form="f" style="position:fixed">',
+        '<input type="hidden" name="csrf_token" value="stolen">',
+        '<input type="image" src="https://evil.example/p.png">',
+        '<input type="submit" hx-post="/x" hx-trigger="load">',
+        '<input type="checkbox" disabled="no" checked="maybe" id="x" class="task-list-item-checkbox">',
+        "<input>",
+    ],
+)
+def test_any_input_leaves_the_sanitiser_as_a_disabled_checkbox(html: str) -> None:
+    assert PIPELINE.clean(html) == Markup('<input type="checkbox" disabled="disabled">')
