@@ -422,6 +422,9 @@ class IncrementalMarkdown:
                 stack.pop()
             elif token.map is not None:
                 last, path = token, list(stack)
+        if last is not None and last.type == "math_block" and last.map is not None and last.map[1] == len(window):
+            self._in_fence = not last.meta["closed"]  # an open display formula: its lines are not markdown
+            return
         if last is None or last.type != "fence" or last.map is None or last.map[1] != len(window):
             return
         self._in_fence = True  # unless its last line closes it, below
@@ -786,15 +789,15 @@ def _emphasis_patterns(marker: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return opener, closer
 
 
-# Characters markdown gives no meaning to in the middle of a line (no `*_[]`~<>&;|#\!` …), and which
+# Characters markdown gives no meaning to in the middle of a line (no `*_[]`~<>&;|#\!$` …), and which
 # HTML serialises as themselves.
-_PLAIN: Final = re.compile(r"(?:[^\W_]|[ .,:?'\"()/%+=@$–—“”‘’…-])+")
+_PLAIN: Final = re.compile(r"(?:[^\W_]|[ .,:?'\"()/%+=@–—“”‘’…-])+")
 # Optional indentation and list, quote or heading markers, then a letter: the line's block is settled.
 _SETTLED_LINE: Final = re.compile(r"[ ]*(?:(?:[-*+]|\d{1,9}[.)]|#{1,6}|>)[ ]+)*[^\W\d_]")
 # A line that begins a new block whatever follows on it: a heading, or a word (perhaps emphasised).
 _NEW_BLOCK_LINE: Final = re.compile(r" {0,3}(?:#{1,6} +\S|(?:[*_`~]{1,2})?[^\W\d_])")
 # A half-typed line that is only block syntax ("##", "- ", "```py"): shown once its text arrives.
-_BARE_MARKER: Final = re.compile(r"\s*(#{1,6}|[-*+]|\d{1,9}[.)]|>|[-=*_]{2,}|(```|~~~)\S*|\|)\s*")
+_BARE_MARKER: Final = re.compile(r"\s*(#{1,6}|[-*+]|\d{1,9}[.)]|>|[-=*_]{2,}|(```|~~~)\S*|\||\$\$|\\\[)\s*")
 _TEXT_BLOCKS: Final = {"p", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"}
 _TEXT_ENDS: Final = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th"}
 # Code: anything but a line break.

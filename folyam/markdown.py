@@ -1,9 +1,9 @@
 """Markdown to safe HTML: the parsers, the highlighter and the sanitiser every answer shares.
 
 markdown-it-py parses with raw HTML off and GFM tables, strikethrough and task lists on; finished code
-blocks are highlighted once with Pygments (CSS classes only); every piece of HTML then goes through an
-nh3 allowlist. Model output never loads anything: images become links that show their URL, and link
-text cannot hide behind bidirectional or invisible characters.
+blocks are highlighted once with Pygments (CSS classes only); math becomes MathML on the server; every
+piece of HTML then goes through an nh3 allowlist. Model output never loads anything: images become
+links that show their URL, and link text cannot hide behind bidirectional or invisible characters.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from pygments.util import ClassNotFound
 
 from components import render_component
 from components.code_block import CodeBlock
+from components.formula import Formula
 from folyam.incremental import IncrementalMarkdown
+from folyam.math_syntax import math_plugin
+from folyam.mathml import MathML
 
 __all__ = ["LINK_REL", "MarkdownPipeline"]
 
@@ -40,21 +43,46 @@ _TAGS: Final = {
     "hr", "input", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th", "thead", "tr",
     "ul",
 }  # fmt: skip
+# Presentation MathML as latex2mathml writes it, and those of its attributes that cannot fetch, run, link
+# or style anything: `\\href`, `\\style`, `\\class` and colours lose theirs.
+_MATHML_TAGS: Final = {
+    "math", "menclose", "mfrac", "mi", "mn", "mo", "mover", "mpadded", "mphantom", "mroot", "mrow", "mspace",
+    "msqrt", "mstyle", "msub", "msubsup", "msup", "mtable", "mtd", "mtext", "mtr", "munder", "munderover",
+}  # fmt: skip
+_MATHML_ATTRIBUTES: Final = {
+    "math": {"display"},
+    "menclose": {"notation"},
+    "mfrac": {"linethickness"},
+    "mi": {"mathvariant"},
+    "mn": {"mathvariant"},
+    "mo": {"accent", "fence", "form", "largeop", "lspace", "mathvariant", "maxsize", "minsize", "movablelimits",
+           "rspace", "separator", "stretchy"},
+    "mover": {"accent"},
+    "mpadded": {"depth", "height", "lspace", "voffset", "width"},
+    "mspace": {"depth", "height", "linebreak", "width"},
+    "mstyle": {"displaystyle", "mathsize", "scriptlevel"},
+    "mtable": {"columnalign", "columnlines", "columnspacing", "displaystyle", "rowlines", "rowspacing"},
+    "mtd": {"columnalign"},
+    "mtext": {"mathvariant"},
+    "munder": {"accentunder"},
+    "munderover": {"accent", "accentunder"},
+}  # fmt: skip
 _CLASSES: Final = {
     "a": {"image-link"},
     "button": {"codeblock__copy"},
-    "div": {"codeblock", "codeblock__bar", "table-scroll"},
+    "code": {"math-source"},
+    "div": {"codeblock", "codeblock__bar", "math-block", "table-scroll"},
     "li": {"task-list-item"},
-    "pre": {"highlight"},
+    "pre": {"highlight", "math-source"},
     "span": {"codeblock__lang", *(name for name in STANDARD_TYPES.values() if name)},
     "td": _ALIGN_CLASSES,
     "th": _ALIGN_CLASSES,
 }
-# Containers that scroll sideways (tables, code) take the focus, so a keyboard scrolls them.
+# Containers that scroll sideways (tables, code, display math) take the focus, so a keyboard scrolls them.
 _FOCUSABLE: Final = {"role": {"group"}, "tabindex": {"0"}}
 _ATTRIBUTE_VALUES: Final = {
     "button": {"type": {"button"}},
-    "div": {**_FOCUSABLE, "aria-label": {"Table"}},
+    "div": {**_FOCUSABLE, "aria-label": {"Table", "Formula"}},
     "pre": _FOCUSABLE,
     "input": {"checked": {"checked", ""}},
 }
@@ -65,6 +93,7 @@ _CHECKBOX: Final = re.compile(
 )
 # Every table scrolls sideways in a box of its own, so its cells can keep their words whole.
 _TABLE_SCROLL: Final = '<div class="table-scroll" role="group" tabindex="0" aria-label="Table">\n'
+_CLOSING_DELIMITERS: Final = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
 # nh3 re-serialises attribute values with a literal "<" and ">"; htmx rewrites "<hx-…" anywhere in a
 # fragment before parsing it, so those characters must not survive inside attributes.
 _ATTRIBUTE_VALUE = re.compile(r'="[^"]*[<>][^"]*"')
@@ -83,12 +112,13 @@ class MarkdownPipeline:
         self._formatter = HtmlFormatter(nowrap=True)
         self._finished = self._parser(highlight_code=True)
         self._live = self._parser(highlight_code=False)
+        self._math = MathML()
         self._cleaner = nh3.Cleaner(
-            tags=_TAGS,
+            tags=_TAGS | _MATHML_TAGS,
             clean_content_tags={"script", "style"},
             # `class` is governed by allowed_classes alone (nh3 refuses it in both). A code block's label
             # names its language, which the model chose: any text.
-            attributes={"a": {"href", "title"}, "ol": {"start"}, "pre": {"aria-label"}},
+            attributes={"a": {"href", "title"}, "ol": {"start"}, "pre": {"aria-label"}, **_MATHML_ATTRIBUTES},
             allowed_classes=_CLASSES,
             tag_attribute_values=_ATTRIBUTE_VALUES,
             set_tag_attribute_values=_FORCED_ATTRIBUTES,
@@ -164,6 +194,7 @@ class MarkdownPipeline:
     def _parser(self, *, highlight_code: bool) -> MarkdownIt:
         parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
         tasklists_plugin(parser)
+        math_plugin(parser)
         parser.core.ruler.push("folyam_images_as_links", _images_as_links)
         parser.core.ruler.push("folyam_align_classes", _align_classes)
         parser.core.ruler.push("folyam_visible_link_text", _visible_link_text)
@@ -177,6 +208,16 @@ class MarkdownPipeline:
                 code = Markup(escapeHtml(token.content))
             return render_component(self._env, CodeBlock(language=language, code=code)) + "\n"
 
+        def math(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+            token = tokens[idx]
+            closed, block = token.meta.get("closed", True), token.type == "math_block"
+            mathml = self._math.convert(token.content.strip(), display=token.type != "math_inline") if closed else None
+            # What the model wrote, shown when there is no MathML: a block's delimiters on lines of their own.
+            parts = [token.markup, token.content, _CLOSING_DELIMITERS[token.markup] if closed else ""]
+            source = "\n".join(filter(None, parts)) if block else "".join(parts)
+            formula = Formula(source, None if mathml is None else Markup(mathml), block=block)
+            return render_component(self._env, formula) + ("\n" if block else "")
+
         def table_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
             return _TABLE_SCROLL + str(renderer.renderToken(tokens, idx, options, env))
 
@@ -184,6 +225,8 @@ class MarkdownPipeline:
             return str(renderer.renderToken(tokens, idx, options, env)) + "</div>\n"
 
         parser.add_render_rule("fence", fence)
+        for name in ("math_inline", "math_inline_double", "math_block"):
+            parser.add_render_rule(name, math)
         parser.add_render_rule("table_open", table_open)
         parser.add_render_rule("table_close", table_close)
         return parser

@@ -30,7 +30,8 @@ def token_cuts(text: str) -> list[int]:
 
 MARKDOWN_WORDS = st.sampled_from(
     ["word", "**bold**", "*it*", "`code`", "~~del~~", "[link](https://x.org)", "[ref][r]", "![img](/i.png)",
-     "_u_", "**open", "`", "[", "](", "<b>", "&amp;", "|", "\\*", "a_b"]
+     "_u_", "**open", "`", "[", "](", "<b>", "&amp;", "|", "\\*", "a_b", "$x^2$", "$5", "$", "$$a$$", "\\(a<b\\)",
+     "\\(", "\\frac{1}{2}"]
 )  # fmt: skip
 INLINE = st.lists(MARKDOWN_WORDS, min_size=1, max_size=6).map(" ".join)
 ITEM_SEPARATOR = st.sampled_from(["\n", "\n", "\n\n"])
@@ -47,7 +48,14 @@ def long_list(draw: st.DrawFn) -> str:
         pad = " " * (len(f"{n}. ") if ordered else 2)
         extra = draw(
             st.sampled_from(
-                ["", "", f"\n{pad}- nested {n}", f"\n{pad}```sh\n{pad}echo {n}\n{pad}```", f"\n{pad}> quoted {n}"]
+                [
+                    "",
+                    "",
+                    f"\n{pad}- nested {n}",
+                    f"\n{pad}```sh\n{pad}echo {n}\n{pad}```",
+                    f"\n{pad}> quoted {n}",
+                    f"\n{pad}$$\n{pad}x_{n}\n{pad}$$",
+                ]
             )
         )
         items.append(marker + text + extra + draw(ITEM_SEPARATOR))
@@ -61,7 +69,17 @@ TABLE = st.tuples(st.lists(INLINE, min_size=1, max_size=3), st.integers(1, 12), 
 TASKS = st.lists(st.tuples(st.sampled_from(" xX"), INLINE), min_size=1, max_size=4).map(
     lambda items: "\n".join(f"- [{mark}] {text}" for mark, text in items)
 )
-QUOTE = st.lists(INLINE, min_size=2, max_size=8).map(lambda paragraphs: "\n>\n".join("> " + p for p in paragraphs))
+FORMULA = st.sampled_from(["x^2", r"\frac{a}{b}", r"\sqrt{2} < 3", r"\text{<b>}", r"\frac{", "a $ b", ""])
+MATH = st.one_of(
+    st.tuples(st.sampled_from(["$$", "\\["]), st.lists(FORMULA, max_size=4), st.booleans()).map(
+        lambda m: m[0] + "\n" + "".join(f + "\n" for f in m[1]) + ({"$$": "$$", "\\[": "\\]"}[m[0]] if m[2] else "")
+    ),
+    FORMULA.map(lambda f: f"$${f}$$"),
+    st.tuples(INLINE, FORMULA).map(lambda t: f"{t[0]}\n$$\n{t[1]}\n$$\n{t[0]}"),
+)
+QUOTE = st.lists(st.one_of(INLINE, MATH), min_size=2, max_size=8).map(
+    lambda paragraphs: "\n>\n".join("> " + p.replace("\n", "\n> ") for p in paragraphs)
+)
 FENCE = st.tuples(st.sampled_from(["```", "~~~", "````"]), st.lists(CODE_LINE, max_size=20)).map(
     lambda f: f[0] + "py\n" + "".join(line + "\n" for line in f[1]) + f[0]
 )
@@ -78,6 +96,7 @@ BLOCK = st.one_of(
     ),
     st.tuples(INLINE, INLINE).map(lambda r: f"| {r[0]} | x |\n|---|---|\n| {r[1]} | y |"),
     st.just("[r]: https://ref.example"),
+    MATH,
     st.just("***"),
     st.just("```\nnever closed"),
     st.just("    indented code"),
@@ -164,6 +183,19 @@ def test_a_line_that_may_close_the_fence_waits_for_its_end() -> None:
     assert "<code>code\n</code>" in page.body
 
 
+def test_an_open_display_formula_shows_its_source_until_it_closes() -> None:
+    page = Page(PIPELINE.renderer())
+    page.feed("$$\n\\frac{a")
+    assert page.tail == '<pre class="math-source"><code>$$\n\\frac{a</code></pre>'
+    page.feed("}{b}\n$")
+    assert "<math" not in page.tail  # (the half-typed "$" may still become the closing "$$")
+    page.feed("$")
+    assert page.tail.startswith('<div class="math-block" role="group" tabindex="0" aria-label="Formula"><math display')
+    assert "<mfrac>" in page.tail and page.body == ""
+    page.feed("\nAfter")
+    assert "<mfrac>" in page.body and page.tail == "<p>After</p>"
+
+
 def test_finished_list_items_stay_and_only_the_last_one_changes() -> None:
     page = Page(PIPELINE.renderer())
     page.feed("- one\n- two\n- three\n- four\n")
@@ -199,7 +231,8 @@ PROSE_WORDS = st.sampled_from(
     ["word", " ", "  ", "Words", ".", ",", "1", "2.", "(x)", '"q"', "'s", "é", "naïve", "—", "-", "=", "%",
      "a_b", "*", "**", "_", "`", "[", "]", "(", "#", ">", "|", "~", "&", ";", "\\", "\n", "\n\n", "- ", "1. ",
      "# ", "> ", "```", "    ", "\u00a0", "\t", "```py\n", "~~~\n", "<", "&", '"', "x = 1", "\x00", "`` ",
-     "  - ", "| a | b |\n|---|---|\n", "| ", "- [ ] ", "[x] ", "[", "]"]
+     "  - ", "| a | b |\n|---|---|\n", "| ", "- [ ] ", "[x] ", "[", "]", "$", "$$", "$$\n", "\\(", "\\)", "\\[\n",
+     "x^2", "\\alpha"]
 )  # fmt: skip
 
 

@@ -3,6 +3,7 @@ the same HTML (the incremental renderer's own tests are in test_incremental.py).
 
 from __future__ import annotations
 
+from html import escape
 from html.parser import HTMLParser
 
 import pytest
@@ -11,6 +12,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from components import make_environment
 from folyam.markdown import MarkdownPipeline
+from folyam.mathml import MAX_FORMULA_CHARS
 from tests.support.page import Page
 from tests.support.page import stream as stream_into_page
 
@@ -40,6 +42,9 @@ TRICKY = {
     "emphasis_across_lines": "some **bold\nstill bold** and *it\nalic*",
     "crlf_and_cr": "line one\r\nline two\rline three\r\n\r\n- item\r",
     "indented_code": "para\n\n    code block\n    more\n\nafter",
+    "math": "Inline $x^2$ and \\(a < b\\), but $5 and $10 stay prices.\n\n$$\n\\frac{a}{b}\n$$\n\n\\[\n"
+    "\\sqrt{2}\n\\]\nText with $$E=mc^2$$ inside.\n\n- $$\n  x_1\n  $$\n- $\\frac{1}{$\n\n> $$y$$",
+    "math_never_closed": "Before\n\n$$\n\\alpha +\n\\beta\n\nAfter\n$$\nstill open",
     "task_list": "- [ ] todo\n- [x] done\n  - [ ] nested\n- [y] not a task\n\n1. [X] first\n2. [ ]\n\n> - [ ] quoted",
     "hostile": "<script>alert(1)</script>\n\n<img src=x onerror=alert(1)>\n\n[j](javascript:alert(1))\n\n"
     '![x](https://evil.example/p.png?leak=1)\n\n<div hx-get="/x" hx-trigger="load">d</div>',
@@ -161,3 +166,77 @@ def test_task_list_items_are_disabled_checkboxes() -> None:
 )
 def test_any_input_leaves_the_sanitiser_as_a_disabled_checkbox(html: str) -> None:
     assert PIPELINE.clean(html) == Markup('<input type="checkbox" disabled="disabled">')
+
+
+def test_math_becomes_mathml_and_prices_stay_text() -> None:
+    html = str(PIPELINE.render("It costs $5 and $10, or $x^2$ and \\(y\\)."))
+    assert html.startswith('<p>It costs $5 and $10, or <math display="inline"><mrow><msup><mi>x</mi><mn>2</mn>')
+    assert html.count("<math") == 2
+    assert PIPELINE.render("$$\n\\frac{1}{2}\n$$") == Markup(
+        '<div class="math-block" role="group" tabindex="0" aria-label="Formula"><math display="block"><mrow><mfrac>'
+        "<mrow><mn>1</mn></mrow><mrow><mn>2</mn></mrow></mfrac></mrow></math></div>\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "source"),
+    [
+        ("Broken $\\frac{1}{$ formula", "$\\frac{1}{$"),
+        ("$$\n\\begin{matrix}a\n$$", "$$\n\\begin{matrix}a\n$$"),
+        ("$$\nnever closed", "$$\nnever closed"),
+        ("$\\newcommand{\\a}{xx}\\a$", "$\\newcommand{\\a}{xx}\\a$"),
+        ("$" + "x^" * (MAX_FORMULA_CHARS // 2) + "2$", "$" + "x^" * (MAX_FORMULA_CHARS // 2) + "2$"),
+        ("$" + "{" * 2000 + "x" + "}" * 2000 + "$", "$" + "{" * 2000 + "x" + "}" * 2000 + "$"),
+    ],
+)
+def test_a_formula_that_cannot_be_converted_shows_as_its_source(text: str, source: str) -> None:
+    html = str(PIPELINE.render(text))
+    assert "<math" not in html
+    assert 'class="math-source">' in html and f"{escape(source, quote=False)}</code>" in html
+
+
+MATH_ATTACKS = [
+    "$\\href{javascript:alert(1)}{click}$",
+    "$\\href{https://evil.example/?leak=1}{x}$",
+    "$\\style{position:fixed;inset:0;background:red}{x}$",
+    "$\\class{codeblock__copy}{x}$",
+    "$\\color{white}{hidden} \\colorbox{red}{x} \\fcolorbox{red}{blue}{y}$",
+    "$\\text{<script>alert(1)</script>}$",
+    "$\\text{</mtext></math><img src=x onerror=alert(1)>}$",
+    '$\\text{<hx-partial hx-target="body" hx-swap="innerHTML">pwn</hx-partial>}$',
+    "$\\text{<a href=javascript:alert(1)>x</a>}$",
+    "$\\mathrm{<input type=text autofocus onfocus=alert(1)>}$",
+    "$\\unicode{x3C}script\\unicode{x3E}$",
+    "$\\hspace{99999em}\\rule{9999pt}{9999pt}\\kern{-9999em}x$",
+    "$\\html{<b>x</b>}\\url{javascript:1}\\includegraphics{https://evil.example/p.png}$",
+    "$$\n\\href{javascript:alert(1)}{x}\n$$",
+    "\\[\n\\style{color:red}{x} \\text{<style>body{display:none}</style>}\n\\]",
+    "$\\def\\a{\\a\\a}\\a$",
+]
+MATHML_ELEMENTS = {
+    "math", "menclose", "mfrac", "mi", "mn", "mo", "mover", "mpadded", "mphantom", "mroot", "mrow", "mspace",
+    "msqrt", "mstyle", "msub", "msubsup", "msup", "mtable", "mtd", "mtext", "mtr", "munder", "munderover",
+}  # fmt: skip
+# Presentation attributes that can neither fetch, run, link nor colour anything.
+MATHML_ATTRIBUTES = {
+    "display", "mathvariant", "stretchy", "fence", "form", "separator", "lspace", "rspace", "width", "height",
+    "depth", "voffset", "linebreak", "movablelimits", "accent", "largeop", "minsize", "maxsize",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", MATH_ATTACKS)
+def test_hostile_formulas_render_harmless(text: str) -> None:
+    html = str(PIPELINE.render(text))
+    assert "<hx-" not in html.lower()
+    for tag, attributes in elements(html):
+        assert tag in {"p", "div", "pre", "code"} | MATHML_ELEMENTS, html
+        for name, value in attributes.items():
+            assert name in {"class", "role", "tabindex", "aria-label"} | MATHML_ATTRIBUTES, html
+            assert not (value or "").lower().startswith(("javascript:", "data:", "http")), html
+            if name in ("width", "height", "depth"):
+                assert float((value or "0").rstrip("emxptu%")) < 100, html
+
+
+def test_math_text_is_text() -> None:
+    html = str(PIPELINE.render("$\\text{a < b & <b>c</b>}$"))
+    assert "<mtext>a&nbsp;&lt;&nbsp;b&nbsp;&amp;&nbsp;&lt;b&gt;c&lt;/b&gt;</mtext>" in html
