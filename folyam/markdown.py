@@ -19,7 +19,6 @@ from markdown_it.common.utils import escapeHtml
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markupsafe import Markup
-from mdit_py_plugins.tasklists import tasklists_plugin
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
@@ -88,6 +87,8 @@ _ATTRIBUTE_VALUES: Final = {
 }
 # An input is a task list's checkbox, whatever the markup says: shown, never used.
 _FORCED_ATTRIBUTES: Final = {"input": {"type": "checkbox", "disabled": "disabled"}}
+# A task list item's first paragraph begins so (GFM: any whitespace after the brackets).
+_TASK_MARKER: Final = re.compile(r"\[([ xX])\][ \t\n\v\f\r]")
 _CHECKBOX: Final = re.compile(
     r'<input((?: checked="[^"]*")?) (?:type="checkbox" disabled="disabled"|disabled="disabled" type="checkbox")>'
 )
@@ -193,11 +194,11 @@ class MarkdownPipeline:
 
     def _parser(self, *, highlight_code: bool) -> MarkdownIt:
         parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
-        tasklists_plugin(parser)
         math_plugin(parser)
         parser.core.ruler.push("folyam_images_as_links", _images_as_links)
         parser.core.ruler.push("folyam_align_classes", _align_classes)
         parser.core.ruler.push("folyam_visible_link_text", _visible_link_text)
+        parser.core.ruler.push("folyam_task_lists", _task_lists)
 
         def fence(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
             token = tokens[idx]
@@ -290,6 +291,27 @@ def _visible_link_text(state: StateCore) -> None:
                 inside -= 1
             elif inside and token.type in ("text", "code_inline"):
                 token.content = _INVISIBLE_CONTROLS.sub("", token.content)
+
+
+def _task_lists(state: StateCore) -> None:
+    """GFM task list items ("- [ ] to do", "- [x] done") begin with a disabled checkbox. (As
+    mdit-py-plugins' tasklists does, but that one searches back for each item's list: quadratic in a
+    long list.)"""
+    tokens = state.tokens
+    for i in range(2, len(tokens)):
+        inline, item = tokens[i], tokens[i - 2]
+        if inline.type != "inline" or item.type != "list_item_open" or tokens[i - 1].type != "paragraph_open":
+            continue
+        children, marker = inline.children or [], _TASK_MARKER.match(inline.content)
+        first = children[0] if children else None
+        if marker is None or first is None or first.type != "text" or not first.content.startswith(marker[0][:3]):
+            continue  # (a "[x]" that is a reference link is not a task)
+        checkbox = Token("task_checkbox", "input", 0, attrs={"type": "checkbox", "disabled": "disabled"})
+        if marker.group(1) in "xX":
+            checkbox.attrSet("checked", "checked")
+        first.content = first.content[3:]
+        children.insert(0, checkbox)
+        item.attrSet("class", "task-list-item")
 
 
 def _text(content: str) -> Token:

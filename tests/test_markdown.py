@@ -3,6 +3,7 @@ the same HTML (the incremental renderer's own tests are in test_incremental.py).
 
 from __future__ import annotations
 
+import time
 from html import escape
 from html.parser import HTMLParser
 
@@ -240,3 +241,32 @@ def test_hostile_formulas_render_harmless(text: str) -> None:
 def test_math_text_is_text() -> None:
     html = str(PIPELINE.render("$\\text{a < b & <b>c</b>}$"))
     assert "<mtext>a&nbsp;&lt;&nbsp;b&nbsp;&amp;&nbsp;&lt;b&gt;c&lt;/b&gt;</mtext>" in html
+
+
+# Texts where a careless rule costs quadratic time (a search to the end of the text for each opener, or
+# back to the start for each item).
+LINEAR_SHAPES = {
+    "task list": "- [ ] item\n",
+    "inline math openers": "\\( x ",
+    "dollar openers": "$a ",
+    "display math in list items": "- $$\n",
+    "display math openers": "a\n\\[\n",
+    "lines with pipes": "a | b | c\n",
+}
+
+
+def cpu_seconds(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):  # the least of three: the machine is shared
+        start = time.process_time()
+        PIPELINE.render(text)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@pytest.mark.parametrize("shape", sorted(LINEAR_SHAPES))
+def test_hostile_shapes_render_in_linear_time(shape: str) -> None:
+    unit = LINEAR_SHAPES[shape]
+    small, large = cpu_seconds(unit * 1_000), cpu_seconds(unit * 4_000)
+    # Four times the text: about four times the time when linear, sixteen when quadratic.
+    assert large < 8 * small + 0.02, (small, large)
