@@ -4,7 +4,9 @@ not timed: timings belong in bench/render.py)."""
 
 from __future__ import annotations
 
+import html
 import itertools
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -227,6 +229,53 @@ def test_plain_words_extend_the_tail_in_place() -> None:
     assert page.feed(" *emphasis").tail[0].swap == "innerHTML"  # markdown syntax: rendered again
 
 
+def tail_text(page: Page) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", "", page.tail))
+
+
+TABLE_TEXT = "| Name | Value |\n|:-----|------:|\n| alpha | 1 |\n| beta | 22 |\n| gamma | 333 |\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "indent"),
+    [
+        ("", ""),
+        ("Some intro\nthat goes on.\n", ""),
+        ("Intro\n\n", ""),
+        ("- an item\n\n  ", "  "),
+        ("> quoted\n> ", "> "),
+        ("".join(f"Long paragraph line {n} that keeps going.\n" for n in range(100)), ""),  # over the budget
+    ],
+)
+@pytest.mark.parametrize("cut", ["tokens", "characters"])
+def test_a_table_being_written_never_shows_raw_pipes(before: str, indent: str, cut: str) -> None:
+    text = before + TABLE_TEXT.replace("\n", "\n" + indent).rstrip(indent + " ") + "\nThe end."
+    page = Page(PIPELINE.renderer())
+    cuts = token_cuts(text) if cut == "tokens" else range(1, len(text) + 1)
+    start = 0
+    for end in cuts:
+        page.feed(text[start:end])
+        start = end
+        assert "|" not in tail_text(page), (text[:end], page.tail)
+    page.finish()
+    assert page.body == one_shot(text) and "<table>" in page.body
+
+
+def test_lines_with_pipes_that_are_no_table_show_once_the_next_line_tells() -> None:
+    page = Page(PIPELINE.renderer())
+    page.feed("Choose a | b\n")
+    assert page.tail == ""  # it may be a table's header
+    page.feed("|-")
+    assert page.tail == ""  # and this the beginning of its delimiter row
+    page.feed("\\")
+    # No delimiter row after all; the half-typed line has a pipe: it may be a header itself.
+    assert page.tail == "<p>Choose a | b</p>"
+    page.feed(" or c\n")
+    assert page.tail == "<p>Choose a | b</p>"
+    page.feed("then")
+    assert page.tail == "<p>Choose a | b\n|-\\ or c\nthen</p>"
+
+
 PROSE_WORDS = st.sampled_from(
     ["word", " ", "  ", "Words", ".", ",", "1", "2.", "(x)", '"q"', "'s", "é", "naïve", "—", "-", "=", "%",
      "a_b", "*", "**", "_", "`", "[", "]", "(", "#", ">", "|", "~", "&", ";", "\\", "\n", "\n\n", "- ", "1. ",
@@ -268,5 +317,5 @@ def test_work_per_character_stays_flat_as_a_block_grows(shape: str) -> None:
     assert large_work <= 1.5 * small_work + 5, (small_work, large_work)
     assert large_tail <= 1.5 * small_tail + 5, (small_tail, large_tail)
     assert large_work < 200 and large_tail < 150
-    if shape not in ("nested list", "soft-wrapped paragraph", "one long line"):  # rendered whole, on a budget
+    if shape not in ("nested list", "soft-wrapped paragraph", "one long line", "lines with pipes"):  # on a budget
         assert largest_change < SMALL_CHANGE, largest_change
