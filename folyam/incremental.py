@@ -844,8 +844,8 @@ _NEW_BLOCK_LINE: Final = re.compile(r" {0,3}(?:#{1,6} +\S|(?:[*_`~]{1,2})?[^\W\d
 _BARE_MARKER: Final = re.compile(r"\s*(#{1,6}|[-*+]|\d{1,9}[.)]|>|[-=*_]{2,}|(```|~~~)\S*|\||\$\$|\\\[)\s*")
 # What a table's delimiter row may have begun with ("|", "|:-", "---|"), in a quote or list item.
 _DELIMITER_ROW_PREFIX: Final = re.compile(r"[ \t>|:-]*")
-_TEXT_BLOCKS: Final = {"p", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"}
-_TEXT_ENDS: Final = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th"}
+_TEXT_BLOCKS: Final = {"p", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "label"}
+_TEXT_ENDS: Final = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "label"}
 # Code: anything but a line break.
 _CODE_TEXT: Final = re.compile(r"[^\r\n]+")
 _SETTLED_CODE_LINE: Final = re.compile(r"[ ]{4,}\S|[ ]{0,3}[`~]*[^\s`~]")

@@ -39,7 +39,7 @@ LINK_REL: Final = "nofollow noopener noreferrer"
 _ALIGN_CLASSES: Final = {"align-left", "align-center", "align-right"}
 _TAGS: Final = {
     "a", "blockquote", "br", "button", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
-    "hr", "input", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th", "thead", "tr",
+    "hr", "input", "label", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th", "thead", "tr",
     "ul",
 }  # fmt: skip
 # Presentation MathML as latex2mathml writes it, and those of its attributes that cannot fetch, run, link
@@ -294,9 +294,9 @@ def _visible_link_text(state: StateCore) -> None:
 
 
 def _task_lists(state: StateCore) -> None:
-    """GFM task list items ("- [ ] to do", "- [x] done") begin with a disabled checkbox. (As
-    mdit-py-plugins' tasklists does, but that one searches back for each item's list: quadratic in a
-    long list.)"""
+    """GFM task list items ("- [ ] to do", "- [x] done") begin with a disabled checkbox, labelled by
+    the item's text (a <label> around both: no ids needed). (As mdit-py-plugins' tasklists does, but
+    that one searches back for each item's list: quadratic in a long list.)"""
     tokens = state.tokens
     for i in range(2, len(tokens)):
         inline, item = tokens[i], tokens[i - 2]
@@ -310,7 +310,8 @@ def _task_lists(state: StateCore) -> None:
         if marker.group(1) in "xX":
             checkbox.attrSet("checked", "checked")
         first.content = first.content[3:]
-        children.insert(0, checkbox)
+        children[:0] = [Token("label_open", "label", 1), checkbox]
+        children.append(Token("label_close", "label", -1))
         item.attrSet("class", "task-list-item")
 
 

@@ -144,12 +144,12 @@ def test_text_that_looks_like_an_attribute_keeps_its_tags() -> None:
     assert PIPELINE.render('x="`y`"') == Markup('<p>x="<code>y</code>"</p>\n')
 
 
-def test_task_list_items_are_disabled_checkboxes() -> None:
+def test_task_list_items_are_disabled_checkboxes_labelled_by_their_text() -> None:
     html = PIPELINE.render("- [ ] to do\n- [x] done\n- [y] plain")
     assert html == Markup(
-        '<ul>\n<li class="task-list-item"><input type="checkbox" disabled="disabled"> to do</li>\n'
-        '<li class="task-list-item"><input type="checkbox" disabled="disabled" checked="checked"> done</li>\n'
-        "<li>[y] plain</li>\n</ul>\n"
+        '<ul>\n<li class="task-list-item"><label><input type="checkbox" disabled="disabled"> to do</label></li>\n'
+        '<li class="task-list-item"><label><input type="checkbox" disabled="disabled" checked="checked"> done</label>'
+        "</li>\n<li>[y] plain</li>\n</ul>\n"
     )
 
 
