@@ -39,11 +39,11 @@ LINK_REL: Final = "nofollow noopener noreferrer"
 _ALIGN_CLASSES: Final = {"align-left", "align-center", "align-right"}
 _TAGS: Final = {
     "a", "blockquote", "br", "button", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
-    "hr", "input", "label", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th", "thead", "tr",
-    "ul",
+    "hr", "input", "label", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th",
+    "thead", "tr", "ul",
 }  # fmt: skip
 # Presentation MathML as latex2mathml writes it, and those of its attributes that cannot fetch, run, link
-# or style anything: `\\href`, `\\style`, `\\class` and colours lose theirs.
+# or style anything: `\href`, `\style`, `\class` and colours lose theirs.
 _MATHML_TAGS: Final = {
     "math", "menclose", "mfrac", "mi", "mn", "mo", "mover", "mpadded", "mphantom", "mroot", "mrow", "mspace",
     "msqrt", "mstyle", "msub", "msubsup", "msup", "mtable", "mtd", "mtext", "mtr", "munder", "munderover",
@@ -111,9 +111,9 @@ class MarkdownPipeline:
         self._env = env
         self._lexers: dict[str, Lexer] = {}
         self._formatter = HtmlFormatter(nowrap=True)
+        self._math = MathML()
         self._finished = self._parser(highlight_code=True)
         self._live = self._parser(highlight_code=False)
-        self._math = MathML()
         self._cleaner = nh3.Cleaner(
             tags=_TAGS | _MATHML_TAGS,
             clean_content_tags={"script", "style"},
@@ -212,9 +212,10 @@ class MarkdownPipeline:
         def math(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
             token = tokens[idx]
             closed, block = token.meta.get("closed", True), token.type == "math_block"
-            mathml = self._math.convert(token.content.strip(), display=token.type != "math_inline") if closed else None
+            latex = _INVISIBLE_CONTROLS.sub("", token.content)  # (no meaning in LaTeX; in a link, a disguise)
+            mathml = self._math.convert(latex.strip(), display=token.type != "math_inline") if closed else None
             # What the model wrote, shown when there is no MathML: a block's delimiters on lines of their own.
-            parts = [token.markup, token.content, _CLOSING_DELIMITERS[token.markup] if closed else ""]
+            parts = [token.markup, latex, _CLOSING_DELIMITERS[token.markup] if closed else ""]
             source = "\n".join(filter(None, parts)) if block else "".join(parts)
             formula = Formula(source, None if mathml is None else Markup(mathml), block=block)
             return render_component(self._env, formula) + ("\n" if block else "")

@@ -110,12 +110,17 @@ def test_hostile_markdown_renders_harmless(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["[\u202egnp.exe](https://x.org)", "[a\u200bb\u2066c\u2069](https://x.org)", '[t](https://x.org "ti\u202etle")'],
+    [
+        "[\u202egnp.exe](https://x.org)",
+        "[a\u200bb\u2066c\u2069](https://x.org)",
+        '[t](https://x.org "ti\u202etle")',
+        "[$\\text{\u202egnp.exe}$](https://x.org) [\\(\\text{a\u200bb}\\)](https://x.org)",
+    ],
 )
 def test_link_text_cannot_hide_behind_bidirectional_or_invisible_characters(text: str) -> None:
     html = str(PIPELINE.render(text))
     assert not any(ch in html for ch in "\u202e\u200b\u2066\u2069"), html
-    assert "gnp.exe</a>" in html or "abc</a>" in html or 'title="title"' in html
+    assert "gnp.exe</a>" in html or "abc</a>" in html or 'title="title"' in html or "<mtext>gnp.exe</mtext>" in html
 
 
 def test_link_urls_show_such_characters_percent_encoded() -> None:
