@@ -298,6 +298,8 @@ def _task_lists(state: StateCore) -> None:
     """GFM task list items ("- [ ] to do", "- [x] done") begin with a disabled checkbox, labelled by
     the item's text (a <label> around both: no ids needed). (As mdit-py-plugins' tasklists does, but
     that one searches back for each item's list: quadratic in a long list.)"""
+    if "[" not in state.src:
+        return  # (most texts: cheaper than looking at every token)
     tokens = state.tokens
     for i in range(2, len(tokens)):
         inline, item = tokens[i], tokens[i - 2]

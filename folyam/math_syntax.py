@@ -39,14 +39,12 @@ def math_plugin(md: MarkdownIt) -> None:
 
 
 def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
-    if state.is_code_block(start):
-        return False
-    line = state.src[state.bMarks[start] + state.tShift[start] : state.eMarks[start]].rstrip()
-    opener = line[:2]
+    first = state.bMarks[start] + state.tShift[start]
+    opener = state.src[first : first + 2]
     closer = _DISPLAY.get(opener)
-    if closer is None:
+    if closer is None or state.is_code_block(start):  # (most lines: two characters tell)
         return False
-    rest = line[2:]
+    rest = state.src[first + 2 : state.eMarks[start]].rstrip()
     if rest and not (len(rest) > len(closer) and rest.endswith(closer)):
         return False  # a formula on the opening line must close on it: `$$x$$`
     if silent:
