@@ -35,7 +35,7 @@ def math_plugin(md: MarkdownIt) -> None:
     md.block.ruler.before(
         "fence", "folyam_math_block", _math_block, {"alt": ["paragraph", "reference", "blockquote", "list"]}
     )
-    md.inline.ruler.before("escape", "folyam_math_parentheses", _ParenthesisMath())
+    md.inline.ruler.before("escape", "folyam_math_parentheses", _parenthesis_math)
 
 
 def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
@@ -75,32 +75,25 @@ def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     return True
 
 
-class _ParenthesisMath:
-    """`\\(…\\)` inside a line. (Not `\\[…\\]`: inside a line that is more often an escaped bracket.)
-    A closing `\\)` missing after one position is missing after every later one: remembered, so many
-    openers cost linear time."""
-
-    def __init__(self) -> None:
-        self._src = ""
-        self._missing_after = 0
-
-    def __call__(self, state: StateInline, silent: bool) -> bool:
-        if not state.src.startswith("\\(", state.pos):
-            return False
-        if state.src is not self._src:
-            self._src, self._missing_after = state.src, len(state.src) + 1
-        start = state.pos + 2
-        if start >= self._missing_after:
-            return False
-        end = state.src.find("\\)", start)
-        if end < 0:
-            self._missing_after = start
-            return False
-        if end == start:
-            return False
-        if not silent:
-            token = state.push("math_inline", "math", 0)
-            token.content = state.src[start:end]
-            token.markup = "\\("
-        state.pos = end + 2
-        return True
+def _parenthesis_math(state: StateInline, silent: bool) -> bool:
+    """`\\(…\\)` inside a line. (Not `\\[…\\]`: inside a line that is more often an escaped bracket.)"""
+    if not state.src.startswith("\\(", state.pos):
+        return False
+    # A closing `\)` missing after one position is missing after every later one: remembered for this
+    # parse (per text: an image's alt text is parsed on its own), so many openers cost linear time.
+    missing: dict[str, int] = state.env.setdefault("folyam_math_missing_after", {})
+    start = state.pos + 2
+    if start >= missing.get(state.src, len(state.src) + 1):
+        return False
+    end = state.src.find("\\)", start)
+    if end < 0:
+        missing[state.src] = start
+        return False
+    if end == start:
+        return False
+    if not silent:
+        token = state.push("math_inline", "math", 0)
+        token.content = state.src[start:end]
+        token.markup = "\\("
+    state.pos = end + 2
+    return True

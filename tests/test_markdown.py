@@ -275,3 +275,10 @@ def test_hostile_shapes_render_in_linear_time(shape: str) -> None:
     small, large = cpu_seconds(unit * 1_000), cpu_seconds(unit * 4_000)
     # Four times the text: about four times the time when linear, sixteen when quadratic.
     assert large < 8 * small + 0.02, (small, large)
+
+
+def test_inline_math_openers_in_image_alt_texts_stay_linear() -> None:
+    # Each alt text is parsed on its own, between the openers of the text around it.
+    small = cpu_seconds("".join(f"\\( ![\\(a{n}](b) " for n in range(500)))
+    large = cpu_seconds("".join(f"\\( ![\\(a{n}](b) " for n in range(2_000)))
+    assert large < 8 * small + 0.02, (small, large)
