@@ -1,5 +1,5 @@
-"""Math in markdown: `$…$`, `$$…$$`, `\\(…\\)` and `\\[…\\]` (display) as markdown-it tokens (rendering is the
-pipeline's). Conservative, so prices stay text ("costs $5 and $10"), and linear on any input.
+"""Math in markdown: `$…$`, `$$…$$`, `\\(…\\)` and `\\[…\\]` (display) as markdown-it tokens (the
+pipeline renders them). Conservative, so prices stay text ("costs $5 and $10"), and linear on any input.
 
 Inline `$` math is mdit-py-plugins' dollarmath, with the closing `$` not after a space nor before a
 digit (Pandoc's rule). Display blocks are parsed here, like code fences: a line that is only `$$` or
