@@ -12,7 +12,7 @@ from latex2mathml.converter import convert_to_element
 
 __all__ = ["MAX_FORMULA_CHARS", "MathML"]
 
-# Longer formulas show as their source: conversion costs up to ~10 µs a character on hostile input.
+# Longer formulas show as their source: converting costs up to ~12 µs a character on hostile input.
 MAX_FORMULA_CHARS: Final = 4_000
 # Macro definitions can expand a short formula into a huge one (latex2mathml caps their depth, not
 # their output): a formula that defines any shows as its source.
