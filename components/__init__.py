@@ -10,6 +10,7 @@ from components.code_block import CodeBlock
 from components.composer import Composer
 from components.error import ErrorNotice
 from components.exchange import Exchange
+from components.formula import Formula
 from components.message import UserMessage
 from components.partial import Partial, SwapStyle
 from components.timing import Timing
@@ -21,6 +22,7 @@ __all__ = [
     "Composer",
     "ErrorNotice",
     "Exchange",
+    "Formula",
     "Partial",
     "SwapStyle",
     "Timing",

@@ -4,9 +4,10 @@ Finished top-level blocks are rendered once, from a parse of their whole text, a
 body; the open last block is the live tail. An open list, quote or table becomes a container in the
 tail: its finished children (items, blocks, rows) are frozen there once, and only the last child is
 parsed, rendered and replaced again. Lines inside an open code fence, and plain words at the end of a
-line, are appended as text without parsing. Whatever these shapes do not cover (a huge paragraph, a long
-list inside one item) is rendered again only after it grew by a fraction of its size, so the total work
-stays linear in the answer's length whatever the model sends.
+line, are appended as text without parsing. A line with a pipe that may still become a table's header
+waits for the next line, so a table never flashes as raw pipes. Whatever these shapes do not cover (a
+huge paragraph, a long list inside one item) is rendered again only after it grew by a fraction of its
+size, so the total work stays linear in the answer's length whatever the model sends.
 
 Block boundaries are decided on complete lines, and a block becomes final only by a parse of the whole
 open part: CommonMark never reopens a block that another block followed, with one exception, reference
@@ -259,12 +260,26 @@ class IncrementalMarkdown:
             shown = partial if _SETTLED_CODE_LINE.match(partial) else ""  # else it may close the fence
         else:
             shown = "" if _BARE_MARKER.fullmatch(partial) else partial
-        source = complete + shown
-        # Inside an open fence nothing is markup: closing a "`" would add one to the code.
-        softened = source if in_fence else _soften_open_syntax(source)
-        tokens = self._parse(softened)
         container = self._container
-        if container is None:
+        held = 0  # lines held back: the last complete one and the half-typed one, or the half-typed one
+        if not in_fence and ("|" in shown or (window and "|" in window[-1])) and not _is_table(container):
+            held = _table_head(window, partial, shown, top_level=container is None)
+        if held:
+            source = "".join(window[:-1] if held == 2 else window)
+            softened = _soften_open_syntax(source)
+            tokens = self._parse(softened) if source else []
+            if _in_table(tokens, len(window) - held) or (source and container and _children(tokens) is None):
+                held = 0  # they continue a table (rows, not a header); or what is left is no container
+            else:
+                shown = ""
+        if not held:
+            source = complete + shown
+            # Inside an open fence nothing is markup: closing a "`" would add one to the code.
+            softened = source if in_fence else _soften_open_syntax(source)
+            tokens = self._parse(softened)
+        if held and not source:
+            html, elements = "", 0  # the held line was all the region had
+        elif container is None:
             if shown and _settles_early(tokens, len(window), partial):
                 return self._settle_early(partial)
             html, elements = str(self._pipeline.render_tokens(tokens, self._last_env, live=True)), 0
@@ -308,7 +323,7 @@ class IncrementalMarkdown:
         if fence is not None:
             return _after(changes, self._enter_fence(fence, html))
         head, closing, tags = _split_closing(html)
-        if tags and tags[0] in _TEXT_ENDS:
+        if tags and tags[0] in _TEXT_ENDS and not held:  # (held text must not show before what holds it)
             self._region, self._region_closing = [head], closing
             path = (container.holder if container else "") + _path(tags)
             self._text_at = path
@@ -324,6 +339,11 @@ class IncrementalMarkdown:
         self._unshown.clear()
         if at is None or not text or not self._extend_in_place:
             return _NO_CHANGE
+        if "|" in text:
+            # It may begin a table: nothing more shows as text until the next render shows what it is.
+            text, self._text_at = text[: text.index("|")], None
+            if not text:
+                return _NO_CHANGE
         html = _escape_code(text)
         self._region.append(html)
         return RenderUpdate(tail=(TailChange(at, "beforeend", Markup(html)),))
@@ -422,6 +442,9 @@ class IncrementalMarkdown:
                 stack.pop()
             elif token.map is not None:
                 last, path = token, list(stack)
+        if last is not None and last.type == "math_block" and last.map is not None and last.map[1] == len(window):
+            self._in_fence = not last.meta["closed"]  # an open display formula: its lines are not markdown
+            return
         if last is None or last.type != "fence" or last.map is None or last.map[1] != len(window):
             return
         self._in_fence = True  # unless its last line closes it, below
@@ -592,7 +615,7 @@ _HOLDERS: Final = {
     "bullet_list_open": " > {tag}:last-child",
     "ordered_list_open": " > {tag}:last-child",
     "blockquote_open": " > blockquote:last-child",
-    "table_open": " > table:last-child > tbody:last-child",
+    "table_open": " > div:last-child > table:last-child > tbody:last-child",  # (in its scrolling box)
 }
 
 
@@ -627,6 +650,30 @@ def _children(tokens: Sequence[Token]) -> tuple[list[int], int] | None:
 def _settles_early(tokens: Sequence[Token], window_lines: int, partial: str) -> bool:
     starts = _starts(tokens)
     return len(starts) >= 2 and _line(tokens[starts[-1]]) == window_lines and bool(_NEW_BLOCK_LINE.match(partial))
+
+
+def _table_head(window: Sequence[str], partial: str, shown: str, *, top_level: bool) -> int:
+    """How many of the last lines may still become a table's header and delimiter row: 2 (the last
+    complete line, and the half-typed one if any), 1 (the half-typed line) or 0. They are held back
+    from the tail until the next line tells, so a table never shows as a paragraph of raw pipes first.
+    (Whether the line before them already makes them a table's rows, a parse tells.)"""
+    last = window[-1] if window else ""
+    if (
+        "|" in last
+        and (not partial or _DELIMITER_ROW_PREFIX.fullmatch(partial) is not None)
+        and _DELIMITER_ROW_PREFIX.fullmatch(last.rstrip("\n")) is None  # (it may make a table with the line before)
+        and not (top_level and last.startswith(("    ", "\t")))  # (indented code)
+    ):
+        return 2
+    return 1 if "|" in shown else 0
+
+
+def _is_table(container: _Container | None) -> bool:
+    return container is not None and container.head[1] > container.head[0]
+
+
+def _in_table(tokens: Sequence[Token], line: int) -> bool:
+    return any(t.type == "table_open" and t.map is not None and t.map[0] <= line < t.map[1] for t in tokens)
 
 
 def _merge(append: Markup, replace: Markup | None, update: RenderUpdate) -> RenderUpdate:
@@ -786,17 +833,19 @@ def _emphasis_patterns(marker: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return opener, closer
 
 
-# Characters markdown gives no meaning to in the middle of a line (no `*_[]`~<>&;|#\!` …), and which
+# Characters markdown gives no meaning to in the middle of a line (no `*_[]`~<>&;|#\!$` …), and which
 # HTML serialises as themselves.
-_PLAIN: Final = re.compile(r"(?:[^\W_]|[ .,:?'\"()/%+=@$–—“”‘’…-])+")
+_PLAIN: Final = re.compile(r"(?:[^\W_]|[ .,:?'\"()/%+=@–—“”‘’…-])+")
 # Optional indentation and list, quote or heading markers, then a letter: the line's block is settled.
 _SETTLED_LINE: Final = re.compile(r"[ ]*(?:(?:[-*+]|\d{1,9}[.)]|#{1,6}|>)[ ]+)*[^\W\d_]")
 # A line that begins a new block whatever follows on it: a heading, or a word (perhaps emphasised).
 _NEW_BLOCK_LINE: Final = re.compile(r" {0,3}(?:#{1,6} +\S|(?:[*_`~]{1,2})?[^\W\d_])")
 # A half-typed line that is only block syntax ("##", "- ", "```py"): shown once its text arrives.
-_BARE_MARKER: Final = re.compile(r"\s*(#{1,6}|[-*+]|\d{1,9}[.)]|>|[-=*_]{2,}|(```|~~~)\S*|\|)\s*")
-_TEXT_BLOCKS: Final = {"p", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"}
-_TEXT_ENDS: Final = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th"}
+_BARE_MARKER: Final = re.compile(r"\s*(#{1,6}|[-*+]|\d{1,9}[.)]|>|[-=*_]{2,}|(```|~~~)\S*|\||\$\$|\\\[)\s*")
+# What a table's delimiter row may have begun with ("|", "|:-", "---|"), in a quote or list item.
+_DELIMITER_ROW_PREFIX: Final = re.compile(r"[ \t>|:-]*")
+_TEXT_BLOCKS: Final = {"p", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "label"}
+_TEXT_ENDS: Final = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "label"}
 # Code: anything but a line break.
 _CODE_TEXT: Final = re.compile(r"[^\r\n]+")
 _SETTLED_CODE_LINE: Final = re.compile(r"[ ]{4,}\S|[ ]{0,3}[`~]*[^\s`~]")

@@ -13,6 +13,7 @@ from components import (
     Composer,
     ErrorNotice,
     Exchange,
+    Formula,
     Partial,
     Timing,
     UserMessage,
@@ -125,6 +126,10 @@ COMPONENTS = {
     ),
     "code_block": CodeBlock(language="python", code=Markup('<span class="k">pass</span>\n')),
     "code_block_no_language": CodeBlock(language="", code=Markup("&lt;plain&gt;\n")),
+    "formula_inline": Formula(source="$x^2$", mathml=Markup("<math><msup><mi>x</mi><mn>2</mn></msup></math>")),
+    "formula_block": Formula(source="$$\nx\n$$", mathml=Markup('<math display="block"><mi>x</mi></math>'), block=True),
+    "formula_source_inline": Formula(source="$\\frac{1}{$", mathml=None),
+    "formula_source_block": Formula(source="$$\n<b>never closed</b>", mathml=None, block=True),
     "partial": Partial(target="#answer-G1-body", swap="beforeend", content=Markup("<p>x</p>")),
 }
 

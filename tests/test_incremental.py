@@ -4,7 +4,9 @@ not timed: timings belong in bench/render.py)."""
 
 from __future__ import annotations
 
+import html
 import itertools
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,7 +32,8 @@ def token_cuts(text: str) -> list[int]:
 
 MARKDOWN_WORDS = st.sampled_from(
     ["word", "**bold**", "*it*", "`code`", "~~del~~", "[link](https://x.org)", "[ref][r]", "![img](/i.png)",
-     "_u_", "**open", "`", "[", "](", "<b>", "&amp;", "|", "\\*", "a_b"]
+     "_u_", "**open", "`", "[", "](", "<b>", "&amp;", "|", "\\*", "a_b", "$x^2$", "$5", "$", "$$a$$", "\\(a<b\\)",
+     "\\(", "\\frac{1}{2}"]
 )  # fmt: skip
 INLINE = st.lists(MARKDOWN_WORDS, min_size=1, max_size=6).map(" ".join)
 ITEM_SEPARATOR = st.sampled_from(["\n", "\n", "\n\n"])
@@ -39,15 +42,22 @@ CODE_LINE = st.sampled_from(["x = 1", "    return x", "", "`not a fence`", "~~",
 
 @st.composite
 def long_list(draw: st.DrawFn) -> str:
-    """Many items (bullets or numbers, tight or loose), some with a nested item, a fence or a quote."""
+    """Many items (bullets, tasks or numbers, tight or loose), some with a nested item, a fence or a quote."""
     ordered = draw(st.booleans())
     items = []
     for n, text in enumerate(draw(st.lists(INLINE, min_size=2, max_size=12)), 1):
-        marker = f"{n}. " if ordered else "- "
-        pad = " " * len(marker)
+        marker = f"{n}. " if ordered else draw(st.sampled_from(["- ", "- ", "- [ ] ", "- [x] "]))
+        pad = " " * (len(f"{n}. ") if ordered else 2)
         extra = draw(
             st.sampled_from(
-                ["", "", f"\n{pad}- nested {n}", f"\n{pad}```sh\n{pad}echo {n}\n{pad}```", f"\n{pad}> quoted {n}"]
+                [
+                    "",
+                    "",
+                    f"\n{pad}- nested {n}",
+                    f"\n{pad}```sh\n{pad}echo {n}\n{pad}```",
+                    f"\n{pad}> quoted {n}",
+                    f"\n{pad}$$\n{pad}x_{n}\n{pad}$$",
+                ]
             )
         )
         items.append(marker + text + extra + draw(ITEM_SEPARATOR))
@@ -58,7 +68,20 @@ TABLE = st.tuples(st.lists(INLINE, min_size=1, max_size=3), st.integers(1, 12), 
     lambda t: "| " + " | ".join(t[0]) + " |\n" + "|" + "|".join([f"{t[2]}---"] * len(t[0])) + "|\n"
     + "".join(f"| r{n} | **{n}** |\n" for n in range(t[1]))
 )  # fmt: skip
-QUOTE = st.lists(INLINE, min_size=2, max_size=8).map(lambda paragraphs: "\n>\n".join("> " + p for p in paragraphs))
+TASKS = st.lists(st.tuples(st.sampled_from(" xX"), INLINE), min_size=1, max_size=4).map(
+    lambda items: "\n".join(f"- [{mark}] {text}" for mark, text in items)
+)
+FORMULA = st.sampled_from(["x^2", r"\frac{a}{b}", r"\sqrt{2} < 3", r"\text{<b>}", r"\frac{", "a $ b", ""])
+MATH = st.one_of(
+    st.tuples(st.sampled_from(["$$", "\\["]), st.lists(FORMULA, max_size=4), st.booleans()).map(
+        lambda m: m[0] + "\n" + "".join(f + "\n" for f in m[1]) + ({"$$": "$$", "\\[": "\\]"}[m[0]] if m[2] else "")
+    ),
+    FORMULA.map(lambda f: f"$${f}$$"),
+    st.tuples(INLINE, FORMULA).map(lambda t: f"{t[0]}\n$$\n{t[1]}\n$$\n{t[0]}"),
+)
+QUOTE = st.lists(st.one_of(INLINE, MATH), min_size=2, max_size=8).map(
+    lambda paragraphs: "\n>\n".join("> " + p.replace("\n", "\n> ") for p in paragraphs)
+)
 FENCE = st.tuples(st.sampled_from(["```", "~~~", "````"]), st.lists(CODE_LINE, max_size=20)).map(
     lambda f: f[0] + "py\n" + "".join(line + "\n" for line in f[1]) + f[0]
 )
@@ -68,12 +91,14 @@ BLOCK = st.one_of(
     INLINE.map(lambda s: s + "\n---"),
     st.lists(INLINE, min_size=1, max_size=3).map(lambda items: "\n".join("- " + i for i in items)),
     st.lists(INLINE, min_size=1, max_size=3).map(lambda items: "\n".join(f"{n}. {i}" for n, i in enumerate(items, 1))),
+    TASKS,
     st.lists(INLINE, min_size=1, max_size=3).map(lambda lines: "\n".join("> " + line for line in lines)),
     st.tuples(st.sampled_from(["", "python", "js"]), st.lists(INLINE, max_size=3)).map(
         lambda f: "```" + f[0] + "\n" + "\n".join(f[1]) + "\n```"
     ),
     st.tuples(INLINE, INLINE).map(lambda r: f"| {r[0]} | x |\n|---|---|\n| {r[1]} | y |"),
     st.just("[r]: https://ref.example"),
+    MATH,
     st.just("***"),
     st.just("```\nnever closed"),
     st.just("    indented code"),
@@ -144,7 +169,7 @@ def test_an_open_fence_grows_as_a_code_block_line_by_line() -> None:
     page = Page(PIPELINE.renderer())
     page.feed("```python\nx = 1\n")
     update = page.feed("y = 2\nz")
-    assert '<pre class="highlight"><code>x = 1\ny = 2\nz</code></pre>' in page.tail
+    assert 'aria-label="python code"><code>x = 1\ny = 2\nz</code></pre>' in page.tail
     # Appended as text, not rendered again: the new line, then the half-typed one.
     assert [(c.swap, c.html) for c in update.tail] == [("beforeend", "y = 2\n"), ("beforeend", "z")]
     final = page.finish()
@@ -158,6 +183,19 @@ def test_a_line_that_may_close_the_fence_waits_for_its_end() -> None:
     page.feed("`\nafter")
     assert "<p>after</p>" in page.tail and "code" not in page.tail
     assert "<code>code\n</code>" in page.body
+
+
+def test_an_open_display_formula_shows_its_source_until_it_closes() -> None:
+    page = Page(PIPELINE.renderer())
+    page.feed("$$\n\\frac{a")
+    assert page.tail == '<pre class="math-source"><code>$$\n\\frac{a</code></pre>'
+    page.feed("}{b}\n$")
+    assert "<math" not in page.tail  # (the half-typed "$" may still become the closing "$$")
+    page.feed("$")
+    assert page.tail.startswith('<div class="math-block" role="group" tabindex="0" aria-label="Formula"><math display')
+    assert "<mfrac>" in page.tail and page.body == ""
+    page.feed("\nAfter")
+    assert "<mfrac>" in page.body and page.tail == "<p>After</p>"
 
 
 def test_finished_list_items_stay_and_only_the_last_one_changes() -> None:
@@ -191,11 +229,59 @@ def test_plain_words_extend_the_tail_in_place() -> None:
     assert page.feed(" *emphasis").tail[0].swap == "innerHTML"  # markdown syntax: rendered again
 
 
+def tail_text(page: Page) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", "", page.tail))
+
+
+TABLE_TEXT = "| Name | Value |\n|:-----|------:|\n| alpha | 1 |\n| beta | 22 |\n| gamma | 333 |\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "indent"),
+    [
+        ("", ""),
+        ("Some intro\nthat goes on.\n", ""),
+        ("Intro\n\n", ""),
+        ("- an item\n\n  ", "  "),
+        ("> quoted\n> ", "> "),
+        ("".join(f"Long paragraph line {n} that keeps going.\n" for n in range(100)), ""),  # over the budget
+    ],
+)
+@pytest.mark.parametrize("cut", ["tokens", "characters"])
+def test_a_table_being_written_never_shows_raw_pipes(before: str, indent: str, cut: str) -> None:
+    text = before + TABLE_TEXT.replace("\n", "\n" + indent).rstrip(indent + " ") + "\nThe end."
+    page = Page(PIPELINE.renderer())
+    cuts = token_cuts(text) if cut == "tokens" else range(1, len(text) + 1)
+    start = 0
+    for end in cuts:
+        page.feed(text[start:end])
+        start = end
+        assert "|" not in tail_text(page), (text[:end], page.tail)
+    page.finish()
+    assert page.body == one_shot(text) and "<table>" in page.body
+
+
+def test_lines_with_pipes_that_are_no_table_show_once_the_next_line_tells() -> None:
+    page = Page(PIPELINE.renderer())
+    page.feed("Choose a | b\n")
+    assert page.tail == ""  # it may be a table's header
+    page.feed("|-")
+    assert page.tail == ""  # and this the beginning of its delimiter row
+    page.feed("\\")
+    # No delimiter row after all; the half-typed line has a pipe: it may be a header itself.
+    assert page.tail == "<p>Choose a | b</p>"
+    page.feed(" or c\n")
+    assert page.tail == "<p>Choose a | b</p>"
+    page.feed("then")
+    assert page.tail == "<p>Choose a | b\n|-\\ or c\nthen</p>"
+
+
 PROSE_WORDS = st.sampled_from(
     ["word", " ", "  ", "Words", ".", ",", "1", "2.", "(x)", '"q"', "'s", "é", "naïve", "—", "-", "=", "%",
      "a_b", "*", "**", "_", "`", "[", "]", "(", "#", ">", "|", "~", "&", ";", "\\", "\n", "\n\n", "- ", "1. ",
      "# ", "> ", "```", "    ", "\u00a0", "\t", "```py\n", "~~~\n", "<", "&", '"', "x = 1", "\x00", "`` ",
-     "  - ", "| a | b |\n|---|---|\n", "| "]
+     "  - ", "| a | b |\n|---|---|\n", "| ", "- [ ] ", "[x] ", "[", "]", "$", "$$", "$$\n", "\\(", "\\)", "\\[\n",
+     "x^2", "\\alpha"]
 )  # fmt: skip
 
 
@@ -231,5 +317,5 @@ def test_work_per_character_stays_flat_as_a_block_grows(shape: str) -> None:
     assert large_work <= 1.5 * small_work + 5, (small_work, large_work)
     assert large_tail <= 1.5 * small_tail + 5, (small_tail, large_tail)
     assert large_work < 200 and large_tail < 150
-    if shape not in ("nested list", "soft-wrapped paragraph", "one long line"):  # rendered whole, on a budget
+    if shape not in ("nested list", "soft-wrapped paragraph", "one long line", "lines with pipes"):  # on a budget
         assert largest_change < SMALL_CHANGE, largest_change

@@ -3,6 +3,8 @@ the same HTML (the incremental renderer's own tests are in test_incremental.py).
 
 from __future__ import annotations
 
+import time
+from html import escape
 from html.parser import HTMLParser
 
 import pytest
@@ -11,6 +13,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from components import make_environment
 from folyam.markdown import MarkdownPipeline
+from folyam.mathml import MAX_FORMULA_CHARS
 from tests.support.page import Page
 from tests.support.page import stream as stream_into_page
 
@@ -40,6 +43,10 @@ TRICKY = {
     "emphasis_across_lines": "some **bold\nstill bold** and *it\nalic*",
     "crlf_and_cr": "line one\r\nline two\rline three\r\n\r\n- item\r",
     "indented_code": "para\n\n    code block\n    more\n\nafter",
+    "math": "Inline $x^2$ and \\(a < b\\), but $5 and $10 stay prices.\n\n$$\n\\frac{a}{b}\n$$\n\n\\[\n"
+    "\\sqrt{2}\n\\]\nText with $$E=mc^2$$ inside.\n\n- $$\n  x_1\n  $$\n- $\\frac{1}{$\n\n> $$y$$",
+    "math_never_closed": "Before\n\n$$\n\\alpha +\n\\beta\n\nAfter\n$$\nstill open",
+    "task_list": "- [ ] todo\n- [x] done\n  - [ ] nested\n- [y] not a task\n\n1. [X] first\n2. [ ]\n\n> - [ ] quoted",
     "hostile": "<script>alert(1)</script>\n\n<img src=x onerror=alert(1)>\n\n[j](javascript:alert(1))\n\n"
     '![x](https://evil.example/p.png?leak=1)\n\n<div hx-get="/x" hx-trigger="load">d</div>',
 }
@@ -96,19 +103,24 @@ def test_hostile_markdown_renders_harmless(text: str) -> None:
     for tag, attributes in elements(html):
         assert tag in {"p", "a", "div", "span", "button", "pre", "code"}, html
         for name, value in attributes.items():
-            assert name in {"href", "class", "rel", "type", "title"}, html
+            assert name in {"href", "class", "rel", "type", "title", "role", "tabindex", "aria-label"}, html
             assert not (value or "").lower().startswith(("javascript:", "data:")), html
     assert "<hx-" not in html.lower()
 
 
 @pytest.mark.parametrize(
     "text",
-    ["[\u202egnp.exe](https://x.org)", "[a\u200bb\u2066c\u2069](https://x.org)", '[t](https://x.org "ti\u202etle")'],
+    [
+        "[\u202egnp.exe](https://x.org)",
+        "[a\u200bb\u2066c\u2069](https://x.org)",
+        '[t](https://x.org "ti\u202etle")',
+        "[$\\text{\u202egnp.exe}$](https://x.org) [\\(\\text{a\u200bb}\\)](https://x.org)",
+    ],
 )
 def test_link_text_cannot_hide_behind_bidirectional_or_invisible_characters(text: str) -> None:
     html = str(PIPELINE.render(text))
     assert not any(ch in html for ch in "\u202e\u200b\u2066\u2069"), html
-    assert "gnp.exe</a>" in html or "abc</a>" in html or 'title="title"' in html
+    assert "gnp.exe</a>" in html or "abc</a>" in html or 'title="title"' in html or "<mtext>gnp.exe</mtext>" in html
 
 
 def test_link_urls_show_such_characters_percent_encoded() -> None:
@@ -135,3 +147,138 @@ def test_the_pygments_stylesheet_is_current() -> None:
 def test_text_that_looks_like_an_attribute_keeps_its_tags() -> None:
     # Only attribute values have "<" and ">" escaped (for htmx's sake); this is text with a code span.
     assert PIPELINE.render('x="`y`"') == Markup('<p>x="<code>y</code>"</p>\n')
+
+
+def test_task_list_items_are_disabled_checkboxes_labelled_by_their_text() -> None:
+    html = PIPELINE.render("- [ ] to do\n- [x] done\n- [y] plain")
+    assert html == Markup(
+        '<ul>\n<li class="task-list-item"><label><input type="checkbox" disabled="disabled"> to do</label></li>\n'
+        '<li class="task-list-item"><label><input type="checkbox" disabled="disabled" checked="checked"> done</label>'
+        "</li>\n<li>[y] plain</li>\n</ul>\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<input type="text" value="x" name="q" autofocus onfocus="alert(1)">',
+        '<input type="checkbox" formaction="https://evil.example" form="f" style="position:fixed">',
+        '<input type="hidden" name="csrf_token" value="stolen">',
+        '<input type="image" src="https://evil.example/p.png">',
+        '<input type="submit" hx-post="/x" hx-trigger="load">',
+        '<input type="checkbox" disabled="no" checked="maybe" id="x" class="task-list-item-checkbox">',
+        "<input>",
+    ],
+)
+def test_any_input_leaves_the_sanitiser_as_a_disabled_checkbox(html: str) -> None:
+    assert PIPELINE.clean(html) == Markup('<input type="checkbox" disabled="disabled">')
+
+
+def test_math_becomes_mathml_and_prices_stay_text() -> None:
+    html = str(PIPELINE.render("It costs $5 and $10, or $x^2$ and \\(y\\)."))
+    assert html.startswith('<p>It costs $5 and $10, or <math display="inline"><mrow><msup><mi>x</mi><mn>2</mn>')
+    assert html.count("<math") == 2
+    assert PIPELINE.render("$$\n\\frac{1}{2}\n$$") == Markup(
+        '<div class="math-block" role="group" tabindex="0" aria-label="Formula"><math display="block"><mrow><mfrac>'
+        "<mrow><mn>1</mn></mrow><mrow><mn>2</mn></mrow></mfrac></mrow></math></div>\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "source"),
+    [
+        ("Broken $\\frac{1}{$ formula", "$\\frac{1}{$"),
+        ("$$\n\\begin{matrix}a\n$$", "$$\n\\begin{matrix}a\n$$"),
+        ("$$\nnever closed", "$$\nnever closed"),
+        ("$\\newcommand{\\a}{xx}\\a$", "$\\newcommand{\\a}{xx}\\a$"),
+        ("$" + "x^" * (MAX_FORMULA_CHARS // 2) + "2$", "$" + "x^" * (MAX_FORMULA_CHARS // 2) + "2$"),
+        ("$" + "{" * 2000 + "x" + "}" * 2000 + "$", "$" + "{" * 2000 + "x" + "}" * 2000 + "$"),
+    ],
+)
+def test_a_formula_that_cannot_be_converted_shows_as_its_source(text: str, source: str) -> None:
+    html = str(PIPELINE.render(text))
+    assert "<math" not in html
+    assert 'class="math-source">' in html and f"{escape(source, quote=False)}</code>" in html
+
+
+MATH_ATTACKS = [
+    "$\\href{javascript:alert(1)}{click}$",
+    "$\\href{https://evil.example/?leak=1}{x}$",
+    "$\\style{position:fixed;inset:0;background:red}{x}$",
+    "$\\class{codeblock__copy}{x}$",
+    "$\\color{white}{hidden} \\colorbox{red}{x} \\fcolorbox{red}{blue}{y}$",
+    "$\\text{<script>alert(1)</script>}$",
+    "$\\text{</mtext></math><img src=x onerror=alert(1)>}$",
+    '$\\text{<hx-partial hx-target="body" hx-swap="innerHTML">pwn</hx-partial>}$',
+    "$\\text{<a href=javascript:alert(1)>x</a>}$",
+    "$\\mathrm{<input type=text autofocus onfocus=alert(1)>}$",
+    "$\\unicode{x3C}script\\unicode{x3E}$",
+    "$\\hspace{99999em}\\rule{9999pt}{9999pt}\\kern{-9999em}x$",
+    "$\\html{<b>x</b>}\\url{javascript:1}\\includegraphics{https://evil.example/p.png}$",
+    "$$\n\\href{javascript:alert(1)}{x}\n$$",
+    "\\[\n\\style{color:red}{x} \\text{<style>body{display:none}</style>}\n\\]",
+    "$\\def\\a{\\a\\a}\\a$",
+]
+MATHML_ELEMENTS = {
+    "math", "menclose", "mfrac", "mi", "mn", "mo", "mover", "mpadded", "mphantom", "mroot", "mrow", "mspace",
+    "msqrt", "mstyle", "msub", "msubsup", "msup", "mtable", "mtd", "mtext", "mtr", "munder", "munderover",
+}  # fmt: skip
+# Presentation attributes that can neither fetch, run, link nor colour anything.
+MATHML_ATTRIBUTES = {
+    "display", "mathvariant", "stretchy", "fence", "form", "separator", "lspace", "rspace", "width", "height",
+    "depth", "voffset", "linebreak", "movablelimits", "accent", "largeop", "minsize", "maxsize",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", MATH_ATTACKS)
+def test_hostile_formulas_render_harmless(text: str) -> None:
+    html = str(PIPELINE.render(text))
+    assert "<hx-" not in html.lower()
+    for tag, attributes in elements(html):
+        assert tag in {"p", "div", "pre", "code"} | MATHML_ELEMENTS, html
+        for name, value in attributes.items():
+            assert name in {"class", "role", "tabindex", "aria-label"} | MATHML_ATTRIBUTES, html
+            assert not (value or "").lower().startswith(("javascript:", "data:", "http")), html
+            if name in ("width", "height", "depth"):
+                assert float((value or "0").rstrip("emxptu%")) < 100, html
+
+
+def test_math_text_is_text() -> None:
+    html = str(PIPELINE.render("$\\text{a < b & <b>c</b>}$"))
+    assert "<mtext>a&nbsp;&lt;&nbsp;b&nbsp;&amp;&nbsp;&lt;b&gt;c&lt;/b&gt;</mtext>" in html
+
+
+# Texts where a careless rule costs quadratic time (a search to the end of the text for each opener, or
+# back to the start for each item).
+LINEAR_SHAPES = {
+    "task list": "- [ ] item\n",
+    "inline math openers": "\\( x ",
+    "dollar openers": "$a ",
+    "display math in list items": "- $$\n",
+    "display math openers": "a\n\\[\n",
+    "lines with pipes": "a | b | c\n",
+}
+
+
+def cpu_seconds(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):  # the least of three: the machine is shared
+        start = time.process_time()
+        PIPELINE.render(text)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@pytest.mark.parametrize("shape", sorted(LINEAR_SHAPES))
+def test_hostile_shapes_render_in_linear_time(shape: str) -> None:
+    unit = LINEAR_SHAPES[shape]
+    small, large = cpu_seconds(unit * 1_000), cpu_seconds(unit * 4_000)
+    # Four times the text: about four times the time when linear, sixteen when quadratic.
+    assert large < 8 * small + 0.02, (small, large)
+
+
+def test_inline_math_openers_in_image_alt_texts_stay_linear() -> None:
+    # Each alt text is parsed on its own, between the openers of the text around it.
+    small = cpu_seconds("".join(f"\\( ![\\(a{n}](b) " for n in range(500)))
+    large = cpu_seconds("".join(f"\\( ![\\(a{n}](b) " for n in range(2_000)))
+    assert large < 8 * small + 0.02, (small, large)

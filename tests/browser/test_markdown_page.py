@@ -35,7 +35,7 @@ OBSERVE_MARKDOWN = """() => {
   return {
     done: document.querySelector(".answer .timing") !== null,
     text: content ? content.textContent : "",
-    bodyBlocks: body ? [...body.children].map((e) => e.localName) : [],
+    bodyBlocks: body ? [...body.children].map((e) => e.className || e.localName) : [],
     bodyHeading: body !== null && body.querySelector("h1") !== null,
     tailText: tail ? tail.textContent : "",
     tailCode: tail !== null && tail.querySelector("pre.highlight code") !== null,
@@ -211,7 +211,9 @@ def test_markdown_renders_progressively(
     assert len(observations) >= len(chunks), f"too few observations to watch the answer: {len(observations)}"
     # Finished blocks appeared in the body while the answer was still streaming.
     assert any(o["bodyHeading"] for o in observations), observations
-    assert any("table" in o["bodyBlocks"] and "div" not in o["bodyBlocks"] for o in observations), observations
+    assert any("table-scroll" in o["bodyBlocks"] and "codeblock" not in o["bodyBlocks"] for o in observations), (
+        observations
+    )
     # The open block was shown in the tail, its code unhighlighted until the block was finished.
     assert any("bo" in o["tailText"] for o in observations), observations
     assert any(o["tailCode"] for o in observations), observations
@@ -282,7 +284,7 @@ OBSERVE_TAIL = """() => {
   return {
     done: document.querySelector(".answer .timing") !== null,
     items: tail.querySelectorAll(":scope > ol > li").length,
-    rows: tail.querySelectorAll(":scope > table > tbody > tr").length,
+    rows: tail.querySelectorAll(":scope > .table-scroll > table > tbody > tr").length,
     code: (tail.querySelector("pre code") || {textContent: ""}).textContent.length,
     quoted: tail.querySelectorAll(":scope > blockquote > p").length,
   };

@@ -73,10 +73,10 @@ def test_demo_answer_streams_into_the_page(page: Page, page_events: PageEvents, 
     # Finished blocks are only ever appended.
     assert bodies == sorted(bodies), f"the body shrank while streaming: {bodies}"
     assert any(0 < n < final_length for n in bodies), f"no block was finished before the end: {bodies}"
-    # The text may shrink once: the table's header line shows as a paragraph, pipes and all, until its
-    # delimiter row makes it a table. Each swap is atomic, so no other step can go backwards.
+    # The text never shrinks: a table's header line waits for its delimiter row instead of showing as a
+    # paragraph, pipes and all, first. Each swap is atomic, so no step goes backwards.
     drops = [(a, b) for a, b in pairwise(contents) if b < a]
-    assert len(drops) <= 1, f"the answer text shrank more than once: {contents}"
+    assert drops == [], f"the answer text shrank: {contents}"
 
     timing = page.locator(".answer .timing")
     expect(timing).to_be_visible()

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from html.parser import HTMLParser
 
 import httpx
 import pytest
@@ -396,3 +397,77 @@ def test_link_text_loses_bidi_and_invisible_controls_in_the_stream(
     assert "\u202e" not in html and "\u200b" not in html
     assert ">gnp.exe</a>" in html and 'href="https://x.org/%E2%80%AEgnp.exe"' in html
     assert ">ab</a>" in html
+
+
+# -- Math and task lists: what the sanitiser lets through, and what converting costs --------------------
+
+MATH_AND_TASKS = (
+    "- [x] done <input type=text autofocus onfocus=alert(1)>\n- [ ] <input type=checkbox>\n\n"
+    "Inline $\\href{javascript:alert(1)}{click}$ and $\\text{</mtext></math><img src=x onerror=alert(1)>}$.\n\n"
+    "$$\n\\style{position:fixed;inset:0}{x} \\class{codeblock__copy}{y} \\color{white}{z} \\hspace{9999em}\n$$\n\n"
+    '\\[\n\\text{<hx-partial hx-target="body" hx-swap="innerHTML">pwn</hx-partial>}\n\\]\n\nThe end.'
+)
+ALLOWED_ATTRIBUTES = {
+    "class", "role", "tabindex", "aria-label", "type", "disabled", "checked", "display", "mathvariant",
+    "stretchy", "fence", "form", "separator", "lspace", "rspace", "width", "height", "depth", "linebreak",
+}  # fmt: skip
+
+
+class _StartTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def start_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _StartTags()
+    parser.feed(html)
+    return parser.tags
+
+
+def test_hostile_math_and_task_lists_stream_harmless(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(chunks=one_token_per_chunk(MATH_AND_TASKS)))
+    _, frames = read_events(client, ask(client, openai_server, "q"))
+    for frame in frames:  # the live tail's states too, not only the finished body
+        for tag, attributes in start_tags(frame.data):
+            if tag == "hx-partial":
+                assert set(attributes) == {"hx-target", "hx-swap"}
+                assert (attributes["hx-target"] or "").startswith("#answer-"), frame.data
+                continue
+            assert tag not in {"a", "img", "script", "style", "svg", "iframe", "form", "button"}, frame.data
+            assert set(attributes) <= ALLOWED_ATTRIBUTES, frame.data
+            if tag == "input":
+                assert attributes.items() >= {"type": "checkbox", "disabled": "disabled"}.items(), frame.data
+    html = answer_html(frames)
+    assert html == str(PIPELINE.render(MATH_AND_TASKS))
+    assert html.count("<math") == 4 and html.count("<input") == 2
+    assert "&lt;input type=text autofocus onfocus=alert(1)&gt;" in html  # raw HTML is text
+
+
+def test_formulas_that_are_hard_to_convert_cost_bounded_time(
+    client: httpx.Client, fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream
+) -> None:
+    """Deep nesting, long repetitions, macros and huge formulas, each different (no cache helps): the
+    answer streams and another client is still answered within the liveness bound."""
+
+    def formulas(n: int) -> list[str]:
+        return [
+            f"$${'{' * 1500}x{n}{'}' * 1500}$$",  # deeper than latex2mathml's recursion allows
+            "$$" + f"x^{n % 10}" * 1300 + "$$",  # a long formula, close to the bound
+            f"$$\\def\\a{{\\a\\a}}\\a{n}$$",  # a macro that would expand without end
+            "$$" + f"\\frac{{{n}}}{{2}}" * 2000 + "$$",  # longer than the bound: shown as source
+        ]
+
+    text = "\n\n".join(formula for n in range(12) for formula in formulas(n)) + "\n\nThe end."
+    settings = openai_settings(LONG_ANSWERS, fake_upstream[1])
+    upstream.script(Script(chunks=one_token_per_chunk(text)))
+    with serve(create_app(settings)) as server, another_client(server):
+        _, frames = read_events(client, ask(client, server, "hard formulas please"))
+    html = answer_html(frames)
+    assert html == str(PIPELINE.render(text))
+    assert html.count('class="math-source"') == 36 and html.count("<math") == 12

@@ -24,6 +24,9 @@ def shapes(n: int) -> dict[str, str]:
         "nested list": "- top\n" + _repeat("  - sub {i} *item*\n", n) + "\nafter\n",
         "soft-wrapped paragraph": _repeat("line {i} of one *long* paragraph\n", n) + "\nafter\n",
         "one long line": _repeat("word {i} *em* and `c{i}`; ", n) + "\n\nafter\n",
+        "task list": _repeat("- [ ] task {i} with *some* words\n- [x] done {i}\n", (n + 1) // 2) + "\nafter\n",
+        "math": _repeat("Step {i}: $x_{i}^2 + y$ and \\(a_{n}\\).\n\n$$\n\\frac{{{i}}}{{{n}}}\n$$\n\n", n),
+        "lines with pipes": _repeat("cell {i} | more {i} | x\n", n) + "\nafter\n",
     }
 
 
