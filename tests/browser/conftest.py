@@ -24,6 +24,7 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.servers import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
+AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe-core-4.14.1" / "axe.min.js"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -186,6 +187,23 @@ def hit_recorder() -> Iterator[tuple[HitRecorder, str]]:
     recorder = HitRecorder()
     with serve(recorder, lifespan="off") as url:
         yield recorder, url
+
+
+def run_axe(page: Page, state: str, context: str = "document") -> None:
+    """axe-core (from the npm registry, checked and cached by ./scripts/test: scripts/fetch_axe.py) on the
+    page as it is, or on the elements `context` selects: no violations."""
+    if not AXE.is_file():
+        pytest.fail(
+            f"axe-core is missing at {AXE}: run `python scripts/fetch_axe.py` (./scripts/test does)", pytrace=False
+        )
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text())  # evaluated by the driver: the page's CSP does not apply to it
+    script = "async (context) => (await axe.run(context === 'document' ? document : context)).violations"
+    found = [
+        f"{v['id']} ({v['impact']}): {v['help']} — " + "; ".join(node["html"][:160] for node in v["nodes"][:3])
+        for v in page.evaluate(script, context)
+    ]
+    assert found == [], f"axe violations in state {state!r}:\n" + "\n".join(found)
 
 
 def open_chat(page: Page, base_url: str) -> None:

@@ -8,21 +8,27 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from folyam.providers.demo import demo_answer
-from tests.browser.conftest import ANSWER_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, PACED_SETTINGS, PageEvents, ask, open_chat
+from tests.browser.conftest import (
+    ANSWER_TIMEOUT_MS,
+    DEFAULT_TIMEOUT_MS,
+    PACED_SETTINGS,
+    PageEvents,
+    ask,
+    open_chat,
+    run_axe,
+)
 from tests.conftest import TEST_SETTINGS, openai_settings
 from tests.support.fake_upstream import FakeUpstream, ModelList, Script
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe-core-4.14.1" / "axe.min.js"
 PHONE = {"width": 390, "height": 844}
 # A long answer at a quick pace: it overflows the viewport while it streams for about 3 s.
 FOLLOW_SETTINGS = dataclasses.replace(PACED_SETTINGS, demo_tokens_per_second=120)
@@ -60,22 +66,6 @@ def new_context(browser: Browser) -> Iterator[Any]:
     yield make
     for context in contexts:
         context.close()
-
-
-def run_axe(page: Page, state: str) -> None:
-    """axe-core (from the npm registry, cached by ./scripts/test) on the page as it is: no violations."""
-    if not AXE.is_file():
-        pytest.fail(
-            f"axe-core is missing at {AXE}: run `python scripts/fetch_axe.py` (./scripts/test does)", pytrace=False
-        )
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE.read_text())  # evaluated by the driver: the page's CSP does not apply to it
-    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
-    found = [
-        f"{v['id']} ({v['impact']}): {v['help']} — " + "; ".join(n["html"][:160] for n in v["nodes"][:3])
-        for v in result
-    ]
-    assert found == [], f"axe violations in state {state!r}:\n" + "\n".join(found)
 
 
 def wait_for_answer(page: Page, nth: int = 0) -> None:
@@ -353,9 +343,11 @@ def test_phone_layout(new_context: Any, ui_server: str) -> None:
     expect(drawer).to_be_hidden()
 
 
-# Every visible control outside running text (answers' links aside) as at least 44 by 44 px.
+# Every visible control at least 44 by 44 px: the page's and the answers' buttons (links inside running
+# text, and the answers' table and code boxes, aside).
 TAP_TARGETS = """() => [...document.querySelectorAll('button, a, select, summary, input:not([type=hidden]), textarea')]
-  .filter((el) => !el.closest('.answer__content, .visually-hidden') && !el.classList.contains('skip-link'))
+  .filter((el) => !(el.closest('.answer__content') && el.tagName === 'A'))
+  .filter((el) => !el.closest('.visually-hidden') && !el.classList.contains('skip-link'))
   .filter((el) => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
     return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && r.right > 0 && r.left < innerWidth; })
   .map((el) => { const r = el.getBoundingClientRect();
