@@ -196,7 +196,7 @@ def test_regenerate_replaces_the_answer_and_what_followed(
 def test_edit_asks_the_edited_question_in_place(
     openai_server: str, upstream: FakeUpstream, client: httpx.Client
 ) -> None:
-    upstream.script(Script(chunks=["a1"]), Script(chunks=["a2"]), Script(chunks=["edited answer"]))
+    upstream.script(Script(chunks=["first reply"]), Script(chunks=["second reply"]), Script(chunks=["edited answer"]))
     _finish(ask(client, openai_server, "q1"), client)
     path = re.search(r'class="conversation__link" href="(/chat/[^"]+)"', client.get(openai_server + "/").text).group(1)
     _finish(ask(client, openai_server, "q2", path), client)
@@ -210,9 +210,9 @@ def test_edit_asks_the_edited_question_in_place(
     assert response.status_code == 200
     _finish(openai_server + re.search(r'hx-sse:connect="([^"]+)"', response.text).group(1), client)
     page = client.get(openai_server + path).text
-    assert "q2, edited" in page and "edited answer" in page and ">q2<" not in page and "a2" not in page
+    assert "q2, edited" in page and "edited answer" in page and ">q2<" not in page and "second reply" not in page
     sent = upstream.requests[-1].body["messages"]
-    assert [m["content"] for m in sent if m["role"] != "system"] == ["q1", "a1", "q2, edited"]
+    assert [m["content"] for m in sent if m["role"] != "system"] == ["q1", "first reply", "q2, edited"]
 
 
 def test_without_javascript_a_question_lands_on_the_conversations_url(demo_server: str) -> None:
@@ -235,7 +235,7 @@ def test_theme_is_remembered_and_rendered_by_the_server(demo_server: str) -> Non
     with httpx.Client(timeout=10) as plain:
         page = plain.get(demo_server + "/")
         assert "data-theme" not in page.text.split("<head>")[0]
-        fields = form_fields(page.text, '<form class="theme-switch"')
+        fields = form_fields(page.text, '<form id="theme-switch"')
         chosen = plain.post(demo_server + fields.pop("action"), data={**fields, "theme": "dark"})
         assert chosen.status_code == 303 and chosen.headers["location"] == "/"
         assert "Max-Age=" in chosen.headers["set-cookie"] and "SameSite=Lax" in chosen.headers["set-cookie"]
