@@ -68,7 +68,6 @@ def retained(root: Path, text_pieces: list[str]) -> tuple[int, int]:
     """(bytes of text, bytes the event log keeps once the answer is finished), every token its own event."""
     from components import make_environment
     from folyam.event_log import MemoryEventLog
-    from folyam.generations import Generations
     from folyam.markdown import MarkdownPipeline
     from folyam.providers import TextDelta
     from folyam.settings import Settings
@@ -86,20 +85,27 @@ def retained(root: Path, text_pieces: list[str]) -> tuple[int, int]:
             return None
 
     async def run() -> int:
+        from folyam.fragments import AnswerFragments, Endings
+        from folyam.generations import Generation
+        from folyam.runner import GenerationRun
+
         env = make_environment()
         log = MemoryEventLog()
         settings = Settings(flush_interval=0.0, max_output_tokens=1_000_000)
-        renderer = MarkdownPipeline(env).renderer
-        generations = Generations(
-            provider=Scripted(), event_log=log, env=env, settings=settings, renderer_factory=renderer
+        pipeline = MarkdownPipeline(env)
+        generation = Generation(
+            id="bench-generation",
+            session_id="s",
+            conversation_id="c",
+            query="q",
+            slots={},
+            renderer=pipeline.renderer(),
         )
-        generation, _ = generations.start("s", "c", "r", "q")
-        assert generation.task is not None
-        await generation.task
-        if hasattr(log, "retained"):
-            return int(log.retained(generation.id).bytes)
-        stream = log._streams[generation.id]  # an older log, before compaction
-        return sum(len(event.frame) for event in stream.events)
+        log.open(generation.id)
+        fragments = AnswerFragments(Endings(env, lambda session_id: "token"), generation.id)
+        run = GenerationRun(generation, log, fragments, settings, generation.renderer)
+        await run.execute(Scripted().stream([], max_tokens=0), model="bench")
+        return int((await log.retained(generation.id)).bytes)
 
     return len("".join(text_pieces).encode()), asyncio.run(run())
 
