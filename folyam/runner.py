@@ -96,7 +96,7 @@ class GenerationRun:
                 async for piece in pieces:
                     if isinstance(piece, TextDelta):
                         self._on_text(piece.text)
-                    else:
+                    elif isinstance(piece, Usage):
                         self._usage = piece
             status = "finished"
         except ProviderError as exc:

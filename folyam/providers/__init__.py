@@ -8,13 +8,17 @@ from typing import Literal, Protocol, TypedDict
 
 __all__ = [
     "ChatMessage",
+    "Finished",
     "Provider",
     "ProviderError",
+    "ReasoningDelta",
+    "RefusalDelta",
     "StreamPiece",
     "TextDelta",
     "UpstreamAuthFailed",
     "UpstreamBroken",
     "UpstreamDropped",
+    "UpstreamEndedEarly",
     "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamTimedOut",
@@ -35,13 +39,36 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """Text of the model's thinking (`reasoning_content`, `reasoning`, `<think>…</think>`, a thinking part):
+    shown apart from the answer, never part of it or of the history."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    """Text of a refusal (`delta.refusal`): shown as the answer, styled as a refusal."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
 
 
-StreamPiece = TextDelta | Usage
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The upstream said why the answer ended (`finish_reason`): "stop", "length", "content_filter",
+    "tool_calls", or another server's word. Yielded once, when the reason arrives."""
+
+    reason: str
+
+
+StreamPiece = TextDelta | ReasoningDelta | RefusalDelta | Usage | Finished
 
 
 class Provider(Protocol):
@@ -130,3 +157,10 @@ class UpstreamDropped(UpstreamBroken):
     """Raised when the upstream connection drops in the middle of the stream."""
 
     transient = True
+
+
+class UpstreamEndedEarly(UpstreamBroken):
+    """Raised when the stream ends cleanly (EOF) with neither a `finish_reason` nor `[DONE]`: the model
+    server stopped before the answer was complete. What arrived is kept."""
+
+    title = "The model server ended the answer early"
