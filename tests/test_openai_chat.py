@@ -6,6 +6,7 @@ import pytest
 
 from folyam.providers import (
     ChatMessage,
+    Finished,
     TextDelta,
     UpstreamAuthFailed,
     UpstreamBroken,
@@ -14,7 +15,8 @@ from folyam.providers import (
     UpstreamUnreachable,
     Usage,
 )
-from folyam.providers.openai_chat import OpenAIChatProvider, _pieces
+from folyam.providers._chunks import ChunkReader
+from folyam.providers.openai_chat import OpenAIChatProvider
 from folyam.redaction import Redactor
 from tests.support.fake_upstream import FakeUpstream, ModelList, Script
 from tests.support.servers import free_port
@@ -32,10 +34,14 @@ async def test_streams_text_deltas_then_usage(provider: OpenAIChatProvider, upst
     upstream.script(Script(chunks=["a", "b"]))
     pieces = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=7)]
     await provider.aclose()
-    assert pieces == [TextDelta("a"), TextDelta("b"), Usage(11, 2, 13)]
+    assert pieces == [TextDelta("a"), TextDelta("b"), Finished("stop"), Usage(11, 2, 13)]
     assert upstream.requests[0].body["max_tokens"] == 7
     # Without a key (Ollama, llama.cpp) the SDK still needs one; a placeholder is sent.
     assert upstream.requests[0].headers["authorization"] == "Bearer not-needed"
+
+
+def _pieces(payload: str, redact: Redactor) -> list[object]:
+    return list(ChunkReader(redact).read(payload.encode()))
 
 
 def test_chunk_decoding_reads_only_what_it_needs() -> None:

@@ -1,14 +1,15 @@
 """OpenAI-compatible chat completions, streamed through the openai SDK's raw response.
 
 The SDK still does auth, retries and error mapping; we skip its per-chunk pydantic parsing (most of a
-naive relay's CPU) and decode each `data:` line with msgspec into the few fields we read.
+naive relay's CPU): the body's bytes are split into events by `_sse` and each event's data is decoded
+with msgspec by `_chunks`, which knows the servers' dialects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx2
@@ -17,12 +18,13 @@ import openai
 
 from folyam.providers import (
     ChatMessage,
+    Finished,
     ProviderError,
     StreamPiece,
-    TextDelta,
     UpstreamAuthFailed,
     UpstreamBroken,
     UpstreamDropped,
+    UpstreamEndedEarly,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimedOut,
@@ -30,6 +32,8 @@ from folyam.providers import (
     UpstreamUnreachable,
     Usage,
 )
+from folyam.providers._chunks import ChunkReader, error_message
+from folyam.providers._sse import ERROR, Event, EventStreamDecoder
 from folyam.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -42,33 +46,6 @@ _PLACEHOLDER_KEY = "not-needed"
 _MAX_RETRY_DELAY = 20.0
 _YIELD_EVERY = 32
 _MAX_MODELS_BYTES = 1_048_576
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    delta: _Delta | None = None
-
-
-class _Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class _Error(msgspec.Struct):
-    message: str = ""
-
-
-class _Chunk(msgspec.Struct):
-    choices: list[_Choice] = msgspec.field(default_factory=list)
-    usage: _Usage | None = None
-    error: _Error | str | None = None
-
-
-_decode_chunk = msgspec.json.Decoder(_Chunk).decode
 
 
 class _ModelList(msgspec.Struct):
@@ -131,13 +108,13 @@ class OpenAIChatProvider:
     async def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
     ) -> AsyncGenerator[StreamPiece]:
-        """The answer's pieces. A transient failure before the first text is retried with exponential
+        """The answer's pieces. A transient failure before the first text (or reasoning) is retried with exponential
         backoff (honouring Retry-After) up to `max_retries` times; after it, the failure is final."""
         for attempt in range(self._retries + 1):
             answered = False
             try:
                 async for piece in self._attempt(messages, max_tokens, model or self._model):
-                    answered = answered or isinstance(piece, TextDelta)
+                    answered = answered or not isinstance(piece, Usage | Finished)
                     yield piece
                 return
             except ProviderError as exc:
@@ -157,20 +134,28 @@ class OpenAIChatProvider:
         )
         try:
             async with request as response:
-                lines = 0
-                async for line in response.iter_lines():
-                    lines += 1
-                    if lines % _YIELD_EVERY == 0:
-                        # Lines already buffered are read without a real await: give the other
+                reader = ChunkReader(self._redact)
+                events = 0
+                async for kind, data in _events(response.iter_bytes()):
+                    events += 1
+                    if events % _YIELD_EVERY == 0:
+                        # Events already buffered are read without a real await: give the other
                         # answers (and this one's flush timer) a turn.
                         await asyncio.sleep(0)
-                    if not line.startswith("data:"):
-                        continue  # blank separators, comments, `event:` lines
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
+                    if kind == ERROR:
+                        raise reader.error_event(data)
+                    if data == b"[DONE]":
+                        for piece in reader.close():
+                            yield piece
                         return
-                    for piece in _pieces(payload, self._redact):
+                    for piece in reader.read(data):
                         yield piece
+                for piece in reader.close():
+                    yield piece
+                if not reader.finished:
+                    raise UpstreamEndedEarly(
+                        "The model server ended the answer early.", detail="EOF without a finish_reason or [DONE]"
+                    )
         except openai.APIStatusError as exc:
             raise _status_error(exc, self._redact) from exc
         except openai.APITimeoutError as exc:
@@ -191,26 +176,13 @@ class OpenAIChatProvider:
         return self._redact(f"{self._client.base_url} — {reason}")
 
 
-def _pieces(payload: str, redact: Redactor) -> list[StreamPiece]:
-    try:
-        chunk = _decode_chunk(payload)
-    except msgspec.DecodeError as exc:
-        raise UpstreamBroken("The model server sent a malformed chunk.", detail=f"{exc}: {payload[:200]!r}") from exc
-    if chunk.error is not None:
-        # The server's own words, which may echo our request: redacted and trimmed.
-        message = chunk.error if isinstance(chunk.error, str) else chunk.error.message
-        raise UpstreamBroken(
-            f"The model server reported an error: {redact.for_people(message) or 'no details'}", detail=redact(message)
-        )
-    pieces: list[StreamPiece] = [
-        TextDelta(choice.delta.content)
-        for choice in chunk.choices[:1]
-        if choice.delta is not None and choice.delta.content
-    ]
-    if chunk.usage is not None:
-        usage = chunk.usage
-        pieces.append(Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
-    return pieces
+async def _events(body: AsyncIterator[bytes]) -> AsyncGenerator[Event]:
+    decoder = EventStreamDecoder()
+    async for chunk in body:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.close():
+        yield event
 
 
 def _model_ids(body: bytes, redact: Redactor) -> list[str]:
@@ -225,7 +197,9 @@ def _model_ids(body: bytes, redact: Redactor) -> list[str]:
 
 def _status_error(exc: openai.APIStatusError, redact: Redactor) -> ProviderError:
     status = exc.status_code
-    detail = redact(f"HTTP {status}: {exc.message}")
+    # The server's words from its body (JSON with a message, or plain text); the SDK's own text otherwise.
+    words = error_message(exc.body) if exc.body else exc.message
+    detail = redact(f"HTTP {status}: {words}")
     if status in (401, 403):
         return UpstreamAuthFailed(
             f"The model server answered HTTP {status}: check OPENAI_API_KEY and the account's access.", detail=detail
@@ -239,9 +213,11 @@ def _status_error(exc: openai.APIStatusError, redact: Redactor) -> ProviderError
         )
     if status >= 500:
         return UpstreamUnavailable(
-            f"The model server answered HTTP {status}. Try again in a moment.", retry_after=retry_after, detail=detail
+            f"The model server answered HTTP {status} ({redact.for_people(words, 160)}). Try again in a moment.",
+            retry_after=retry_after,
+            detail=detail,
         )
-    return UpstreamRejected(f"The model server answered HTTP {status}: {redact.for_people(exc.message)}", detail=detail)
+    return UpstreamRejected(f"The model server answered HTTP {status}: {redact.for_people(words)}", detail=detail)
 
 
 def _retry_after(value: str | None) -> float | None:
