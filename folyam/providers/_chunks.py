@@ -51,6 +51,9 @@ class _Usage(msgspec.Struct):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    # mlx-vlm's spelling.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 class _XGroq(msgspec.Struct):
@@ -119,7 +122,8 @@ class ChunkReader:
                 pieces.append(Finished(choice.finish_reason))
         usage = chunk.usage or (chunk.x_groq.usage if chunk.x_groq is not None else None)
         if usage is not None:
-            prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
+            prompt = usage.prompt_tokens or usage.input_tokens or 0
+            completion = usage.completion_tokens or usage.output_tokens or 0
             total = usage.total_tokens if usage.total_tokens is not None else prompt + completion
             pieces.append(Usage(prompt, completion, total))
         return pieces

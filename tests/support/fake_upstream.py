@@ -44,6 +44,13 @@ class Script:
     retry_after: str | None = None
     # Error messages ("status", "error_event") quote the request's headers back, as some servers do.
     echo_headers: bool = False
+    # Replay these bytes as the whole response body, as a recorded server sent them (every other field
+    # but `raw_status`, `content_type` and `write_size` is then ignored).
+    raw: bytes | None = None
+    raw_status: int = 200
+    content_type: str = "text/event-stream"
+    # Send `raw` in writes of this many bytes (None: one write), to cut lines and events apart.
+    write_size: int | None = None
 
 
 DEFAULT_MODELS = ["fake-model", "fake-model-large"]
@@ -142,6 +149,9 @@ class FakeUpstream:
         script = self._next_script()
         model = record.body.get("model", "fake-model")
         echo = f" (request headers: {json.dumps(record.headers)})" if script.echo_headers else ""
+        if script.raw is not None:
+            await _replay(script, send)
+            return
         if script.fault == "status":
             headers = [(b"retry-after", script.retry_after.encode())] if script.retry_after else []
             await _json(send, script.status, _error_body(script.status, echo), headers)
@@ -205,6 +215,18 @@ class FakeUpstream:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         await disconnected  # stall
+
+
+async def _replay(script: Script, send: Any) -> None:
+    raw = script.raw or b""
+    headers = [(b"content-type", script.content_type.encode()), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": script.raw_status, "headers": headers})
+    size = script.write_size or len(raw) or 1
+    for start in range(0, len(raw), size):
+        await send({"type": "http.response.body", "body": raw[start : start + size], "more_body": True})
+        if script.write_size:
+            await asyncio.sleep(0)  # let each write go out on its own
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _watch_disconnect(receive: Any, record: RecordedRequest) -> None:

@@ -1,0 +1,144 @@
+"""Every recorded stream shape, replayed byte for byte by the fake upstream and read by the provider over
+real HTTP: the answer, reasoning, refusal, finish reason, usage and error each shape must give."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from folyam.providers import (
+    Finished,
+    ProviderError,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamPiece,
+    TextDelta,
+    UpstreamBroken,
+    Usage,
+)
+from folyam.providers._chunks import ChunkReader
+from folyam.providers._sse import EventStreamDecoder
+from folyam.providers.openai_chat import OpenAIChatProvider
+from folyam.redaction import Redactor
+from tests.support.corpus import STREAMS, Expected, Shape, shapes
+from tests.support.fake_upstream import FakeUpstream
+
+SHAPES = shapes()
+
+
+@pytest.fixture
+async def provider(fake_upstream: tuple[FakeUpstream, str]) -> OpenAIChatProvider:
+    _, url = fake_upstream
+    return OpenAIChatProvider(model="m", base_url=url, api_key=None, timeout=5, max_retries=0)
+
+
+def test_every_shape_names_its_source() -> None:
+    assert len(SHAPES) >= 30
+    assert sorted(p.stem for p in STREAMS.glob("*.toml")) == [shape.name for shape in SHAPES]
+    for shape in SHAPES:
+        assert shape.source.strip(), shape.name
+
+
+@pytest.mark.parametrize("write_size", [None, 7], ids=["whole", "7-byte writes"])
+@pytest.mark.parametrize("shape", SHAPES, ids=[shape.name for shape in SHAPES])
+async def test_each_shape_reads_as_the_server_meant(
+    provider: OpenAIChatProvider, upstream: FakeUpstream, shape: Shape, write_size: int | None
+) -> None:
+    upstream.script(shape.script(write_size))
+    pieces: list[StreamPiece] = []
+    error: ProviderError | None = None
+    try:
+        async for piece in provider.stream([{"role": "user", "content": "q"}], max_tokens=50):
+            pieces.append(piece)
+    except ProviderError as exc:
+        error = exc
+    finally:
+        await provider.aclose()
+    assert _summary(pieces, error, shape.expect.message) == shape.expect
+    assert shape.expect.message in str(error or "")
+
+
+def _summary(pieces: list[StreamPiece], error: ProviderError | None, message: str) -> Expected:
+    """What arrived, in the corpus's terms (the error message is checked by containment)."""
+    finishes = [p.reason for p in pieces if isinstance(p, Finished)]
+    assert len(finishes) <= 1, "Finished is yielded once"
+    usages = [p for p in pieces if isinstance(p, Usage)]
+    last = usages[-1] if usages else None
+    return Expected(
+        text="".join(p.text for p in pieces if isinstance(p, TextDelta)),
+        reasoning="".join(p.text for p in pieces if isinstance(p, ReasoningDelta)),
+        refusal="".join(p.text for p in pieces if isinstance(p, RefusalDelta)),
+        finish=finishes[0] if finishes else None,
+        usage=(last.prompt_tokens, last.completion_tokens, last.total_tokens) if last else None,
+        error=type(error).__name__ if error else None,
+        message=message,
+    )
+
+
+def _events(chunks: list[bytes]) -> list[tuple[bytes, bytes]]:
+    decoder = EventStreamDecoder()
+    events = [event for chunk in chunks for event in decoder.feed(chunk)]
+    return events + decoder.close()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[shape.name for shape in SHAPES])
+def test_any_cut_of_a_shape_frames_the_same_events(shape: Shape) -> None:
+    body = shape.body
+    whole = _events([body])
+    assert whole or shape.status != 200
+    for cut in range(1, len(body)):
+        assert _events([body[:cut], body[cut:]]) == whole, cut
+    assert _events([body[i : i + 1] for i in range(len(body))]) == whole
+
+
+def test_framing_follows_the_event_stream_rules() -> None:
+    assert _events([b"data: a\ndata:b\ndata\n\n"]) == [(b"", b"a\nb\n")]
+    assert _events([b": comment\r\nid: 7\r\nretry: 10\r\nevent: error\r\ndata:  two spaces\r\n\r\n"]) == [
+        (b"error", b" two spaces")
+    ]
+    assert _events([b"\xef\xbb", b"\xbfdata: x\r", b"\ndata: y\r\r"]) == [(b"", b"x\ny")]
+    assert _events([b"event: a\n\ndata: b\n\n"]) == [(b"", b"b")]  # an event without data is not dispatched
+    assert _events([b'\n\n{"error":\n', b' "boom"}']) == [(b"", b'{"error":\n "boom"}')]
+
+
+def test_an_oversized_event_is_a_clear_error() -> None:
+    decoder = EventStreamDecoder(max_event_bytes=1000)
+    decoder.feed(b"data: " + b"x" * 500 + b"\n")
+    with pytest.raises(UpstreamBroken, match="oversized chunk"):
+        decoder.feed(b"data: " + b"x" * 600 + b"\n")
+    with pytest.raises(UpstreamBroken, match="oversized chunk"):
+        EventStreamDecoder(max_event_bytes=1000).feed(b"data: " + b"x" * 2000)  # no line end yet
+
+
+def _split(contents: list[str]) -> tuple[str, str]:
+    reader = ChunkReader(Redactor())
+    pieces: list[StreamPiece] = []
+    for content in contents:
+        pieces += reader.read(b'{"choices":[{"delta":{"content":%s}}]}' % _json(content))
+    pieces += reader.close()
+    text = "".join(p.text for p in pieces if isinstance(p, TextDelta))
+    reasoning = "".join(p.text for p in pieces if isinstance(p, ReasoningDelta))
+    return text, reasoning
+
+
+def _json(text: str) -> bytes:
+    return json.dumps(text).encode()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=60), max_size=8))
+def test_think_tags_split_anywhere_read_the_same(cuts: list[int]) -> None:
+    whole = "  <think>\nweigh </thi the options</think>\n\nThe answer: <think> is text here."
+    points = sorted({0, len(whole), *(c % (len(whole) + 1) for c in cuts)})
+    parts = [whole[a:b] for a, b in itertools.pairwise(points) if whole[a:b]]
+    assert _split(parts) == ("The answer: <think> is text here.", "weigh </thi the options")
+
+
+def test_think_tags_only_count_at_the_start() -> None:
+    assert _split(["Hello <think>x</think>"]) == ("Hello <think>x</think>", "")
+    assert _split(["<thi"]) == ("<thi", "")  # never completed: it was the answer
+    assert _split(["<think>", "unfinished"]) == ("", "unfinished")
+    assert _split(["\n\n", "Answer"]) == ("\n\nAnswer", "")
