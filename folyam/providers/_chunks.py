@@ -247,8 +247,7 @@ class _ThinkSplitter:
 
 
 def _tag_prefix_at_end(text: str) -> int:
-    """The length of the longest end of `text` that could begin `</think>`."""
-    for size in range(min(len(_CLOSE) - 1, len(text)), 0, -1):
-        if _CLOSE.startswith(text[-size:]):
-            return size
-    return 0
+    """The length of the longest end of `text` that could begin `</think>`: one that starts at the last
+    `<` of the last few characters (the tag holds only one `<`)."""
+    start = text.rfind("<", max(0, len(text) - len(_CLOSE) + 1))
+    return len(text) - start if start >= 0 and _CLOSE.startswith(text[start:]) else 0
