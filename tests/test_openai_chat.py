@@ -122,3 +122,37 @@ async def test_an_unreachable_server_lists_no_models() -> None:
             await provider.list_models()
     finally:
         await provider.aclose()
+
+
+async def test_a_server_that_ignores_stream_answers_whole(provider: OpenAIChatProvider, upstream: FakeUpstream) -> None:
+    body = (
+        b'{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"All at once"},'
+        b'"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6}}'
+    )
+    upstream.script(Script(raw=body, content_type="application/json"))
+    pieces = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=7)]
+    await provider.aclose()
+    assert pieces == [TextDelta("All at once"), Finished("stop"), Usage(3, 3, 6)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'data: {"error":{"message":"bad header Authorization: Bearer sk-abcdefghijklmnop"}}\n\n',
+        b'error: {"message":"bad header Authorization: Bearer sk-abcdefghijklmnop"}\n\n',
+        b'{"error":"bad header Authorization: Bearer sk-abcdefghijklmnop"}',
+    ],
+    ids=["data", "error field", "json body"],
+)
+async def test_server_error_words_are_redacted_in_every_framing(
+    provider: OpenAIChatProvider, upstream: FakeUpstream, body: bytes
+) -> None:
+    upstream.script(Script(raw=body))
+    try:
+        with pytest.raises(UpstreamBroken) as caught:
+            async for _ in provider.stream([{"role": "user", "content": "q"}], max_tokens=7):
+                pass
+    finally:
+        await provider.aclose()
+    assert "sk-abcdefghijklmnop" not in str(caught.value) + (caught.value.detail or "")
+    assert "bad header Authorization: [redacted]" in str(caught.value)

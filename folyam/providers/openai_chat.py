@@ -108,8 +108,8 @@ class OpenAIChatProvider:
     async def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
     ) -> AsyncGenerator[StreamPiece]:
-        """The answer's pieces. A transient failure before the first text (or reasoning) is retried with exponential
-        backoff (honouring Retry-After) up to `max_retries` times; after it, the failure is final."""
+        """The answer's pieces. A transient failure before the first text, reasoning or refusal is retried
+        with exponential backoff (honouring Retry-After) up to `max_retries` times; after it, it is final."""
         for attempt in range(self._retries + 1):
             answered = False
             try:
