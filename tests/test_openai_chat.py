@@ -156,3 +156,13 @@ async def test_server_error_words_are_redacted_in_every_framing(
         await provider.aclose()
     assert "sk-abcdefghijklmnop" not in str(caught.value) + (caught.value.detail or "")
     assert "bad header Authorization: [redacted]" in str(caught.value)
+
+
+async def test_a_page_that_is_no_event_stream_is_an_error(provider: OpenAIChatProvider, upstream: FakeUpstream) -> None:
+    upstream.script(Script(raw=b"<html><body>Sign in to continue</body></html>", content_type="text/html"))
+    try:
+        with pytest.raises(UpstreamBroken, match="not an event stream"):
+            async for _ in provider.stream([{"role": "user", "content": "q"}], max_tokens=7):
+                pass
+    finally:
+        await provider.aclose()

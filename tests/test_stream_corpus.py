@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 import pytest
 from hypothesis import given
@@ -142,3 +143,12 @@ def test_think_tags_only_count_at_the_start() -> None:
     assert _split(["<thi"]) == ("<thi", "")  # never completed: it was the answer
     assert _split(["<think>", "unfinished"]) == ("", "unfinished")
     assert _split(["\n\n", "Answer"]) == ("\n\nAnswer", "")
+
+
+def test_framing_stays_linear_on_a_long_line_in_tiny_reads() -> None:
+    decoder = EventStreamDecoder()
+    start = time.process_time()
+    for _ in range(200_000):
+        decoder.feed(b"x")  # one 200 kB line, a byte at a time: never copied whole until it ends
+    assert decoder.feed(b"\n\n") == []  # a field named x…x: ignored
+    assert time.process_time() - start < 2.0

@@ -152,6 +152,13 @@ class OpenAIChatProvider:
                         yield piece
                 for piece in reader.close():
                     yield piece
+                content_type = response.headers.get("content-type", "")
+                if not events and "event-stream" not in content_type:
+                    # An HTML page from a proxy or portal, say: nothing of it is an answer.
+                    raise UpstreamBroken(
+                        "The model server's answer was not an event stream.",
+                        detail=self._redact(f"content-type {content_type or 'missing'}, no events"),
+                    )
                 if not reader.finished:
                     raise UpstreamEndedEarly(
                         "The model server ended the answer early.", detail="EOF without a finish_reason or [DONE]"
