@@ -124,7 +124,7 @@ class ChunkReader:
         if usage is not None:
             prompt = usage.prompt_tokens or usage.input_tokens or 0
             completion = usage.completion_tokens or usage.output_tokens or 0
-            total = usage.total_tokens if usage.total_tokens is not None else prompt + completion
+            total = usage.total_tokens or prompt + completion  # null, or 0 beside real counts
             pieces.append(Usage(prompt, completion, total))
         return pieces
 
