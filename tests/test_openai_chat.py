@@ -6,9 +6,13 @@ import pytest
 
 from folyam.providers import (
     ChatMessage,
+    Finished,
+    ReasoningDelta,
+    RefusalDelta,
     TextDelta,
     UpstreamAuthFailed,
     UpstreamBroken,
+    UpstreamEndedEarly,
     UpstreamRejected,
     UpstreamUnavailable,
     UpstreamUnreachable,
@@ -32,7 +36,7 @@ async def test_streams_text_deltas_then_usage(provider: OpenAIChatProvider, upst
     upstream.script(Script(chunks=["a", "b"]))
     pieces = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=7)]
     await provider.aclose()
-    assert pieces == [TextDelta("a"), TextDelta("b"), Usage(11, 2, 13)]
+    assert pieces == [TextDelta("a"), TextDelta("b"), Finished("stop"), Usage(11, 2, 13)]
     assert upstream.requests[0].body["max_tokens"] == 7
     # Without a key (Ollama, llama.cpp) the SDK still needs one; a placeholder is sent.
     assert upstream.requests[0].headers["authorization"] == "Bearer not-needed"
@@ -116,3 +120,24 @@ async def test_an_unreachable_server_lists_no_models() -> None:
             await provider.list_models()
     finally:
         await provider.aclose()
+
+
+async def test_reasoning_refusal_and_finish_reason_are_pieces_of_their_own(
+    provider: OpenAIChatProvider, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(reasoning=["hm"], chunks=["a"], refusal=["no"], finish_reason="length", usage=False))
+    pieces = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=7)]
+    await provider.aclose()
+    assert pieces == [ReasoningDelta("hm"), TextDelta("a"), RefusalDelta("no"), Finished("length")]
+
+
+async def test_a_stream_ending_without_finish_reason_or_done_ended_early(
+    provider: OpenAIChatProvider, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(chunks=["a"], finish_reason=None, done=False))
+    pieces = []
+    with pytest.raises(UpstreamEndedEarly):
+        async for piece in provider.stream([{"role": "user", "content": "q"}], max_tokens=7):
+            pieces.append(piece)
+    await provider.aclose()
+    assert pieces == [TextDelta("a")]

@@ -17,12 +17,16 @@ import openai
 
 from folyam.providers import (
     ChatMessage,
+    Finished,
     ProviderError,
+    ReasoningDelta,
+    RefusalDelta,
     StreamPiece,
     TextDelta,
     UpstreamAuthFailed,
     UpstreamBroken,
     UpstreamDropped,
+    UpstreamEndedEarly,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimedOut,
@@ -46,10 +50,14 @@ _MAX_MODELS_BYTES = 1_048_576
 
 class _Delta(msgspec.Struct):
     content: str | None = None
+    # dialects-ui: the OpenAI-standard fields the page shows (the parser rewrite supersedes these).
+    reasoning_content: str | None = None
+    refusal: str | None = None
 
 
 class _Choice(msgspec.Struct):
     delta: _Delta | None = None
+    finish_reason: str | None = None
 
 
 class _Usage(msgspec.Struct):
@@ -158,6 +166,7 @@ class OpenAIChatProvider:
         try:
             async with request as response:
                 lines = 0
+                finished = False
                 async for line in response.iter_lines():
                     lines += 1
                     if lines % _YIELD_EVERY == 0:
@@ -170,7 +179,12 @@ class OpenAIChatProvider:
                     if payload == "[DONE]":
                         return
                     for piece in _pieces(payload, self._redact):
+                        finished = finished or isinstance(piece, Finished)
                         yield piece
+                if not finished:
+                    raise UpstreamEndedEarly(
+                        "The stream ended without a finish reason; what arrived is kept.", detail="EOF without [DONE]"
+                    )
         except openai.APIStatusError as exc:
             raise _status_error(exc, self._redact) from exc
         except openai.APITimeoutError as exc:
@@ -202,11 +216,18 @@ def _pieces(payload: str, redact: Redactor) -> list[StreamPiece]:
         raise UpstreamBroken(
             f"The model server reported an error: {redact.for_people(message) or 'no details'}", detail=redact(message)
         )
-    pieces: list[StreamPiece] = [
-        TextDelta(choice.delta.content)
-        for choice in chunk.choices[:1]
-        if choice.delta is not None and choice.delta.content
-    ]
+    pieces: list[StreamPiece] = []
+    for choice in chunk.choices[:1]:
+        # dialects-ui: minimal mapping of the standard fields; the parser rewrite replaces this loop.
+        delta = choice.delta
+        if delta is not None and delta.reasoning_content:
+            pieces.append(ReasoningDelta(delta.reasoning_content))
+        if delta is not None and delta.content:
+            pieces.append(TextDelta(delta.content))
+        if delta is not None and delta.refusal:
+            pieces.append(RefusalDelta(delta.refusal))
+        if choice.finish_reason:
+            pieces.append(Finished(choice.finish_reason))
     if chunk.usage is not None:
         usage = chunk.usage
         pieces.append(Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
