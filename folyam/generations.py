@@ -19,6 +19,7 @@ from typing import Final
 from markupsafe import Markup
 
 from components import Answer, ErrorNotice
+from components.thinking import Thinking
 from folyam.coordination import Coordination, LimitScope
 from folyam.event_log import Event, EventLog
 from folyam.fragments import AnswerFragments, Ending, Endings
@@ -60,12 +61,21 @@ class Generation:
     query: str
     slots: dict[LimitScope, str]
     renderer: AnswerRenderer
+    # The thinking block's own renderer: reasoning never reaches the answer's.
+    reasoning_renderer: AnswerRenderer
     # The page state the events so far add up to, and the seq of the last event included.
     body: list[Markup] = field(default_factory=list)
     status: Markup | None = None
     last_seq: int = 0
     # The model's raw text, for the store.
     text: list[str] = field(default_factory=list)
+    # The same for its thinking; `thinking` is how its block stands: None (none yet), open, or ended
+    # after `thinking_seconds` (closed once the answer started; open when thinking is all it sent).
+    reasoning: list[str] = field(default_factory=list)
+    reasoning_body: list[Markup] = field(default_factory=list)
+    thinking_seconds: float | None = None
+    thinking_open: bool = True
+    refused: bool = False
     finished_at: float | None = None
     outcome: Outcome | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -86,12 +96,32 @@ class Generation:
     def answer(self) -> Answer:
         """The answer component as it stands: a reload resumes after last_seq."""
         if not self.running:
-            return Answer(generation_id=self.id, events_url=None, body=Markup().join(self.body), status=self.status)
+            return Answer(
+                generation_id=self.id,
+                events_url=None,
+                body=Markup().join(self.body),
+                status=self.status,
+                thinking=self.thinking(),
+                refused=self.refused,
+            )
         return Answer(
             generation_id=self.id,
             events_url=f"{self.events_url}?after={self.last_seq}" if self.last_seq else self.events_url,
             body=Markup().join(self.body),
             tail=self.renderer.tail_html(),
+            thinking=self.thinking(),
+            refused=self.refused,
+        )
+
+    def thinking(self) -> Thinking | None:
+        if not self.reasoning:
+            return None
+        return Thinking(
+            self.id,
+            body=Markup().join(self.reasoning_body),
+            tail=self.reasoning_renderer.tail_html(),
+            seconds=self.thinking_seconds,
+            open=self.thinking_open,
         )
 
 
@@ -206,6 +236,7 @@ class Generations:
             query=query,
             slots=slots,
             renderer=self._renderer_factory(),
+            reasoning_renderer=self._renderer_factory(),
         )
         system = [ChatMessage(role="system", content=prompt)] if prompt else []
         self._run(generation, [*system, *started.history, ChatMessage(role="user", content=query)], model)
@@ -254,6 +285,8 @@ class Generations:
                         status=outcome.status,
                         notice=notice,
                         timing=outcome.timing,
+                        reasoning="".join(generation.reasoning) or None,
+                        refused=generation.refused,
                     )
                     break
                 except StoreUnavailable:

@@ -407,6 +407,7 @@ async def _waiting_page(
         "message": UserMessage(waited.question, edit_url=f"/chat/{conversation.id}/exchanges/{waited.id}/edit"),
         "generation_id": waited.id,
         "body": _blocks(state, waited, status),
+        "thinking": None,
         "status": status,
     }
     earlier = [r for r in records if r.id != waited.id]

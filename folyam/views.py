@@ -9,6 +9,7 @@ from collections.abc import Callable
 from markupsafe import Markup
 
 from components import Answer, Exchange, UserMessage
+from components.thinking import Thinking
 from folyam.fragments import Endings
 from folyam.generations import Generations
 from folyam.store import ExchangeRecord
@@ -33,7 +34,24 @@ class ExchangeViews:
         if record.running:
             events = f"/generations/{record.id}/events"
             return Answer(generation_id=record.id, events_url=events)
-        return Answer(generation_id=record.id, events_url=None, body=self.body(record), status=self.status(record))
+        return Answer(
+            generation_id=record.id,
+            events_url=None,
+            body=self.body(record),
+            status=self.status(record),
+            thinking=self.thinking(record),
+            refused=record.refused,
+        )
+
+    def thinking(self, record: ExchangeRecord) -> Thinking | None:
+        """Closed, unless thinking is all the model sent."""
+        if not record.reasoning:
+            return None
+        thinking_ms = (record.timing or {}).get("thinking_ms")
+        seconds = thinking_ms / 1000 if isinstance(thinking_ms, int | float) else None
+        return Thinking(
+            record.id, body=self._render_markdown(record.reasoning), seconds=seconds, open=not record.answer.strip()
+        )
 
     def body(self, record: ExchangeRecord) -> Markup:
         return self._render_markdown(record.answer)
