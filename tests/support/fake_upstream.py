@@ -48,6 +48,8 @@ class Script:
     reasoning: list[str] = field(default_factory=list)
     # Sent after `chunks` as `delta.refusal`.
     refusal: list[str] = field(default_factory=list)
+    # Seconds between the last delta and the end (a reader following live sees the last delta's event).
+    last_delay: float = 0.0
     # The last chunk's `finish_reason`; None sends no finish chunk.
     finish_reason: str | None = "stop"
     # False: the body ends (EOF) without `data: [DONE]` (and without the usage chunk).
@@ -179,6 +181,8 @@ class FakeUpstream:
         if script.fault != "none" and script.fail_after >= len(_deltas(script)):
             await self._fail(script, disconnected, send, echo)
             return
+        if script.last_delay:
+            await asyncio.wait([disconnected], timeout=script.last_delay)
         if script.finish_reason is not None:
             await _event(send, _chunk(model, {}, finish_reason=script.finish_reason))
         if not script.done:
