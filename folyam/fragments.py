@@ -26,7 +26,7 @@ from components.thinking import (
 from folyam.rendering import RenderUpdate
 from folyam.store import ExchangeRecord, ExchangeStatus
 
-__all__ = ["AnswerFragments", "Ending", "Endings"]
+__all__ = ["AnswerFragments", "Ending", "Endings", "thinking_of"]
 
 _MARKER = Markup("\x00content\x00")  # only ever inside our own wrapper, never in content
 
@@ -79,6 +79,16 @@ class Endings:
             timing=Timing(**record.timing) if record.timing else None,
             source=record.answer,
         )
+
+
+def thinking_of(record: ExchangeRecord, render_markdown: Callable[[str], Markup]) -> Thinking | None:
+    """The thinking block of an ended answer: closed, unless thinking is all the model sent."""
+    if not record.reasoning:
+        return None
+    thinking_ms = (record.timing or {}).get("thinking_ms")
+    seconds = thinking_ms / 1000 if isinstance(thinking_ms, int | float) else None
+    body = render_markdown(record.reasoning)
+    return Thinking(record.id, body=body, seconds=seconds, open=not record.answer.strip())
 
 
 def announcement(ending: Ending) -> str:
@@ -140,11 +150,13 @@ class AnswerFragments:
         status = self._endings.status(ending)
         return status, self._partial(self._status, "innerHTML", status) + self._after_end(ending)
 
-    def ended(self, body: Markup, ending: Ending) -> Markup:
+    def ended(self, body: Markup, ending: Ending, thinking: Thinking | None = None) -> Markup:
         """The whole answer as it ended, in one event: for a reader that comes after its events expired,
         or when another process ends an answer whose own process died."""
+        slot = render_component(self._env, thinking) if thinking is not None else Markup()
         return Markup().join(
             [
+                self._partial(f"#{thinking_slot_id(self._generation_id)}", "innerHTML", slot),
                 self._partial(self._body, "innerHTML", body),
                 self._partial(self._tail, "innerHTML", Markup()),
                 self._partial(self._status, "innerHTML", self._endings.status(ending)),

@@ -22,7 +22,7 @@ from components import Answer, ErrorNotice
 from components.thinking import Thinking
 from folyam.coordination import Coordination, LimitScope
 from folyam.event_log import Event, EventLog
-from folyam.fragments import AnswerFragments, Ending, Endings
+from folyam.fragments import AnswerFragments, Ending, Endings, thinking_of
 from folyam.providers import ChatMessage, Provider
 from folyam.rendering import AnswerRenderer
 from folyam.runner import DONE_EVENT, GenerationRun, Outcome, StopReason
@@ -337,6 +337,7 @@ class Generations:
         current = await self._store.exchange(exchange.session_id, exchange.id)
         if current is None:
             return  # deleted meanwhile
+        thinking: Thinking | None = None  # a dead process's thinking is lost with it
         if current.running:
             text = await self._event_log.text(exchange.id)
             body = self._render_markdown(text)
@@ -354,10 +355,11 @@ class Generations:
             logger.warning("answer %s: its process stopped while answering; ended here", exchange.id)
         else:  # it ended, but its stream was never closed
             body, ending = self._render_markdown(current.answer), self._endings.of_record(current)
+            thinking = thinking_of(current, self._render_markdown)
         last = (
             await self._event_log.last_seq(exchange.id) if await self._event_log.state(exchange.id) != "missing" else 0
         )
-        ended = AnswerFragments(self._endings, exchange.id).ended(body, ending)
+        ended = AnswerFragments(self._endings, exchange.id).ended(body, ending, thinking)
         self._event_log.open(exchange.id)
         self._event_log.append(exchange.id, Event(last + 1, encode_event(last + 1, ended), replaces_tail=True))
         self._event_log.append(exchange.id, Event(last + 2, encode_event(last + 2, "", DONE_EVENT)))

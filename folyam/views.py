@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from components import Answer, Exchange, UserMessage
 from components.thinking import Thinking
-from folyam.fragments import Endings
+from folyam.fragments import Endings, thinking_of
 from folyam.generations import Generations
 from folyam.store import ExchangeRecord
 
@@ -44,14 +44,7 @@ class ExchangeViews:
         )
 
     def thinking(self, record: ExchangeRecord) -> Thinking | None:
-        """Closed, unless thinking is all the model sent."""
-        if not record.reasoning:
-            return None
-        thinking_ms = (record.timing or {}).get("thinking_ms")
-        seconds = thinking_ms / 1000 if isinstance(thinking_ms, int | float) else None
-        return Thinking(
-            record.id, body=self._render_markdown(record.reasoning), seconds=seconds, open=not record.answer.strip()
-        )
+        return thinking_of(record, self._render_markdown)
 
     def body(self, record: ExchangeRecord) -> Markup:
         return self._render_markdown(record.answer)
