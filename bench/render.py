@@ -100,6 +100,7 @@ def retained(root: Path, text_pieces: list[str]) -> tuple[int, int]:
             query="q",
             slots={},
             renderer=pipeline.renderer(),
+            reasoning_renderer=pipeline.renderer(),
         )
         log.open(generation.id)
         fragments = AnswerFragments(Endings(env, lambda session_id: "token"), generation.id)

@@ -9,6 +9,7 @@ import jinja2
 from markupsafe import Markup
 
 from components._render import render_component
+from components.thinking import Thinking
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,10 @@ class Answer:
     # The live tail as it stands (a page reloaded mid-answer).
     tail: Markup = field(default_factory=Markup)
     status: Markup | None = None
+    # The model's thinking, shown apart above the answer; None when it sent none (yet).
+    thinking: Thinking | None = None
+    # The model refused: the body is its refusal, styled as one.
+    refused: bool = False
 
 
 # The template builds the same ids; the generation uses these to aim its partials.

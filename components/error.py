@@ -1,5 +1,6 @@
 """The one notice fragment: a short title and a plain sentence, never a traceback. An error is an alert;
-a note (an answer the person stopped) is a neutral remark."""
+a warning says an answer ended but is not whole (cut off by a limit or a filter); a note (an answer the
+person stopped) is a neutral remark."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from markupsafe import Markup
 
 from components._render import render_component
 
-NoticeTone = Literal["error", "note"]
+NoticeTone = Literal["error", "warning", "note"]
 
 
 @dataclass(frozen=True)

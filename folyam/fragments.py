@@ -14,10 +14,19 @@ from components.answer import body_id, status_id, tail_id
 from components.answer_status import ANNOUNCER_ID, Announcement, AnswerActions, AnswerStatus
 from components.composer import COMPOSER_ACTION_ID, ComposerAction
 from components.error import NoticeTone
+from components.thinking import (
+    RefusalLabel,
+    Thinking,
+    ThinkingSummary,
+    reasoning_body_id,
+    reasoning_tail_id,
+    thinking_slot_id,
+    thinking_summary_id,
+)
 from folyam.rendering import RenderUpdate
 from folyam.store import ExchangeRecord, ExchangeStatus
 
-__all__ = ["AnswerFragments", "Ending", "Endings"]
+__all__ = ["AnswerFragments", "Ending", "Endings", "thinking_of"]
 
 _MARKER = Markup("\x00content\x00")  # only ever inside our own wrapper, never in content
 
@@ -57,7 +66,9 @@ class Endings:
         """The ending the store recorded."""
         notice = None
         if record.notice_title:
-            tone: NoticeTone = "note" if record.status == "stopped" else "error"
+            # An answer that finished with a notice was cut short (a limit, a filter) but is not an error.
+            tones: dict[ExchangeStatus, NoticeTone] = {"stopped": "note", "finished": "warning"}
+            tone = tones.get(record.status, "error")
             notice = ErrorNotice(record.notice_title, record.notice_message or "", tone)
         return Ending(
             exchange_id=record.id,
@@ -70,9 +81,21 @@ class Endings:
         )
 
 
+def thinking_of(record: ExchangeRecord, render_markdown: Callable[[str], Markup]) -> Thinking | None:
+    """The thinking block of an ended answer: closed, unless thinking is all the model sent."""
+    if not record.reasoning:
+        return None
+    thinking_ms = (record.timing or {}).get("thinking_ms")
+    seconds = thinking_ms / 1000 if isinstance(thinking_ms, int | float) else None
+    body = render_markdown(record.reasoning)
+    return Thinking(record.id, body=body, seconds=seconds, open=not record.answer.strip())
+
+
 def announcement(ending: Ending) -> str:
     """What the live region says when an answer ends: short, never the whole timing list."""
     if ending.status == "finished":
+        if ending.notice is not None:
+            return f"Answer ended: {ending.notice.title}"
         if ending.timing is None:
             return "Answer finished"
         return f"Answer finished in {ending.timing.total_ms / 1000:.1f} s"
@@ -90,18 +113,36 @@ class AnswerFragments:
         self._body = f"#{body_id(generation_id)}"
         self._tail = f"#{tail_id(generation_id)}"
         self._status = f"#{status_id(generation_id)}"
+        self._generation_id = generation_id
+        self._reasoning_body = f"#{reasoning_body_id(generation_id)}"
+        self._reasoning_tail = f"#{reasoning_tail_id(generation_id)}"
         self._wrappers: dict[tuple[str, SwapStyle], tuple[str, str]] = {}
 
-    def update(self, update: RenderUpdate) -> Markup:
-        """One event's data for one update, so an appended block and the tail's change land together."""
+    def update(self, update: RenderUpdate, *, reasoning: bool = False) -> Markup:
+        """One event's data for one update, so an appended block and the tail's change land together; the
+        thinking block's body and tail take a second renderer's updates the same way."""
+        body, tail = (self._reasoning_body, self._reasoning_tail) if reasoning else (self._body, self._tail)
         partials = []
         if update.replace is not None:
-            partials.append(self._partial(self._body, "innerHTML", update.replace))
+            partials.append(self._partial(body, "innerHTML", update.replace))
         if update.append:
-            partials.append(self._partial(self._body, "beforeend", update.append))
+            partials.append(self._partial(body, "beforeend", update.append))
         for change in update.tail:
-            partials.append(self._partial(self._tail + change.path, change.swap, change.html))
+            partials.append(self._partial(tail + change.path, change.swap, change.html))
         return Markup().join(partials)
+
+    def thinking_started(self) -> Markup:
+        """The empty thinking block, open, into its slot above the answer."""
+        block = render_component(self._env, Thinking(self._generation_id))
+        return self._partial(f"#{thinking_slot_id(self._generation_id)}", "innerHTML", block)
+
+    def thinking_ended(self, seconds: float, *, close: bool) -> Markup:
+        """Only the summary is swapped: the block's content stays as its own updates left it."""
+        summary = render_component(self._env, ThinkingSummary(self._generation_id, seconds, closes=close))
+        return self._partial(f"#{thinking_summary_id(self._generation_id)}", "outerHTML", summary)
+
+    def refused(self) -> Markup:
+        return self._partial(self._body, "beforebegin", render_component(self._env, RefusalLabel()))
 
     def status(self, ending: Ending) -> tuple[Markup, Markup]:
         """The status an ended answer shows, and the partials that put it in place: the status, the
@@ -109,11 +150,13 @@ class AnswerFragments:
         status = self._endings.status(ending)
         return status, self._partial(self._status, "innerHTML", status) + self._after_end(ending)
 
-    def ended(self, body: Markup, ending: Ending) -> Markup:
+    def ended(self, body: Markup, ending: Ending, thinking: Thinking | None = None) -> Markup:
         """The whole answer as it ended, in one event: for a reader that comes after its events expired,
         or when another process ends an answer whose own process died."""
+        slot = render_component(self._env, thinking) if thinking is not None else Markup()
         return Markup().join(
             [
+                self._partial(f"#{thinking_slot_id(self._generation_id)}", "innerHTML", slot),
                 self._partial(self._body, "innerHTML", body),
                 self._partial(self._tail, "innerHTML", Markup()),
                 self._partial(self._status, "innerHTML", self._endings.status(ending)),

@@ -19,9 +19,10 @@ from typing import Final
 from markupsafe import Markup
 
 from components import Answer, ErrorNotice
+from components.thinking import Thinking
 from folyam.coordination import Coordination, LimitScope
 from folyam.event_log import Event, EventLog
-from folyam.fragments import AnswerFragments, Ending, Endings
+from folyam.fragments import AnswerFragments, Ending, Endings, thinking_of
 from folyam.providers import ChatMessage, Provider
 from folyam.rendering import AnswerRenderer
 from folyam.runner import DONE_EVENT, GenerationRun, Outcome, StopReason
@@ -60,12 +61,21 @@ class Generation:
     query: str
     slots: dict[LimitScope, str]
     renderer: AnswerRenderer
+    # The thinking block's own renderer: reasoning never reaches the answer's.
+    reasoning_renderer: AnswerRenderer
     # The page state the events so far add up to, and the seq of the last event included.
     body: list[Markup] = field(default_factory=list)
     status: Markup | None = None
     last_seq: int = 0
     # The model's raw text, for the store.
     text: list[str] = field(default_factory=list)
+    # The same for its thinking; `thinking` is how its block stands: None (none yet), open, or ended
+    # after `thinking_seconds` (closed once the answer started; open when thinking is all it sent).
+    reasoning: list[str] = field(default_factory=list)
+    reasoning_body: list[Markup] = field(default_factory=list)
+    thinking_seconds: float | None = None
+    thinking_open: bool = True
+    refused: bool = False
     finished_at: float | None = None
     outcome: Outcome | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -86,12 +96,32 @@ class Generation:
     def answer(self) -> Answer:
         """The answer component as it stands: a reload resumes after last_seq."""
         if not self.running:
-            return Answer(generation_id=self.id, events_url=None, body=Markup().join(self.body), status=self.status)
+            return Answer(
+                generation_id=self.id,
+                events_url=None,
+                body=Markup().join(self.body),
+                status=self.status,
+                thinking=self.thinking(),
+                refused=self.refused,
+            )
         return Answer(
             generation_id=self.id,
             events_url=f"{self.events_url}?after={self.last_seq}" if self.last_seq else self.events_url,
             body=Markup().join(self.body),
             tail=self.renderer.tail_html(),
+            thinking=self.thinking(),
+            refused=self.refused,
+        )
+
+    def thinking(self) -> Thinking | None:
+        if not self.reasoning:
+            return None
+        return Thinking(
+            self.id,
+            body=Markup().join(self.reasoning_body),
+            tail=self.reasoning_renderer.tail_html(),
+            seconds=self.thinking_seconds,
+            open=self.thinking_open,
         )
 
 
@@ -206,6 +236,7 @@ class Generations:
             query=query,
             slots=slots,
             renderer=self._renderer_factory(),
+            reasoning_renderer=self._renderer_factory(),
         )
         system = [ChatMessage(role="system", content=prompt)] if prompt else []
         self._run(generation, [*system, *started.history, ChatMessage(role="user", content=query)], model)
@@ -254,6 +285,8 @@ class Generations:
                         status=outcome.status,
                         notice=notice,
                         timing=outcome.timing,
+                        reasoning="".join(generation.reasoning) or None,
+                        refused=generation.refused,
                     )
                     break
                 except StoreUnavailable:
@@ -304,6 +337,7 @@ class Generations:
         current = await self._store.exchange(exchange.session_id, exchange.id)
         if current is None:
             return  # deleted meanwhile
+        thinking: Thinking | None = None  # a dead process's thinking is lost with it
         if current.running:
             text = await self._event_log.text(exchange.id)
             body = self._render_markdown(text)
@@ -321,10 +355,11 @@ class Generations:
             logger.warning("answer %s: its process stopped while answering; ended here", exchange.id)
         else:  # it ended, but its stream was never closed
             body, ending = self._render_markdown(current.answer), self._endings.of_record(current)
+            thinking = thinking_of(current, self._render_markdown)
         last = (
             await self._event_log.last_seq(exchange.id) if await self._event_log.state(exchange.id) != "missing" else 0
         )
-        ended = AnswerFragments(self._endings, exchange.id).ended(body, ending)
+        ended = AnswerFragments(self._endings, exchange.id).ended(body, ending, thinking)
         self._event_log.open(exchange.id)
         self._event_log.append(exchange.id, Event(last + 1, encode_event(last + 1, ended), replaces_tail=True))
         self._event_log.append(exchange.id, Event(last + 2, encode_event(last + 2, "", DONE_EVENT)))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ from litestar.response import Stream, Template
 from markupsafe import Markup
 
 from components import Partial, UserMessage, render_component
+from components.answer import body_id, tail_id
 from components.answer_status import ANNOUNCER_ID, Announcement
 from components.composer import (
     COMPOSER_ACTION_ID,
@@ -32,6 +34,7 @@ from components.conversation_list import CONVERSATION_LIST_ID
 from components.export_link import EXPORT_LINK_ID, ExportLink
 from components.message import EditForm
 from components.theme import THEME_SWITCH_ID, ThemeSwitch
+from components.thinking import Thinking, thinking_slot_id
 from folyam.coordination import Coordination
 from folyam.errors import UserFacingError
 from folyam.event_log import EventLog
@@ -407,6 +410,7 @@ async def _waiting_page(
         "message": UserMessage(waited.question, edit_url=f"/chat/{conversation.id}/exchanges/{waited.id}/edit"),
         "generation_id": waited.id,
         "body": _blocks(state, waited, status),
+        "thinking": _thinking(state, waited),
         "status": status,
     }
     earlier = [r for r in records if r.id != waited.id]
@@ -457,6 +461,52 @@ async def _blocks(state: State, waited: ExchangeRecord, status: _StatusWhenDone)
     if not record.running:  # the end is in the store before `done` goes out
         endings: Endings = state.endings
         status.html = endings.status(endings.of_record(record))
+
+
+async def _thinking(state: State, waited: ExchangeRecord) -> AsyncIterator[Markup]:
+    """The thinking block for the page without JavaScript, before the answer's blocks: once thinking is
+    over (the answer's first text, or its end), whole and rendered at once, since a plain page cannot
+    update it. Thinking in another process is read from the store once the answer has ended."""
+    generations: Generations = state.generations
+    views: ExchangeViews = state.views
+    markdown: MarkdownPipeline = state.markdown
+    yield Markup()  # the page so far goes out before this waits
+    local = generations.local(waited.id)
+    if local is None and not await _thinks_elsewhere(state, waited):
+        return
+    if local is None or local.running:
+        frames = _frames(state, waited, 0, state.settings, lambda: None)
+        async with contextlib.aclosing(frames):
+            async for _ in frames:
+                if local is not None and (local.text or not local.running):
+                    break
+    if local is None:
+        record = await state.store.exchange(waited.session_id, waited.id)
+        thinking = views.thinking(record) if record is not None else None
+    elif local.reasoning:
+        body = markdown.render("".join(local.reasoning))
+        thinking = Thinking(waited.id, body=body, seconds=local.thinking_seconds, open=not local.text)
+    else:
+        thinking = None
+    if thinking is not None:
+        yield render_component(state.jinja, thinking)
+
+
+async def _thinks_elsewhere(state: State, waited: ExchangeRecord) -> bool:
+    """Whether an answer run by another process (or already ended) begins with thinking: its events say
+    so before its first text."""
+    settings: Settings = state.settings
+    slot, body, tail = (f'"#{make_id(waited.id)}"' for make_id in (thinking_slot_id, body_id, tail_id))
+    frames = _frames(state, waited, 0, settings, lambda: None)
+    async with contextlib.aclosing(frames):
+        async for frame in frames:
+            text = frame.decode()
+            if slot in text:
+                return True
+            if body in text or tail in text:
+                return False
+    record = await state.store.exchange(waited.session_id, waited.id)
+    return record is not None and bool(record.reasoning)
 
 
 async def _sent_together(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -526,7 +576,7 @@ async def events(
 
 async def _frames(
     state: State, exchange: ExchangeRecord, cursor: int, settings: Settings, release: Callable[[], None]
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     """The stream's frames after the cursor, then live ones; a comment when it has been quiet a while.
     With several processes it also watches the answer's lease: if its process died, it ends the answer."""
     event_log: EventLog = state.event_log
@@ -555,7 +605,8 @@ async def _frames(
 async def _ended(state: State, exchange: ExchangeRecord, cursor: int) -> AsyncIterator[bytes]:
     views: ExchangeViews = state.views
     endings: Endings = state.endings
-    ended = AnswerFragments(endings, exchange.id).ended(views.body(exchange), endings.of_record(exchange))
+    ending = endings.of_record(exchange)
+    ended = AnswerFragments(endings, exchange.id).ended(views.body(exchange), ending, views.thinking(exchange))
     yield encode_event(cursor + 1, ended) + encode_event(cursor + 2, "", DONE_EVENT)
 
 

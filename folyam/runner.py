@@ -2,9 +2,13 @@
 
 It never waits for a browser. Deltas are coalesced into at most one event per flush interval (the first
 goes out at once, so time to first token is not delayed); the last events are the status fragment (a
-notice if the answer did not end normally, then the timing) and, once the outcome is in the store
+notice if the answer did not end normally or was cut short, then the timing) and, once the outcome is in the store
 (`end_stream`), a named `done` event that closes the stream. An upstream that sends more than the output
 limit is no longer read.
+
+Thinking (reasoning pieces) goes through a renderer of its own into the thinking block above the answer;
+the answer's first text ends it (its summary says how long it took, and the block closes). A refusal is
+the answer's text, marked as a refusal once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from components import ErrorNotice, Timing
 from folyam.event_log import Event, EventLog
 from folyam.fragments import AnswerFragments, Ending
-from folyam.providers import ProviderError, StreamPiece, TextDelta, Usage
+from folyam.providers import Finished, ProviderError, ReasoningDelta, RefusalDelta, StreamPiece, TextDelta, Usage
 from folyam.rendering import AnswerRenderer, RenderUpdate
 from folyam.settings import Settings
 from folyam.sse import encode_event
@@ -55,6 +59,17 @@ class Outcome:
 
 _STOPPED_STATUS: Final[dict[StopReason, ExchangeStatus]] = {"stopped": "stopped", "shutdown": "interrupted"}
 
+# Finish reasons that cut an answer short: it still finished (what arrived is kept), with a warning.
+_CUT_OFF: Final[dict[str, ErrorNotice]] = {
+    "length": ErrorNotice(
+        "The answer reached the model's output limit", "It is cut off there; what arrived is kept.", "warning"
+    ),
+    "content_filter": ErrorNotice(
+        "The provider's content filter stopped the answer", "What arrived before it is kept.", "warning"
+    ),
+}
+_ONLY_THINKING: Final = ErrorNotice("The model gave no answer", "It only sent its thinking, shown above.", "warning")
+
 
 class _OutputLimitReached(Exception):
     """Raised inside the run when the upstream sends more than the output limit allows."""
@@ -79,10 +94,14 @@ class GenerationRun:
         self._renderer = renderer
         self._loop = asyncio.get_running_loop()
         self._pending: list[str] = []
+        self._pending_reasoning: list[str] = []
+        self._finish_reason: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._next_flush_at = 0.0  # in the past: the first delta is flushed at once
         self._started_at = self._loop.time()
-        self._first_token_at: float | None = None
+        self._first_token_at: float | None = None  # the answer's first text
+        self._first_reasoning_at: float | None = None
+        self._thinking_ended_at: float | None = None
         self._chunks = 0
         self._chars = 0
         self._usage: Usage | None = None
@@ -96,9 +115,18 @@ class GenerationRun:
                 async for piece in pieces:
                     if isinstance(piece, TextDelta):
                         self._on_text(piece.text)
+                    elif isinstance(piece, ReasoningDelta):
+                        self._on_reasoning(piece.text)
+                    elif isinstance(piece, RefusalDelta):
+                        self._on_refusal(piece.text)
                     elif isinstance(piece, Usage):
                         self._usage = piece
+                    elif isinstance(piece, Finished):
+                        self._finish_reason = piece.reason
             status = "finished"
+            notice = _CUT_OFF.get(self._finish_reason or "")
+            if notice is None and self._first_token_at is None and self._first_reasoning_at is not None:
+                notice = _ONLY_THINKING
         except ProviderError as exc:
             logger.warning("generation %s ended: %s (%s)", self._id, exc.title, exc.detail)
             notice = ErrorNotice(exc.title, str(exc))
@@ -133,12 +161,31 @@ class GenerationRun:
     def _on_text(self, text: str) -> None:
         if self._first_token_at is None:
             self._first_token_at = self._loop.time()
+        self._count(text)
+        self._pending.append(text)
+        self._schedule()
+
+    def _on_reasoning(self, text: str) -> None:
+        if self._first_reasoning_at is None:
+            self._first_reasoning_at = self._loop.time()
+        self._count(text)
+        self._pending_reasoning.append(text)
+        self._schedule()
+
+    def _on_refusal(self, text: str) -> None:
+        if not self._generation.refused:
+            self._generation.refused = True
+            self._emit(self._fragments.refused())
+        self._on_text(text)
+
+    def _count(self, text: str) -> None:
         self._chunks += 1
         self._chars += len(text)
         limit = self._settings.max_output_tokens
         if self._chunks > limit or self._chars > limit * CHARS_PER_TOKEN:
             raise _OutputLimitReached
-        self._pending.append(text)
+
+    def _schedule(self) -> None:
         if self._timer is not None:
             return  # a flush is already scheduled
         if self._loop.time() >= self._next_flush_at:
@@ -148,18 +195,45 @@ class GenerationRun:
 
     def _flush(self) -> None:
         self._timer = None
+        if self._pending_reasoning:
+            self._flush_reasoning()
         if not self._pending:
             return
+        self._end_thinking(close=True)
         text = "".join(self._pending)
         self._pending.clear()
         self._generation.text.append(text)
         self._emit_update(self._renderer.feed(text), text)
         self._next_flush_at = self._loop.time() + self._settings.flush_interval
 
+    def _flush_reasoning(self) -> None:
+        text = "".join(self._pending_reasoning)
+        self._pending_reasoning.clear()
+        generation = self._generation
+        if not generation.reasoning:
+            self._emit(self._fragments.thinking_started())
+        generation.reasoning.append(text)
+        self._emit_reasoning(generation.reasoning_renderer.feed(text))
+        self._next_flush_at = self._loop.time() + self._settings.flush_interval
+
+    def _end_thinking(self, *, close: bool) -> None:
+        """Once: the summary says how long the model thought; the block closes as the answer starts (it
+        stays open when thinking is all there is)."""
+        generation = self._generation
+        if not generation.reasoning or self._thinking_ended_at is not None or self._first_reasoning_at is None:
+            return
+        self._thinking_ended_at = self._loop.time()
+        generation.thinking_seconds = self._thinking_ended_at - self._first_reasoning_at
+        generation.thinking_open = not close
+        self._emit(self._fragments.thinking_ended(generation.thinking_seconds, close=close))
+
     def _finish(self, notice: ErrorNotice | None, status: ExchangeStatus, model: str) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._flush()
+        if self._generation.reasoning:
+            self._emit_reasoning(self._generation.reasoning_renderer.finish())
+            self._end_thinking(close=False)
         self._emit_update(self._renderer.finish())
         timing = self._timing(model)
         generation = self._generation
@@ -190,7 +264,10 @@ class GenerationRun:
         usage = self._usage
         tokens = usage.completion_tokens if usage is not None else self._chunks
         first = self._first_token_at
-        streaming_seconds = finished_at - first if first is not None else 0.0
+        thought = self._first_reasoning_at
+        began = min(t for t in (first, thought, finished_at) if t is not None)
+        streaming_seconds = finished_at - began
+        thinking_ended = self._thinking_ended_at if self._thinking_ended_at is not None else finished_at
         return Timing(
             model=model,
             first_token_ms=(first - self._started_at) * 1000 if first is not None else None,
@@ -201,6 +278,9 @@ class GenerationRun:
             tokens_per_second=tokens / streaming_seconds if streaming_seconds > 0 and tokens else None,
             prompt_tokens=usage.prompt_tokens if usage is not None else None,
             total_tokens=usage.total_tokens if usage is not None else None,
+            first_reasoning_ms=(thought - self._started_at) * 1000 if thought is not None else None,
+            thinking_ms=(thinking_ended - thought) * 1000 if thought is not None else None,
+            answering_ms=(finished_at - first) * 1000 if thought is not None and first is not None else None,
         )
 
     def _emit_update(self, update: RenderUpdate, text: str = "") -> None:
@@ -214,6 +294,17 @@ class GenerationRun:
             generation.body.append(update.append)
         tail_only = update.replace is None and not update.append
         self._emit(self._fragments.update(update), replaces_tail=update.replaces_tail, tail_only=tail_only)
+
+    def _emit_reasoning(self, update: RenderUpdate) -> None:
+        # Never tail-only nor replacing the tail: replay compaction concerns the answer's tail alone.
+        if not update:
+            return
+        generation = self._generation
+        if update.replace is not None:
+            generation.reasoning_body = [update.replace]
+        if update.append:
+            generation.reasoning_body.append(update.append)
+        self._emit(self._fragments.update(update, reasoning=True))
 
     def _emit(
         self, data: str, event: str | None = None, *, replaces_tail: bool = False, tail_only: bool = False

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from markupsafe import Markup
 
 from components import Answer, Exchange, UserMessage
-from folyam.fragments import Endings
+from components.thinking import Thinking
+from folyam.fragments import Endings, thinking_of
 from folyam.generations import Generations
 from folyam.store import ExchangeRecord
 
@@ -33,7 +34,17 @@ class ExchangeViews:
         if record.running:
             events = f"/generations/{record.id}/events"
             return Answer(generation_id=record.id, events_url=events)
-        return Answer(generation_id=record.id, events_url=None, body=self.body(record), status=self.status(record))
+        return Answer(
+            generation_id=record.id,
+            events_url=None,
+            body=self.body(record),
+            status=self.status(record),
+            thinking=self.thinking(record),
+            refused=record.refused,
+        )
+
+    def thinking(self, record: ExchangeRecord) -> Thinking | None:
+        return thinking_of(record, self._render_markdown)
 
     def body(self, record: ExchangeRecord) -> Markup:
         return self._render_markdown(record.answer)

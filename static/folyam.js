@@ -63,10 +63,19 @@ document.addEventListener("click", (event) => {
   toBottom();
   jumpButton().hidden = true;
 });
+// The thinking block closes once, as the answer starts: its summary comes back marked (a partial swap can
+// replace the small summary, but cannot drop the `open` of the <details> whose content it keeps).
+const closeThinking = () => {
+  for (const summary of document.querySelectorAll("summary[data-closes]")) {
+    summary.removeAttribute("data-closes");
+    if (summary.parentElement) summary.parentElement.open = false;
+  }
+};
 document.addEventListener("DOMContentLoaded", () => {
   const thread = document.getElementById("thread");
   if (!thread) return;
   new MutationObserver(() => {
+    closeThinking();
     if (following) toBottom();
     else jumpButton()?.removeAttribute("hidden");
   }).observe(thread, { childList: true, subtree: true, characterData: true });

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jinja2
 import pytest
 from markupsafe import Markup
@@ -27,6 +29,7 @@ from components.conversation_list import ConversationEntry, ConversationList, Re
 from components.export_link import ExportLink
 from components.message import EditForm
 from components.theme import ThemeSwitch
+from components.thinking import RefusalLabel, Thinking, ThinkingSummary
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +134,35 @@ COMPONENTS = {
     "formula_source_inline": Formula(source="$\\frac{1}{$", mathml=None),
     "formula_source_block": Formula(source="$$\n<b>never closed</b>", mathml=None, block=True),
     "partial": Partial(target="#answer-G1-body", swap="beforeend", content=Markup("<p>x</p>")),
+    "thinking_open": Thinking("G5", body=Markup("<p>Let me see.</p>"), tail=Markup("<p>So the</p>")),
+    "thinking_closed": Thinking("G5", body=Markup("<p>Let me see.</p>"), seconds=12.345, open=False),
+    "thinking_summary_closing": ThinkingSummary("G5", 12.345, closes=True),
+    "refusal_label": RefusalLabel(),
+    "answer_with_thinking_refused": Answer(
+        generation_id="G6",
+        events_url=None,
+        body=Markup("<p>I can’t help with that.</p>"),
+        status=Markup("<p>timing</p>"),
+        thinking=Thinking("G6", body=Markup("<p>Hmm.</p>"), seconds=1.5, open=False),
+        refused=True,
+    ),
+    "notice_output_limit": ErrorNotice(
+        "The answer reached the model's output limit", "It is cut off there; what arrived is kept.", "warning"
+    ),
+    "notice_content_filter": ErrorNotice(
+        "The provider's content filter stopped the answer", "What arrived before it is kept.", "warning"
+    ),
+    "notice_ended_early": ErrorNotice(
+        "The model server ended the answer early", "The stream ended without a finish reason; what arrived is kept."
+    ),
+    "timing_with_thinking": dataclasses.replace(
+        TIMING,
+        first_reasoning_ms=230.0,
+        thinking_ms=12345.0,
+        first_token_ms=12575.0,
+        answering_ms=4000.0,
+        total_ms=16575.0,
+    ),
 }
 
 

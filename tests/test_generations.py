@@ -16,7 +16,16 @@ from folyam.event_log import Event, MemoryEventLog
 from folyam.fragments import Endings
 from folyam.generations import Generation, Generations
 from folyam.markdown import MarkdownPipeline
-from folyam.providers import ChatMessage, StreamPiece, TextDelta, UpstreamBroken
+from folyam.providers import (
+    ChatMessage,
+    Finished,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamPiece,
+    TextDelta,
+    UpstreamBroken,
+    UpstreamEndedEarly,
+)
 from folyam.rendering import RenderUpdate
 from folyam.settings import Settings
 from folyam.store import ConversationBusy
@@ -60,6 +69,9 @@ class EchoRenderer:
 
     def finish(self) -> RenderUpdate:
         return RenderUpdate(append=Markup())
+
+    def tail_html(self) -> Markup:
+        return Markup()
 
 
 @contextlib.asynccontextmanager
@@ -333,3 +345,105 @@ async def test_a_question_that_replaces_exchanges_drops_their_streams() -> None:
         assert truncated == [ids[0], started.generation.id]
         generations.forget(truncated)
         assert await log.state(ids[0]) == "missing"
+
+
+# -- Thinking, refusals, cut-offs ------------------------------------------------------------------------
+
+
+def _steps(*pieces: StreamPiece | Exception) -> list[tuple[float, StreamPiece | Exception]]:
+    return [(0.01, piece) for piece in pieces]
+
+
+async def test_thinking_goes_to_its_own_block_which_closes_as_the_answer_starts() -> None:
+    provider = ScriptedProvider(
+        _steps(ReasoningDelta("Let me "), ReasoningDelta("think."), TextDelta("The "), TextDelta("answer."))
+    )
+    async with local_generations(provider, flush_interval=0) as generations:
+        first = await ask(generations, "r1")
+        frames = await to_the_end(generations, first)
+        await to_the_end(generations, await ask(generations, "r2"))
+        [record, _] = await generations.store.exchanges("session", "conversation") or []
+    assert answer_html(frames) == "The answer."
+    assert answer_html(frames, reasoning=True) == "Let me think."
+    data = [f.data for f in frames]
+    opened = next(i for i, d in enumerate(data) if "-thinking" in d and "<details" in d)
+    assert '<details class="answer__thinking" open>' in data[opened] and "Thinking…" in data[opened]
+    closing = next(i for i, d in enumerate(data) if "data-closes" in d)
+    first_text = next(i for i, d in enumerate(data) if f"#answer-{first.id}-body" in d)
+    assert opened < closing < first_text
+    assert f'hx-target="#answer-{first.id}-thinking-summary" hx-swap="outerHTML"' in data[closing]
+    assert "Thought for" in data[closing]
+    # Never in the answer, its Copy source, or the history sent with the next question.
+    assert "think" not in frames[-2].data.split("answer__source")[1]
+    assert (record.answer, record.reasoning) == ("The answer.", "Let me think.")
+    assert provider.asked[-1][1][1] == {"role": "assistant", "content": "The answer."}
+    assert record.timing is not None and record.timing["thinking_ms"] > 0 and record.timing["answering_ms"] > 0
+    assert "Thinking</dt>" in frames[-2].data and "Answering</dt>" in frames[-2].data
+
+
+async def test_a_reload_while_thinking_shows_the_block_open_and_after_it_closed() -> None:
+    provider = ScriptedProvider([(0, ReasoningDelta("hmm")), (0.3, TextDelta("yes")), (60, TextDelta("never"))])
+    async with local_generations(provider, flush_interval=0) as generations:
+        generation = await start(generations)
+        await asyncio.sleep(0.1)
+        thinking = generation.answer().thinking
+        assert thinking is not None and thinking.open and thinking.seconds is None
+        assert str(thinking.body) == "hmm"
+        await asyncio.sleep(0.4)
+        thinking = generation.answer().thinking
+        assert thinking is not None and not thinking.open and thinking.seconds is not None
+        generations.stop_local(generation.id)
+
+
+async def test_a_refusal_is_the_answer_styled_as_one() -> None:
+    provider = ScriptedProvider(_steps(RefusalDelta("I can't "), RefusalDelta("help with that.")))
+    async with local_generations(provider, flush_interval=0) as generations:
+        generation = await start(generations)
+        frames = await to_the_end(generations, generation)
+        [record] = await generations.store.exchanges("session", "conversation") or []
+    assert answer_html(frames) == "I can&#39;t help with that."
+    labels = [f for f in frames if 'hx-swap="beforebegin"' in f.data]
+    assert len(labels) == 1 and "The model declined to answer" in labels[0].data
+    assert (record.answer, record.refused, record.status) == ("I can't help with that.", True, "finished")
+
+
+@pytest.mark.parametrize(
+    ("ending", "status", "title", "tone"),
+    [
+        (Finished("length"), "finished", "The answer reached the model&#39;s output limit", "warning"),
+        (Finished("content_filter"), "finished", "The provider&#39;s content filter stopped the answer", "warning"),
+        (UpstreamEndedEarly("The stream ended early."), "failed", "The model server ended the answer early", "error"),
+        (Finished("stop"), "finished", None, None),
+    ],
+)
+async def test_a_cut_off_answer_keeps_what_arrived_and_says_why(
+    ending: StreamPiece | Exception, status: str, title: str | None, tone: str | None
+) -> None:
+    provider = ScriptedProvider(_steps(TextDelta("kept"), ending))
+    async with local_generations(provider, flush_interval=0) as generations:
+        frames = await to_the_end(generations, await start(generations))
+        [record] = await generations.store.exchanges("session", "conversation") or []
+    assert answer_html(frames) == "kept" and record.answer == "kept" and record.status == status
+    if title is None:
+        assert "notice" not in frames[-2].data and record.notice_title is None
+        return
+    assert title in frames[-2].data and f"notice--{tone}" in frames[-2].data
+    assert ("Retry" if status == "failed" else "Regenerate") in frames[-2].data
+    endings = Endings(make_environment(), lambda session_id: "t")
+    notice = endings.of_record(record).notice
+    assert notice is not None and notice.tone == tone
+
+
+async def test_thinking_without_an_answer_does_not_look_finished_and_fine() -> None:
+    provider = ScriptedProvider(_steps(ReasoningDelta("Only thoughts.")))
+    async with local_generations(provider, flush_interval=0) as generations:
+        frames = await to_the_end(generations, await start(generations))
+    assert answer_html(frames) == "" and answer_html(frames, reasoning=True) == "Only thoughts."
+    assert "The model gave no answer" in frames[-2].data and "notice--warning" in frames[-2].data
+    summary = next(f.data for f in frames if "Thought for" in f.data)
+    assert "data-closes" not in summary  # thinking is all there is: the block stays open
+
+
+async def test_without_usage_the_timing_says_tokens_are_estimated() -> None:
+    frames = [f for _, f in await run(ScriptedProvider(_steps(TextDelta("a"))), flush_interval=0)]
+    assert "≈1 (estimated)" in frames[-2].data

@@ -7,9 +7,12 @@ import pytest
 from folyam.providers import (
     ChatMessage,
     Finished,
+    ReasoningDelta,
+    RefusalDelta,
     TextDelta,
     UpstreamAuthFailed,
     UpstreamBroken,
+    UpstreamEndedEarly,
     UpstreamRejected,
     UpstreamUnavailable,
     UpstreamUnreachable,
@@ -166,3 +169,24 @@ async def test_a_page_that_is_no_event_stream_is_an_error(provider: OpenAIChatPr
                 pass
     finally:
         await provider.aclose()
+
+
+async def test_reasoning_refusal_and_finish_reason_are_pieces_of_their_own(
+    provider: OpenAIChatProvider, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(reasoning=["hm"], chunks=["a"], refusal=["no"], finish_reason="length", usage=False))
+    pieces = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=7)]
+    await provider.aclose()
+    assert pieces == [ReasoningDelta("hm"), TextDelta("a"), RefusalDelta("no"), Finished("length")]
+
+
+async def test_a_stream_ending_without_finish_reason_or_done_ended_early(
+    provider: OpenAIChatProvider, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(chunks=["a"], finish_reason=None, done=False))
+    pieces = []
+    with pytest.raises(UpstreamEndedEarly):
+        async for piece in provider.stream([{"role": "user", "content": "q"}], max_tokens=7):
+            pieces.append(piece)
+    await provider.aclose()
+    assert pieces == [TextDelta("a")]

@@ -1,10 +1,12 @@
 """The conversation store on SQLite and on PostgreSQL: ownership, idempotency, history, the list, rename
-and delete, a conversation's model and system prompt, one question at a time, truncating, and migrations
-(an empty database, one migrated before, one with data from 0001, and the schema the code expects)."""
+and delete, a conversation's model and system prompt, one question at a time, truncating, an answer's
+thinking, and migrations (an empty database, one migrated before, ones with data from 0001 and 0002, and the
+schema the code expects)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from components import Timing, make_environment, render_component
 from folyam.store import ConversationBusy, NotYours, StartedExchange, UnknownExchange
 from folyam.store.sql import MIGRATIONS, SqlStore, async_database_url, title_of
 from tests.support.services import Postgres
@@ -349,4 +352,66 @@ async def downgrade(database_url: str, revision: str) -> None:
 
     async with engine.begin() as connection:
         await connection.run_sync(run)
+    await engine.dispose()
+
+
+# -- Migration 0002 → 0003 (thinking, refusals) with data -------------------------------------------------
+
+
+async def test_an_exchange_keeps_its_thinking_and_whether_it_refused(store: SqlStore) -> None:
+    await start(store, "e1", "r1")
+    await store.finish_exchange(
+        "e1", answer="No.", status="finished", notice=None, timing=None, reasoning="Should I?", refused=True
+    )
+    await start(store, "e2", "r2")
+    await finish(store, "e2")
+    first, second = await store.exchanges("s1", "c1") or []
+    assert (first.answer, first.reasoning, first.refused) == ("No.", "Should I?", True)
+    assert (second.reasoning, second.refused) == (None, False)
+    # The thinking is never history.
+    assert [m["content"] for m in await store.history("c1", 10)] == ["question e1", "No.", "question e2", "answer e2"]
+
+
+async def test_migrating_answers_from_before_thinking_keeps_them_and_their_timing_renders(database_url: str) -> None:
+    old = SqlStore(database_url)
+    await old.migrate("0002")
+    old_timing = {
+        "model": "m", "first_token_ms": 5.0, "total_ms": 9.0, "chunks": 2, "tokens": 2, "tokens_reported": False,
+        "tokens_per_second": None, "prompt_tokens": None, "total_tokens": None,
+    }  # fmt: skip
+    engine = create_async_engine(async_database_url(database_url))
+    async with engine.begin() as connection:  # 0002's columns only: the code's table has more
+        at = datetime(2026, 11, 1, 10, 0)
+        await connection.execute(
+            text(
+                "INSERT INTO conversations (id, session_id, title, created_at, updated_at, model) "
+                "VALUES ('c1', 's1', 't', :at, :at, 'm')"
+            ),
+            {"at": at},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO exchanges (id, conversation_id, session_id, request_id, question, answer, status, "
+                "model, timing, created_at) VALUES ('e1', 'c1', 's1', 'r1', 'q', 'a', 'finished', 'm', :timing, :at)"
+            ),
+            {"timing": json.dumps(old_timing), "at": at},
+        )
+    await engine.dispose()
+    await old.aclose()
+
+    store = SqlStore(database_url)
+    await store.migrate()
+    try:
+        assert await store.schema_differences() == []
+        [record] = await store.exchanges("s1", "c1") or []
+        assert (record.answer, record.reasoning, record.refused) == ("a", None, False)
+        assert record.timing is not None
+        html = render_component(make_environment(), Timing(**record.timing))
+        assert "≈2 (estimated)" in html and "Thinking" not in html
+    finally:
+        await store.aclose()
+    await downgrade(database_url, "0002")  # and back: the exchanges are kept
+    engine = create_async_engine(async_database_url(database_url))
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM exchanges"))).scalar_one() == 1
     await engine.dispose()

@@ -54,3 +54,24 @@ def test_demo_answer_transcript(
         url = ask(client, server, "Why is the sky blue?")
         raw, _ = read_events(client, url)
     assert normalise(raw, url) == snapshot
+
+
+def test_scripted_reasoning_answer_transcript(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream, snapshot: SnapshotAssertion
+) -> None:
+    """The thinking block comes into its slot open, takes its own body and tail updates, then its
+    summary alone is swapped (marked to close) as the answer's first text arrives."""
+    upstream.script(
+        Script(
+            reasoning=["First, ", "**why**?\n", "\nThen how."],
+            chunks=["It is ", "*so*."],
+            delay=0.05,
+            first_delay=0.5,
+            last_delay=0.2,
+        )
+    )
+    url = ask(client, openai_server, "think about it")
+    raw, frames = read_events(client, url)
+    assert [f.id for f in frames] == [str(n) for n in range(1, len(frames) + 1)]
+    # How long it thought depends on the machine.
+    assert normalise(re.sub(r"Thought for [\d.]+ s", "Thought for N s", raw), url) == snapshot

@@ -77,6 +77,10 @@ class ExchangeRecord:
     notice_message: str | None = None
     # Timing and usage as the timing component takes them (None while running, or if it never began).
     timing: dict[str, Any] | None = None
+    # The model's thinking (None when it sent none, and for answers stored before it was kept).
+    reasoning: str | None = None
+    # The answer is the model's refusal.
+    refused: bool = False
 
     @property
     def running(self) -> bool:
@@ -149,9 +153,11 @@ class ConversationStore(Protocol):
         notice: tuple[str, str] | None,
         timing: dict[str, Any] | None,
         only_if_running: bool = False,
+        reasoning: str | None = None,
+        refused: bool = False,
     ) -> bool:
         """Record how an exchange ended, in one transaction. With `only_if_running`, an exchange that has
-        already ended is left alone (returns False)."""
+        already ended is left alone (returns False). `reasoning` is the model's thinking (never history)."""
 
     async def truncate(self, session_id: str, conversation_id: str, exchange_id: str) -> list[str] | None:
         """Delete the exchange and every later one of the conversation, in one transaction; returns their

@@ -197,6 +197,8 @@ class SqlStore:
         notice: tuple[str, str] | None,
         timing: dict[str, Any] | None,
         only_if_running: bool = False,
+        reasoning: str | None = None,
+        refused: bool = False,
     ) -> bool:
         now = _now()
 
@@ -213,6 +215,8 @@ class SqlStore:
                     notice_title=_storable(notice[0]) if notice else None,
                     notice_message=_storable(notice[1]) if notice else None,
                     timing=timing,
+                    reasoning=_storable(reasoning) if reasoning else None,
+                    refused=refused or None,
                     finished_at=now,
                 )
             )
@@ -477,6 +481,8 @@ def _record(row: Row[Any]) -> ExchangeRecord:
         notice_title=row.notice_title,
         notice_message=row.notice_message,
         timing=row.timing,
+        reasoning=row.reasoning,
+        refused=bool(row.refused),
     )
 
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Final
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 __all__ = ["MODEL_CHARS", "conversations", "exchanges", "metadata"]
 
@@ -48,6 +60,9 @@ exchanges = Table(
     Column("notice_title", Text()),
     Column("notice_message", Text()),
     Column("timing", JSON()),
+    # The model's thinking, shown apart and never sent back upstream; a refusal's flag (0003).
+    Column("reasoning", Text()),
+    Column("refused", Boolean()),
     Column("created_at", DateTime(), nullable=False),
     Column("finished_at", DateTime()),
     UniqueConstraint("session_id", "request_id"),

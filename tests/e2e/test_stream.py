@@ -82,7 +82,7 @@ def test_usage_is_estimated_when_the_upstream_reports_none(
     upstream.script(Script(chunks=["a", "b", "c"], usage=False))
     _, frames = read_events(client, ask(client, openai_server, "q"))
     status = assert_well_formed(frames)
-    assert "<dd>≈3</dd>" in status
+    assert "<dd>≈3 (estimated)</dd>" in status
     assert "Usage" not in status
 
 
@@ -279,3 +279,52 @@ def test_the_api_key_never_reaches_the_browser(
     upstream.script(Script(fault="status", status=401))
     raw, _ = read_events(client, ask(client, openai_server, "q"))
     assert "sk-test-secret" not in page.text + raw
+
+
+def test_thinking_streams_apart_and_an_output_limit_is_said(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream
+) -> None:
+    thinking = ["Let me **think**", " about ", "it.\n\nSecond thought."]
+    upstream.script(Script(reasoning=thinking, chunks=["Cut", " off"], finish_reason="length"))
+    _, frames = read_events(client, ask(client, openai_server, "think first"))
+    status = assert_well_formed(frames)
+    assert answer_html(frames) == one_shot("Cut off")
+    assert answer_html(frames, reasoning=True) == one_shot("".join(thinking))
+    assert "notice--warning" in status and "output limit" in status and "Regenerate" in status
+    assert "<dt>Thinking</dt>" in status and "think" not in status.split("answer__source")[1]
+    # Reloaded: the thinking block closed above the answer, from the store; the export quotes it apart.
+    home = client.get(openai_server + "/").text
+    path = re.search(r'class="conversation__link" href="(/chat/[^"]+)"', home)
+    assert path
+    page = client.get(openai_server + path.group(1)).text
+    assert '<details class="answer__thinking">' in page and "Thought for" in page
+    body = re.search(r'<div class="answer__body"[^>]*>(.*?)</div>', page, re.S)
+    assert body and "think" not in body.group(1) and "Cut off" in body.group(1)
+    assert upstream.requests[-1].messages[-1] == {"role": "user", "content": "think first"}
+    exported = client.get(openai_server + path.group(1) + "/export").text
+    assert "## Thinking\n\n> Let me **think** about it.\n>\n> Second thought.\n" in exported
+
+
+@pytest.mark.parametrize(
+    ("script", "words", "tone", "action"),
+    [
+        (Script(chunks=["a"], finish_reason="content_filter"), "content filter stopped", "warning", "Regenerate"),
+        (Script(chunks=["a"], finish_reason=None, done=False), "ended the answer early", "error", "Retry"),
+    ],
+)
+def test_a_cut_answer_says_so_and_keeps_what_arrived(
+    client: httpx.Client, openai_server: str, upstream: FakeUpstream, script: Script, words: str, tone: str, action: str
+) -> None:
+    upstream.script(script)
+    _, frames = read_events(client, ask(client, openai_server, "q"))
+    status = assert_well_formed(frames)
+    assert answer_html(frames) == one_shot("a")
+    assert words in status and f"notice--{tone}" in status and action in status
+
+
+def test_a_refusal_is_the_answer(client: httpx.Client, openai_server: str, upstream: FakeUpstream) -> None:
+    upstream.script(Script(chunks=[], refusal=["I can't help ", "with that."]))
+    _, frames = read_events(client, ask(client, openai_server, "q"))
+    assert_well_formed(frames)
+    assert answer_html(frames) == one_shot("I can't help with that.")
+    assert any('hx-swap="beforebegin"' in f.data and "declined to answer" in f.data for f in frames)

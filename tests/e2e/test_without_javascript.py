@@ -62,3 +62,18 @@ def test_errors_without_javascript_are_pages(demo_server: str) -> None:
     assert empty.status_code == 422
     assert empty.text.startswith("<!doctype html>") and "Nothing to ask" in empty.text
     assert missing.status_code == 404 and "<!doctype html>" in missing.text and "Not found" in missing.text
+
+
+def test_without_javascript_the_finished_thinking_comes_before_the_answer(
+    openai_server: str, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(reasoning=["Let me **think**.", "\n\nDone."], chunks=["The ", "answer."], delay=0.1))
+    with httpx.Client(timeout=10, follow_redirects=True) as browser:
+        form = composer_form(browser, openai_server + "/")
+        html = browser.post(openai_server + form.pop("action"), data={**form, "query": "Think?"}).text
+    thinking = re.search(r'<details class="answer__thinking">(.*?)</details>', html, re.S)
+    assert thinking and "Thought for" in thinking.group(1)
+    assert str(PIPELINE.render("Let me **think**.\n\nDone.")) in thinking.group(1)
+    body = re.search(r'class="answer__body"[^>]*>(.*?)</div>\s*<div class="answer__tail"', html, re.S)
+    assert body and body.group(1) == str(PIPELINE.render("The answer."))
+    assert html.index("answer__thinking") < html.index("answer__body")

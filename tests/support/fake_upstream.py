@@ -51,6 +51,16 @@ class Script:
     content_type: str = "text/event-stream"
     # Send `raw` in writes of this many bytes (None: one write), to cut lines and events apart.
     write_size: int | None = None
+    # Sent before `chunks` as `delta.reasoning_content` (a reasoning model's thinking).
+    reasoning: list[str] = field(default_factory=list)
+    # Sent after `chunks` as `delta.refusal`.
+    refusal: list[str] = field(default_factory=list)
+    # Seconds between the last delta and the end (a reader following live sees the last delta's event).
+    last_delay: float = 0.0
+    # The last chunk's `finish_reason`; None sends no finish chunk.
+    finish_reason: str | None = "stop"
+    # False: the body ends (EOF) without `data: [DONE]` (and without the usage chunk).
+    done: bool = True
 
 
 DEFAULT_MODELS = ["fake-model", "fake-model-large"]
@@ -169,7 +179,7 @@ class FakeUpstream:
         await _event(send, _chunk(model, {"role": "assistant", "content": ""}))
         if script.first_delay:
             await asyncio.wait([disconnected], timeout=script.first_delay)
-        for index, text in enumerate(script.chunks):
+        for index, (key, text) in enumerate(_deltas(script)):
             if script.fault != "none" and index == script.fail_after:
                 await self._fail(script, disconnected, send, echo)
                 return
@@ -177,13 +187,19 @@ class FakeUpstream:
                 await asyncio.wait([disconnected], timeout=script.delay)
             if disconnected.done():
                 return  # the client went away: stop generating, as a real server does
-            await _event(send, _chunk(model, {"content": text}))
-        if script.fault != "none" and script.fail_after >= len(script.chunks):
+            await _event(send, _chunk(model, {key: text}))
+        if script.fault != "none" and script.fail_after >= len(_deltas(script)):
             await self._fail(script, disconnected, send, echo)
             return
-        await _event(send, _chunk(model, {}, finish_reason="stop"))
+        if script.last_delay:
+            await asyncio.wait([disconnected], timeout=script.last_delay)
+        if script.finish_reason is not None:
+            await _event(send, _chunk(model, {}, finish_reason=script.finish_reason))
+        if not script.done:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         if script.usage and (record.body.get("stream_options") or {}).get("include_usage"):
-            completion = len(script.chunks)
+            completion = len(_deltas(script))
             usage = {"prompt_tokens": 11, "completion_tokens": completion, "total_tokens": 11 + completion}
             await _event(send, {**_chunk(model, {}), "choices": [], "usage": usage})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
@@ -227,6 +243,15 @@ async def _replay(script: Script, send: Any) -> None:
         if script.write_size:
             await asyncio.sleep(0)  # let each write go out on its own
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _deltas(script: Script) -> list[tuple[str, str]]:
+    """The delta fields the script sends, in order: thinking, answer, refusal."""
+    return [
+        *(("reasoning_content", text) for text in script.reasoning),
+        *(("content", text) for text in script.chunks),
+        *(("refusal", text) for text in script.refusal),
+    ]
 
 
 async def _watch_disconnect(receive: Any, record: RecordedRequest) -> None:

@@ -92,16 +92,23 @@ def apply_partials(frames: list[Frame], initial: dict[str, str] | None = None) -
                 targets[element_id] = targets.get(element_id, "") + content
             elif swap == "outerHTML":  # the composer's button: kept as the element it becomes
                 targets[element_id] = content
+            elif swap == "beforebegin":  # a refusal's label, before the body
+                targets[f"{element_id}:before"] = targets.get(f"{element_id}:before", "") + content
             else:
                 raise AssertionError(f"unexpected swap {swap!r} in {frame.data!r}")
     targets.update({element_id: element.inner_html() for element_id, element in document.by_id.items()})
     return targets
 
 
-def answer_html(frames: list[Frame]) -> str:
-    """The answer body's HTML once every frame has been applied (the live tail must end empty)."""
+def answer_html(frames: list[Frame], *, reasoning: bool = False) -> str:
+    """The answer body's HTML (or the thinking block's, with `reasoning`) once every frame has been
+    applied (the live tails must end empty)."""
     targets = apply_partials(frames)
-    bodies = [html for target, html in targets.items() if target.endswith("-body")]
+    bodies = [
+        html
+        for target, html in targets.items()
+        if target.endswith("-body") and target.endswith("-reasoning-body") == reasoning
+    ]
     tails = [html for target, html in targets.items() if target.endswith("-tail")]
     assert len(bodies) <= 1 and all(tail == "" for tail in tails), targets
     return bodies[0] if bodies else ""
