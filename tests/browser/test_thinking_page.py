@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ANSWER_TIMEOUT_MS, PageEvents, ask, assert_answer_is_rendering_of, open_chat, run_axe
+from tests.support.corpus import shapes
 from tests.support.fake_upstream import FakeUpstream, Script
 
 pytestmark = pytest.mark.browser
@@ -70,3 +71,32 @@ def test_a_refusal_and_a_cut_off_answer_say_so(
     page.emulate_media(color_scheme="dark")
     run_axe(page, "refusal and cut-off, dark")
     assert page_events.page_errors == []
+
+
+CORPUS_IN_THE_BROWSER = [
+    "deepseek_reasoning_content",
+    "ollama_think_tags_split",
+    "mistral_thinking_parts",
+    "azure_content_filter",
+]
+
+
+@pytest.mark.parametrize("name", CORPUS_IN_THE_BROWSER)
+def test_recorded_streams_read_right_in_the_page(
+    name: str, page: Page, upstream: FakeUpstream, openai_paced_server: str
+) -> None:
+    """A handful of the recorded server shapes, replayed byte for byte, as a person sees them."""
+    shape = next(shape for shape in shapes() if shape.name == name)
+    upstream.script(shape.script(write_size=48))
+    open_chat(page, openai_paced_server)
+    ask(page, "Recorded")
+    expect(page.locator(".answer .timing")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    assert_answer_is_rendering_of(page, shape.expect.text)
+    thinking = page.locator("details.answer__thinking .answer__thinking-body")
+    if shape.expect.reasoning:
+        expect(thinking).to_contain_text(shape.expect.reasoning.split("\n")[0].strip(), use_inner_text=False)
+    else:
+        expect(thinking).to_have_count(0)
+    if shape.expect.finish == "content_filter":
+        expect(page.locator(".answer__status .notice--warning")).to_contain_text("content filter")
+    run_axe(page, f"recorded stream {name}")
