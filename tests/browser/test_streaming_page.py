@@ -189,6 +189,7 @@ def test_hostile_upstream_text_stays_text(
     expect(body).to_contain_text('<div hx-get="/boom" hx-trigger="load">x</div>')
     expect(body.locator("p").last).to_have_text("tail text")
     assert page.evaluate("() => [...document.querySelectorAll('.answer__content *')].map(e => e.localName)") == [
+        "div",  # the thinking slot (empty: this model did not think)
         "div",  # the body
         "p",
         "p",
