@@ -4,7 +4,7 @@ Each works with htmx (a fragment in place) and without JavaScript (a page of its
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 from litestar import MediaType, Request, Response, get, post
@@ -21,7 +21,7 @@ from folyam.errors import UserFacingError
 from folyam.export import conversation_markdown
 from folyam.generations import Generations
 from folyam.guards import FORM_OVERHEAD, check_id, read_bounded_form, require_csrf
-from folyam.pages import is_local_path, page_context
+from folyam.pages import current_conversation, is_local_path, page_context
 from folyam.sessions import SessionSigner, session_id_of
 from folyam.settings import Settings
 from folyam.store import ConversationStore, ConversationSummary
@@ -44,13 +44,6 @@ def _see_other(location: str) -> Response[str]:
 
 def _html(env: jinja2.Environment, component: object) -> Response[str]:
     return Response(render_component(env, component), media_type=MediaType.HTML)
-
-
-def _current_conversation(request: AnyRequest) -> str | None:
-    """The conversation the htmx page shows (htmx sends the page's URL), to mark it in an entry."""
-    path = urlsplit(request.headers.get("HX-Current-URL", "")).path
-    prefix = "/chat/"
-    return path[len(prefix) :] if path.startswith(prefix) else None
 
 
 async def _summary(state: State, session_id: str, conversation_id: str) -> ConversationSummary:
@@ -77,7 +70,7 @@ async def _form_page(
 @get("/chat/{conversation_id:str}/entry", name="conversation_entry")
 async def conversation_entry(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str]:
     summary = await _summary(state, session_id_of(request.scope), conversation_id)
-    entry = ConversationEntry(summary.id, summary.title, current=_current_conversation(request) == summary.id)
+    entry = ConversationEntry(summary.id, summary.title, current=current_conversation(request) == summary.id)
     return _html(state.jinja, entry)
 
 
@@ -104,7 +97,7 @@ async def rename(conversation_id: FromPath[str], request: AnyRequest, state: Sta
     if not _is_htmx(request):
         return _see_other(f"/chat/{conversation_id}")
     summary = await _summary(state, session_id, conversation_id)
-    entry = ConversationEntry(summary.id, summary.title, current=_current_conversation(request) == summary.id)
+    entry = ConversationEntry(summary.id, summary.title, current=current_conversation(request) == summary.id)
     return _html(state.jinja, entry)
 
 
@@ -130,7 +123,7 @@ async def delete(conversation_id: FromPath[str], request: AnyRequest, state: Sta
         raise NotFoundException()
     if not _is_htmx(request):
         return _see_other("/")
-    if _current_conversation(request) == conversation_id:
+    if current_conversation(request) == conversation_id:
         return Response("", headers={"HX-Redirect": "/"})
     return Response("", media_type=MediaType.HTML)  # the entry's hx-swap="delete" removes it
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from litestar import Request
 from litestar.datastructures import State
@@ -15,7 +16,7 @@ from components.theme import THEME_COOKIE, THEMES, Theme, ThemeSwitch
 from folyam.sessions import CSRF_HEADER, SessionSigner, cookie_values, session_id_of
 from folyam.store import ConversationStore
 
-__all__ = ["SIDEBAR_LIMIT", "conversation_list", "is_local_path", "page_context", "theme_of"]
+__all__ = ["SIDEBAR_LIMIT", "conversation_list", "current_conversation", "is_local_path", "page_context", "theme_of"]
 
 # The list shows this many of the newest conversations.
 SIDEBAR_LIMIT: Final = 200
@@ -35,6 +36,13 @@ def theme_of(request: AnyRequest) -> Theme:
 
 def is_local_path(value: str) -> bool:
     return len(value) <= 200 and _LOCAL_PATH.fullmatch(value) is not None
+
+
+def current_conversation(request: AnyRequest) -> str | None:
+    """The conversation the htmx page shows (htmx sends the page's URL with each request)."""
+    path = urlsplit(request.headers.get("HX-Current-URL", "")).path
+    prefix = "/chat/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
 
 
 async def conversation_list(state: State, session_id: str, current_id: str | None) -> ConversationList:

@@ -30,7 +30,7 @@ from components.composer import (
     ModelChoice,
     RequestIdField,
 )
-from components.conversation_list import CONVERSATION_LIST_ID
+from components.conversation_list import CONVERSATION_LIST_ID, ConversationEntry
 from components.export_link import EXPORT_LINK_ID, ExportLink
 from components.message import EditForm
 from components.theme import THEME_SWITCH_ID, ThemeSwitch
@@ -44,7 +44,7 @@ from folyam.guards import FORM_OVERHEAD, ID, check_id, new_id, read_bounded_form
 from folyam.limits import Slots
 from folyam.markdown import MarkdownPipeline
 from folyam.models import ModelCatalog
-from folyam.pages import conversation_list, page_context, theme_of
+from folyam.pages import current_conversation, page_context, theme_of
 from folyam.runner import DONE_EVENT
 from folyam.sessions import SessionSigner, session_id_of
 from folyam.settings import Settings
@@ -350,16 +350,19 @@ async def _answer(
         Partial(f"#{COMPOSER_ACTION_ID}", "outerHTML", render_component(env, stop)),
         Partial(f"#{COMPOSER_REQUEST_ID}", "outerHTML", render_component(env, RequestIdField(new_id()))),
         Partial(f"#{COMPOSER_ERROR_ID}", "innerHTML", Markup()),
-        Partial(
-            f"#{CONVERSATION_LIST_ID}",
-            "outerHTML",
-            render_component(env, await conversation_list(state, session_id, conversation_id)),
-        ),
         Partial(f"#{EXPORT_LINK_ID}", "outerHTML", render_component(env, ExportLink(conversation_id))),
         # The theme switch comes back to the conversation's URL, now in the address bar.
         Partial(f"#{THEME_SWITCH_ID}", "outerHTML", render_component(env, theme_switch)),
         Partial(f"#{ANNOUNCER_ID}", "innerHTML", render_component(env, Announcement("Answering…"))),
     ]
+    if current_conversation(request) != conversation_id:
+        # Asked from a new chat: the conversation joins the list, on top. (A page already showing the
+        # conversation has it listed; it moves up on the next page load. Not the whole list again per
+        # question: its cost grows with the session's conversations.)
+        stored = await store.conversation(session_id, conversation_id)
+        if stored is not None:
+            entry = ConversationEntry(stored.id, stored.title, current=True)
+            partials.append(Partial(f"#{CONVERSATION_LIST_ID}", "afterbegin", render_component(env, entry)))
     body = Markup().join(render_component(env, partial) for partial in partials)
     # The conversation's own URL goes into the address bar, so a reload comes back to it.
     return Response(body, media_type=MediaType.HTML, headers={"HX-Push-Url": f"/chat/{conversation_id}"})

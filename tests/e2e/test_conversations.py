@@ -44,7 +44,8 @@ def test_asking_with_htmx_refreshes_the_list_and_shows_stop(demo_server: str, cl
     form = composer_form(client, demo_server + "/")
     response = client.post(demo_server + form.pop("action"), data={**form, "query": "Listed at once?"})
     assert response.status_code == 200
-    assert '<hx-partial hx-target="#conversation-list" hx-swap="outerHTML">' in response.text
+    # Asked from a new chat: the conversation joins the top of the list, marked current.
+    assert '<hx-partial hx-target="#conversation-list" hx-swap="afterbegin"><li class="conversation' in response.text
     assert 'title="Listed at once?" aria-current="page"' in response.text
     assert re.search(
         r'id="composer-action" class="composer__action composer__stop" type="submit" formaction="/generations/',
@@ -247,3 +248,17 @@ def test_theme_is_remembered_and_rendered_by_the_server(demo_server: str) -> Non
         plain.cookies.delete("folyam_theme")
         plain.cookies.set("folyam_theme", "<script>")
         assert "data-theme" not in plain.get(demo_server + "/").text.split("<head>")[0]
+
+
+def test_a_follow_up_leaves_the_list_alone(demo_server: str, client: httpx.Client) -> None:
+    _finish(ask(client, demo_server, "Listed once"), client)
+    path = re.search(r'class="conversation__link" href="(/chat/[^"]+)"', client.get(demo_server + "/").text).group(1)
+    form = composer_form(client, demo_server + path)
+    follow_up = client.post(
+        demo_server + form.pop("action"),
+        data={**form, "query": "again"},
+        headers={"HX-Current-URL": demo_server + path},
+    )
+    assert follow_up.status_code == 200 and "#conversation-list" not in follow_up.text
+    _finish(demo_server + re.search(r'hx-sse:connect="([^"]+)"', follow_up.text).group(1), client)
+    assert _list_titles(client.get(demo_server + "/").text) == ["Listed once"]
