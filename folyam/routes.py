@@ -57,6 +57,7 @@ from folyam.store import (
     NotYours,
     UnknownExchange,
 )
+from folyam.store.sql import title_of
 from folyam.views import ExchangeViews
 
 __all__ = ["ROUTES"]
@@ -184,6 +185,7 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
         session_id,
         conversation_id,
         Question(query, request_id, model, system_prompt.strip() if system_prompt else None),
+        stored,
     )
 
 
@@ -198,7 +200,7 @@ async def regenerate(
     question = Question(
         record.question, new_id(), await _chosen_model(state, None, conversation), conversation.system_prompt
     )
-    return await _answer(request, state, session_id, conversation_id, question, replacing=exchange_id)
+    return await _answer(request, state, session_id, conversation_id, question, conversation, replacing=exchange_id)
 
 
 @get("/chat/{conversation_id:str}/exchanges/{exchange_id:str}/edit", name="edit_form")
@@ -238,7 +240,7 @@ async def edit(
     query = _question(settings, form.get("query", ""))
     _, conversation = await _own_exchange(state, session_id, conversation_id, exchange_id)
     question = Question(query, new_id(), await _chosen_model(state, None, conversation), conversation.system_prompt)
-    return await _answer(request, state, session_id, conversation_id, question, replacing=exchange_id)
+    return await _answer(request, state, session_id, conversation_id, question, conversation, replacing=exchange_id)
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,7 @@ async def _answer(
     session_id: str,
     conversation_id: str,
     question: Question,
+    conversation: ConversationRecord | None,
     replacing: str | None = None,
 ) -> Response[str]:
     """Start the answer to a question (in place of `replacing` and what followed it, if given). With htmx
@@ -359,10 +362,9 @@ async def _answer(
         # Asked from a new chat: the conversation joins the list, on top. (A page already showing the
         # conversation has it listed; it moves up on the next page load. Not the whole list again per
         # question: its cost grows with the session's conversations.)
-        stored = await store.conversation(session_id, conversation_id)
-        if stored is not None:
-            entry = ConversationEntry(stored.id, stored.title, current=True)
-            partials.append(Partial(f"#{CONVERSATION_LIST_ID}", "afterbegin", render_component(env, entry)))
+        title = conversation.title if conversation is not None else title_of(question.text)
+        entry = ConversationEntry(conversation_id, title, current=True)
+        partials.append(Partial(f"#{CONVERSATION_LIST_ID}", "afterbegin", render_component(env, entry)))
     body = Markup().join(render_component(env, partial) for partial in partials)
     # The conversation's own URL goes into the address bar, so a reload comes back to it.
     return Response(body, media_type=MediaType.HTML, headers={"HX-Push-Url": f"/chat/{conversation_id}"})
