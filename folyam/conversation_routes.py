@@ -24,7 +24,7 @@ from folyam.guards import FORM_OVERHEAD, check_id, read_bounded_form, require_cs
 from folyam.pages import current_conversation, is_local_path, page_context
 from folyam.sessions import SessionSigner, session_id_of
 from folyam.settings import Settings
-from folyam.store import ConversationStore, ConversationSummary
+from folyam.store import ConversationRecord, ConversationStore
 from folyam.store.sql import title_of
 
 __all__ = ["CONVERSATION_ROUTES"]
@@ -46,12 +46,12 @@ def _html(env: jinja2.Environment, component: object) -> Response[str]:
     return Response(render_component(env, component), media_type=MediaType.HTML)
 
 
-async def _summary(state: State, session_id: str, conversation_id: str) -> ConversationSummary:
+async def _summary(state: State, session_id: str, conversation_id: str) -> ConversationRecord:
     store: ConversationStore = state.store
     found = await store.conversation(session_id, check_id(conversation_id))
     if found is None:
         raise NotFoundException()
-    return ConversationSummary(id=found.id, title=found.title, updated_at=found.updated_at)
+    return found
 
 
 def _csrf_token(state: State, request: AnyRequest) -> str:

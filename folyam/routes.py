@@ -163,13 +163,7 @@ async def chat(
 async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State) -> Response[str]:
     check_id(conversation_id)
     settings: Settings = state.settings
-    max_bytes = _ask_form_bytes(settings)
-    too_long = _question_too_long(settings, None)
-    session_id, form = await require_csrf(request, state, max_bytes=max_bytes, too_large=too_long)
-    await _rate_limit(request, state)
-    if form is None:
-        form = await read_bounded_form(request, state, max_bytes, too_long)
-    query = _question(settings, form.get("query", ""))
+    session_id, form, query = await _question_form(request, state)
     raw_request_id = form.get("request_id", "")
     request_id = raw_request_id if ID.fullmatch(raw_request_id) else new_id()
     store: ConversationStore = state.store
@@ -230,14 +224,7 @@ async def edit(
     conversation_id: FromPath[str], exchange_id: FromPath[str], request: AnyRequest, state: State
 ) -> Response[str]:
     """Ask an edited question in place of an earlier one (whose answer, and what followed, make way)."""
-    settings: Settings = state.settings
-    max_bytes = _ask_form_bytes(settings)
-    too_long = _question_too_long(settings, None)
-    session_id, form = await require_csrf(request, state, max_bytes=max_bytes, too_large=too_long)
-    await _rate_limit(request, state)
-    if form is None:
-        form = await read_bounded_form(request, state, max_bytes, too_long)
-    query = _question(settings, form.get("query", ""))
+    session_id, _, query = await _question_form(request, state)
     _, conversation = await _own_exchange(state, session_id, conversation_id, exchange_id)
     question = Question(query, new_id(), await _chosen_model(state, None, conversation), conversation.system_prompt)
     return await _answer(request, state, session_id, conversation_id, question, conversation, replacing=exchange_id)
@@ -249,6 +236,19 @@ class Question:
     request_id: str
     model: str
     system_prompt: str | None
+
+
+async def _question_form(request: AnyRequest, state: State) -> tuple[str, dict[str, str], str]:
+    """A posted question's session id, form and question, checked in order: the CSRF token (before any
+    body is read), the rate limit, then the form's size and the question's."""
+    settings: Settings = state.settings
+    max_bytes = _ask_form_bytes(settings)
+    too_long = _question_too_long(settings, None)
+    session_id, form = await require_csrf(request, state, max_bytes=max_bytes, too_large=too_long)
+    await _rate_limit(request, state)
+    if form is None:
+        form = await read_bounded_form(request, state, max_bytes, too_long)
+    return session_id, form, _question(settings, form.get("query", ""))
 
 
 async def _own_exchange(
