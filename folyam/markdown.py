@@ -226,7 +226,17 @@ class MarkdownPipeline:
         def table_close(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
             return str(renderer.renderToken(tokens, idx, options, env)) + "</div>\n"
 
+        # A heading with no text ("## " alone, or an answer stopped just after the marker) renders as
+        # nothing: an empty <h2> is a nameless heading to a screen reader.
+        def heading_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+            return str(renderer.renderToken(tokens, idx, options, env)) if tokens[idx + 1].content.strip() else ""
+
+        def heading_close(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+            return str(renderer.renderToken(tokens, idx, options, env)) if tokens[idx - 1].content.strip() else ""
+
         parser.add_render_rule("fence", fence)
+        parser.add_render_rule("heading_open", heading_open)
+        parser.add_render_rule("heading_close", heading_close)
         for name in ("math_inline", "math_inline_double", "math_block"):
             parser.add_render_rule(name, math)
         parser.add_render_rule("table_open", table_open)

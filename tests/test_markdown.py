@@ -47,6 +47,7 @@ TRICKY = {
     "\\sqrt{2}\n\\]\nText with $$E=mc^2$$ inside.\n\n- $$\n  x_1\n  $$\n- $\\frac{1}{$\n\n> $$y$$",
     "math_never_closed": "Before\n\n$$\n\\alpha +\n\\beta\n\nAfter\n$$\nstill open",
     "task_list": "- [ ] todo\n- [x] done\n  - [ ] nested\n- [y] not a task\n\n1. [X] first\n2. [ ]\n\n> - [ ] quoted",
+    "empty_headings": "# \n\nText\n\n## ##\n\n- ###\n\n> #\n\n## Real\n\n#",
     "hostile": "<script>alert(1)</script>\n\n<img src=x onerror=alert(1)>\n\n[j](javascript:alert(1))\n\n"
     '![x](https://evil.example/p.png?leak=1)\n\n<div hx-get="/x" hx-trigger="load">d</div>',
 }
@@ -147,6 +148,12 @@ def test_the_pygments_stylesheet_is_current() -> None:
 def test_text_that_looks_like_an_attribute_keeps_its_tags() -> None:
     # Only attribute values have "<" and ">" escaped (for htmx's sake); this is text with a code span.
     assert PIPELINE.render('x="`y`"') == Markup('<p>x="<code>y</code>"</p>\n')
+
+
+def test_a_heading_with_no_text_renders_nothing() -> None:
+    # (An answer stopped just after "## " left an empty <h2>: a nameless heading to a screen reader.)
+    assert PIPELINE.render("Intro\n\n## ") == Markup("<p>Intro</p>\n")
+    assert PIPELINE.render("- #\n\n> ## ##", live=True) == Markup("<ul>\n<li>\n</li>\n</ul>\n<blockquote>\n</blockquote>\n")
 
 
 def test_task_list_items_are_disabled_checkboxes_labelled_by_their_text() -> None:
