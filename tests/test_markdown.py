@@ -153,7 +153,9 @@ def test_text_that_looks_like_an_attribute_keeps_its_tags() -> None:
 def test_a_heading_with_no_text_renders_nothing() -> None:
     # (An answer stopped just after "## " left an empty <h2>: a nameless heading to a screen reader.)
     assert PIPELINE.render("Intro\n\n## ") == Markup("<p>Intro</p>\n")
-    assert PIPELINE.render("- #\n\n> ## ##", live=True) == Markup("<ul>\n<li>\n</li>\n</ul>\n<blockquote>\n</blockquote>\n")
+    assert PIPELINE.render("- #\n\n> ## ##", live=True) == Markup(
+        "<ul>\n<li>\n</li>\n</ul>\n<blockquote>\n</blockquote>\n"
+    )
 
 
 def test_task_list_items_are_disabled_checkboxes_labelled_by_their_text() -> None:
