@@ -145,8 +145,9 @@ def _subclasses(cls: type[Exception]) -> set[type[Exception]]:
 
 
 def _logging_config(redactor: Redactor) -> LoggingConfig:
-    """Every 500 is logged with its traceback (a 4xx is the client's doing, not a fault of ours); the
-    HTTP clients are quieted (a line per upstream request at INFO); no record carries a secret."""
+    """Every 500 is logged with its traceback (a 4xx is the client's doing, not a fault of ours; a 503 for
+    unreachable storage is one line); the HTTP clients are quieted (a line per upstream request at INFO);
+    no record carries a secret."""
     redacting = {"filters": ["redact"]}
     return LoggingConfig(
         root={"level": "INFO", "handlers": ["queue_listener"]},
@@ -155,8 +156,16 @@ def _logging_config(redactor: Redactor) -> LoggingConfig:
         handlers={name: {**handler, **redacting} for name, handler in default_handlers.items()},
         log_exceptions="always",
         # Litestar matches the exception's exact class (its class-level status code is 500), so the
-        # client errors are listed by class too.
-        disable_stack_trace={*range(400, 500), UserFacingError, ConversationBusy, *_subclasses(ClientException)},
+        # client errors are listed by class too. A storage outage is one line per request, not a traceback
+        # each (formatting them cost more CPU than the requests, when the database was slow under load).
+        disable_stack_trace={
+            *range(400, 500),
+            UserFacingError,
+            ConversationBusy,
+            StoreUnavailable,
+            CoordinationUnavailable,
+            *_subclasses(ClientException),
+        },
     )
 
 

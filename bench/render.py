@@ -88,6 +88,7 @@ def retained(root: Path, text_pieces: list[str]) -> tuple[int, int]:
         from folyam.fragments import AnswerFragments, Endings
         from folyam.generations import Generation
         from folyam.runner import GenerationRun
+        from folyam.store import ExchangeRecord
 
         env = make_environment()
         log = MemoryEventLog()
@@ -98,6 +99,9 @@ def retained(root: Path, text_pieces: list[str]) -> tuple[int, int]:
             session_id="s",
             conversation_id="c",
             query="q",
+            record=ExchangeRecord(
+                "bench-generation", "c", "s", "r", "q", "", "running", "bench", datetime.datetime.now(datetime.UTC)
+            ),
             slots={},
             renderer=pipeline.renderer(),
             reasoning_renderer=pipeline.renderer(),

@@ -2,15 +2,16 @@
 
 The app under test runs as its own process (`python app.py` configured through FOLYAM_* variables), so
 its CPU time can be read from /proc alone. With `--provider openai` a fast fake OpenAI-compatible
-upstream (bench/upstream.py) runs as a third process and the app is pointed at it; with `--naive` the
-app is replaced by the naive relay of bench/naive_relay.py against the same upstream. This process is
-the client: N concurrent httpx streams on loopback, each posting a question and reading its event stream
-to the `done` event, bounded by --streams and --timeout.
+upstream (bench/upstream.py) runs as a third process and the app is pointed at it; with `--seed` the
+app is replaced by the seed relay of bench/seed_relay.py (FastAPI + the openai SDK) against the same
+upstream. This process is the client: N concurrent visitors on loopback, each loading the page, posting
+a question and reading its event stream to the end, bounded by --streams and --timeout; all of it is
+measured (page, POST, upstream read, render, SSE write). `--pin CPU` pins the app to that one core.
 
     .venv/bin/python bench/streams.py --streams 200 --provider demo
     .venv/bin/python bench/streams.py --streams 200 --provider openai --chunks 500
     .venv/bin/python bench/streams.py --streams 500 --provider demo --rate 50
-    .venv/bin/python bench/streams.py --streams 200 --naive --chunks 500
+    .venv/bin/python bench/streams.py --streams 200 --seed --chunks 500
     .venv/bin/python bench/streams.py --streams 200 --provider openai --rate 50 --paragraph 60
     .venv/bin/python bench/streams.py --streams 200 --provider openai --profile bench/out/openai.txt
 
@@ -71,8 +72,9 @@ EVENTS_URL = re.compile(r'hx-sse:connect="([^"]+)"')
 COMPOSER_ACTION = re.compile(r'<form id="composer"[^>]* hx-post="([^"]+)"')
 HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 CHUNKS = re.compile(rb"<dt>Chunks</dt><dd>(\d+)</dd>")
+CONTENT = re.compile(rb'"content":"[^"]')
 FRAME_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-DONE_LINE = re.compile(rb"^event: done\r?$", re.M)
+DONE_LINE = re.compile(rb"^(?:event: done|data: \[DONE\])\r?$", re.M)
 
 COLUMNS = (
     "target",
@@ -89,6 +91,7 @@ COLUMNS = (
     "TTFE p50 ms",
     "TTFE p99 ms",
     "max gap p99 ms",
+    "stream p50 s",
     "peak RSS MiB",
 )
 
@@ -215,14 +218,19 @@ class StreamResult:
     max_gap: float = 0.0
     # Data frames delivered (keep-alive comments excluded; the timing and `done` frames included).
     events: int = 0
-    # Upstream tokens of the answer: the "Chunks" of Folyam's timing fragment, the naive relay's events.
+    # Upstream tokens of the answer: the "Chunks" of Folyam's timing fragment, the seed's content events.
     tokens: int = 0
+    # Seconds from sending the question to the end of the stream.
+    duration: float = 0.0
     # Bytes of the event stream's body.
     body_bytes: int = 0
 
 
-async def read_stream(response: httpx.Response, sent_at: float, result: StreamResult) -> bytes:
-    """Read SSE frames up to `event: done`, timing each data frame; returns the frame before `done`."""
+async def read_stream(
+    response: httpx.Response, sent_at: float, result: StreamResult, on_frame: Callable[[bytes], None] | None = None
+) -> bytes:
+    """Read SSE frames up to `event: done` (or `data: [DONE]`), timing each data frame; returns the frame
+    before it."""
     response.raise_for_status()
     buffer = b""
     previous = b""
@@ -241,9 +249,12 @@ async def read_stream(response: httpx.Response, sent_at: float, result: StreamRe
             else:
                 result.max_gap = max(result.max_gap, now - last_at)
             last_at = now
-            if b"event: done" in frame and DONE_LINE.search(frame):
+            if (b"event: done" in frame or b"[DONE]" in frame) and DONE_LINE.search(frame):
+                result.duration = now - sent_at
                 return previous
             previous = frame
+            if on_frame is not None:
+                on_frame(frame)
     raise RuntimeError("the stream ended without a done event")
 
 
@@ -292,18 +303,36 @@ async def folyam_stream(
     return result
 
 
-async def naive_stream(
+async def open_seed_page(client: httpx.AsyncClient, base: str) -> Form:
+    page = await client.get(f"{base}/")
+    page.raise_for_status()
+    return {}
+
+
+async def seed_stream(
     client: httpx.AsyncClient, base: str, index: int, expected: int | None, form: Form | None
 ) -> StreamResult:
-    """Ask the naive relay; each of its events but `done` is one upstream chunk."""
+    """Ask the seed relay; its events are the upstream's chunks as JSON, then `data: [DONE]`."""
     result = StreamResult()
     sent_at = time.perf_counter()
+    counter = ContentCounter()
     async with client.stream("GET", f"{base}/chat", params={"q": f"Benchmark question {index}"}) as response:
-        await read_stream(response, sent_at, result)
-    result.tokens = result.events - 1
+        await read_stream(response, sent_at, result, counter)
+    result.tokens = counter.count
     if expected is not None and result.tokens != expected:
-        raise RuntimeError(f"{result.tokens} chunks, expected {expected}")
+        raise RuntimeError(f"{result.tokens} content chunks, expected {expected}")
     return result
+
+
+@dataclass
+class ContentCounter:
+    """Counts the seed's frames that carry answer text (not the role, finish or usage chunks)."""
+
+    count: int = 0
+
+    def __call__(self, frame: bytes) -> None:
+        if CONTENT.search(frame):
+            self.count += 1
 
 
 StreamFn = Callable[[httpx.AsyncClient, str, int, int | None, Form | None], Awaitable[StreamResult]]
@@ -362,7 +391,7 @@ class Window:
 
 async def run_clients(
     stream: StreamFn,
-    setup: SetupFn | None,
+    setup: SetupFn,
     base: str,
     *,
     streams: int,
@@ -372,31 +401,29 @@ async def run_clients(
     first: int = 0,
     window: Window | None = None,
 ) -> list[StreamResult]:
-    """`streams` clients: each runs `setup` (loading the page; not measured), then all stream at once
-    (started over `ramp` seconds) inside the measured `window`; unfinished ones fail at `timeout`.
+    """`streams` visitors started over `ramp` seconds inside the measured `window`: each loads the page
+    (`setup`) and streams an answer; unfinished ones fail at `timeout`.
 
-    Each stream has an httpx client of its own: one client's connection pool costs O(connections) per
-    request (httpcore checks every connection), which at hundreds of streams made the client, not the
-    server, the bottleneck. They share one SSL context (unused on http://) so creating them is cheap."""
+    Each visitor has an httpx client of its own (its own cookies: its own session): one client's
+    connection pool costs O(connections) per request (httpcore checks every connection), which at hundreds
+    of streams made the client, not the server, the bottleneck. They share one SSL context (unused on
+    http://) so creating them is cheap."""
     ssl_context = ssl.create_default_context()
-    limits = httpx.Limits(max_connections=1)
+    limits = httpx.Limits(max_connections=2)
     timeouts = httpx.Timeout(timeout, connect=10.0)
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(httpx.AsyncClient(verify=ssl_context, limits=limits, timeout=timeouts))
             for _ in range(streams)
         ]
-        forms: list[Form | BaseException | None] = [None] * streams
-        if setup is not None:
-            async with asyncio.timeout(timeout):
-                forms = list(await asyncio.gather(*(setup(c, base) for c in clients), return_exceptions=True))
 
         async def one(index: int) -> StreamResult:
-            form = forms[index]
-            if isinstance(form, BaseException):
-                return StreamResult(error=f"page: {type(form).__name__}: {form}")
             if ramp > 0:
                 await asyncio.sleep(ramp * index / streams)
+            try:
+                form = await setup(clients[index], base)
+            except Exception as exc:
+                return StreamResult(error=f"page: {type(exc).__name__}: {exc}")
             try:
                 return await stream(clients[index], base, first + index, expected, form)
             except Exception as exc:
@@ -460,8 +487,8 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 def measure(args: argparse.Namespace, app: Server, upstream: Server | None) -> list[Measurement]:
     """Warm up, then `--repeat` measured rounds of `--streams` concurrent streams against the same servers."""
-    stream = naive_stream if args.naive else folyam_stream
-    setup = None if args.naive else open_page
+    stream = seed_stream if args.seed else folyam_stream
+    setup = open_seed_page if args.seed else open_page
     expected = None if args.provider == "demo" else args.chunks
 
     def clients(streams: int, first: int, window: Window | None = None) -> list[StreamResult]:
@@ -522,7 +549,7 @@ def run(args: argparse.Namespace) -> list[Measurement]:
     with contextlib.ExitStack() as stack:
         data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="folyam-bench-")))
         env = base_env() | {
-            "FOLYAM_FLUSH_INTERVAL": str(args.flush_interval),
+            **({"FOLYAM_FLUSH_INTERVAL": str(args.flush_interval)} if args.flush_interval is not None else {}),
             "FOLYAM_DATA_DIR": str(data),
             # Every client of a benchmark comes from 127.0.0.1: lift the per-address limits
             # (revisions without them ignore the variables).
@@ -577,9 +604,9 @@ def run_with(args: argparse.Namespace, env: dict[str, str]) -> list[Measurement]
             "FOLYAM_MODEL": "bench-model",
         }
         app_port = free_port()
-        if args.naive:
-            naive_argv = [sys.executable, "-m", "bench.naive_relay", "--port", str(app_port)]
-            with serving("naive-relay", naive_argv, env, app_port) as app:
+        if args.seed:
+            seed_argv = [*pinned(args), sys.executable, "-m", "bench.seed_relay", "--port", str(app_port)]
+            with serving("seed-relay", seed_argv, env, app_port) as app:
                 return measure(args, app, upstream)
         with serving("app", app_argv(args, app_port), env, app_port, cwd=args.app_dir) as app:
             return measure(args, app, upstream)
@@ -587,7 +614,12 @@ def run_with(args: argparse.Namespace, env: dict[str, str]) -> list[Measurement]
 
 def app_argv(args: argparse.Namespace, port: int) -> list[str]:
     workers = ["--workers", str(args.workers)] if args.workers > 1 else []
-    return [sys.executable, str(args.app_dir / "app.py"), "--port", str(port), *workers]
+    return [*pinned(args), sys.executable, str(args.app_dir / "app.py"), "--port", str(port), *workers]
+
+
+def pinned(args: argparse.Namespace) -> list[str]:
+    """`taskset` for --pin: the server (its worker processes too) runs on that one core."""
+    return ["taskset", "--cpu-list", str(args.pin)] if args.pin is not None else []
 
 
 def git(*argv: str) -> str:
@@ -618,7 +650,21 @@ def start_profiler(output: Path, pid: int) -> subprocess.Popen[bytes]:
     if not Path(py_spy).exists():
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     output.parent.mkdir(parents=True, exist_ok=True)
-    argv = [py_spy, "record", "--pid", str(pid), "--rate", "500", "--format", "raw", "--output", str(output)]
+    # --nonblocking: sampling does not stop the process (stopping it 500 times a second starved the
+    # store's thread until requests timed out).
+    argv = [
+        py_spy,
+        "record",
+        "--nonblocking",
+        "--pid",
+        str(pid),
+        "--rate",
+        "500",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+    ]
     profiler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # let it attach before the load starts
     if profiler.poll() is not None:
@@ -634,7 +680,13 @@ def stop_profiler(profiler: subprocess.Popen[bytes], output: Path) -> None:
 
 
 # py-spy counts these waits of idle threads (logging's queue listener, the default executor) as active.
-IDLE_FRAMES = frozenset({"Condition.wait (threading.py)", "_worker (concurrent/futures/thread.py)"})
+IDLE_FRAMES = frozenset(
+    {
+        "Condition.wait (threading.py)",
+        "_worker (concurrent/futures/thread.py)",
+        "_connection_worker_thread (aiosqlite/core.py)",
+    }
+)
 
 
 def summarize_profile(path: Path, top: int = 25) -> str:
@@ -669,7 +721,7 @@ def target_name(args: argparse.Namespace) -> str:
     workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
     if args.provider == "demo":
         return "folyam demo" + workers
-    name = f"{'naive relay' if args.naive else 'folyam openai'}, {args.chunks} chunks"
+    name = f"{'seed relay' if args.seed else 'folyam openai'}, {args.chunks} chunks"
     return name + (f" in paragraphs of {args.paragraph}" if args.paragraph else "") + workers
 
 
@@ -687,7 +739,7 @@ def row(args: argparse.Namespace, m: Measurement) -> list[str]:
         target_name(args),
         str(args.streams),
         f"{args.rate:g}" if args.rate > 0 else "no delay",
-        "n/a" if args.naive else f"{args.flush_interval * 1000:g}",
+        "n/a" if args.seed else ("default" if args.flush_interval is None else f"{args.flush_interval * 1000:g}"),
         str(len(m.results) - len(ok)),
         f"{m.wall:.2f}",
         f"{m.app_cpu:.2f}",
@@ -698,6 +750,7 @@ def row(args: argparse.Namespace, m: Measurement) -> list[str]:
         f"{percentile(first_events, 50) * 1000:.1f}",
         f"{percentile(first_events, 99) * 1000:.1f}",
         f"{percentile(gaps, 99) * 1000:.1f}",
+        f"{percentile([r.duration for r in ok], 50):.2f}",
         f"{m.peak_rss_kib / 1024:.1f}",
     ]
 
@@ -748,8 +801,8 @@ def machine() -> str:
 
 
 def revision(args: argparse.Namespace) -> str:
-    if args.naive:
-        return "n/a (bench/naive_relay.py)"
+    if args.seed:
+        return "n/a (bench/seed_relay.py)"
     if args.app_sha:
         return f"{args.app_sha} (exported by --app-rev)"
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
@@ -763,13 +816,14 @@ RESULTS_HEADER = """\
 The streaming entries (`## <date>: <target>, N streams`) are appended by `bench/streams.py --record`;
 see its docstring for what it runs. Their columns:
 
-- **app CPU s**: user + system CPU seconds of the server process (Folyam, or the naive relay) during
+- **app CPU s**: user + system CPU seconds of the server process (Folyam, or the seed relay) during
   the run, from /proc/<pid>/stat (10 ms resolution); the client and the fake upstream are other processes.
 - **upstream tokens**: completion chunks of all answers (the "Chunks" of Folyam's timing fragment; for
-  the naive relay, its content events).
+  the seed relay, its content events).
 - **CPU µs/token**, **CPU µs/event**: app CPU divided by upstream tokens, by delivered SSE data frames.
 - **TTFE**: time to first event, from sending the question (the POST) to the first SSE data frame.
 - **max gap p99**: the 99th percentile over streams of each stream's longest gap between two events.
+- **stream p50**: the median time from sending the question to the stream's end.
 - **peak RSS**: VmHWM of the server process (since its start, warm-up and earlier rounds included).
 
 The client, the app and the upstream share this machine's cores, so the latency columns include
@@ -809,7 +863,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--streams", type=int, default=200, help="concurrent streams (default 200)")
     parser.add_argument("--provider", choices=["demo", "openai"], help="Folyam's provider (default demo)")
-    parser.add_argument("--naive", action="store_true", help="measure the naive relay instead of Folyam")
+    parser.add_argument("--seed", action="store_true", help="measure the seed relay (FastAPI) instead of Folyam")
+    parser.add_argument("--pin", help="pin the app (or the seed) to these CPUs with taskset, e.g. 1 or 0-1")
     parser.add_argument(
         "--workers", type=int, default=1, help="app worker processes (more than 1: with a redis-server of its own)"
     )
@@ -824,7 +879,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--paragraph", type=int, default=0, help="fake upstream's chunks per paragraph (default 0: one paragraph)"
     )
     parser.add_argument("--first-token-delay", type=float, default=0.0, help="demo's first-token delay, s")
-    parser.add_argument("--flush-interval", type=float, default=0.03, help="Folyam's flush interval, s")
+    parser.add_argument(
+        "--flush-interval", type=float, help="Folyam's flush interval, s (default: the app's, which grows with load)"
+    )
     parser.add_argument("--ramp", type=float, default=0.0, help="spread the streams' starts over this many s")
     parser.add_argument("--warmup", type=int, default=5, help="sequential streams before measuring (default 5)")
     parser.add_argument(
@@ -840,14 +897,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--record", action="store_true", help="append the result to bench/RESULTS.md")
     parser.add_argument("--profile", type=Path, help="sample the app with py-spy into this file (raw format)")
     args = parser.parse_args(argv)
-    if args.naive and args.provider == "demo":
-        parser.error("--naive relays the fake OpenAI upstream; it has no demo provider")
-    args.provider = "openai" if args.naive else (args.provider or "demo")
+    if args.seed and args.provider == "demo":
+        parser.error("--seed relays the fake OpenAI upstream; it has no demo provider")
+    args.provider = "openai" if args.seed else (args.provider or "demo")
     if not 1 <= args.streams <= MAX_STREAMS:
         parser.error(f"--streams must be between 1 and {MAX_STREAMS}")
     if args.chunks < 1 or args.timeout <= 0 or not 1 <= args.repeat <= 20:
         parser.error("--chunks and --timeout must be positive, --repeat between 1 and 20")
-    if min(args.paragraph, args.rate, args.flush_interval, args.first_token_delay, args.ramp) < 0:
+    if min(args.paragraph, args.rate, args.flush_interval or 0, args.first_token_delay, args.ramp) < 0:
         parser.error("--paragraph, --rate, --flush-interval, --first-token-delay and --ramp must not be negative")
     if args.record and args.profile:
         parser.error("a profiled run is slowed by the sampler and cannot be recorded")

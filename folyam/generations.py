@@ -59,6 +59,8 @@ class Generation:
     session_id: str
     conversation_id: str
     query: str
+    # The exchange as the store recorded it at the start (running).
+    record: ExchangeRecord
     slots: dict[LimitScope, str]
     renderer: AnswerRenderer
     # The thinking block's own renderer: reasoning never reaches the answer's.
@@ -234,6 +236,7 @@ class Generations:
             session_id=session_id,
             conversation_id=conversation_id,
             query=query,
+            record=started.exchange,
             slots=slots,
             renderer=self._renderer_factory(),
             reasoning_renderer=self._renderer_factory(),
@@ -248,6 +251,14 @@ class Generations:
         exchange = await self._store.exchange(session_id, exchange_id)
         return exchange is not None and exchange.running and await self.end_if_abandoned(exchange)
 
+    def flush_interval(self) -> float:
+        """How long an answer's deltas are coalesced into one event: the configured interval while few
+        answers run here, growing to the busy interval as they near `busy_answers` (fewer, larger events
+        keep a loaded process on time; readers do not see 20 updates a second as smoother than 10)."""
+        settings = self._settings
+        load = min(1.0, len(self._running) / max(1, settings.busy_answers))
+        return max(settings.flush_interval, settings.busy_flush_interval * load)
+
     def forget(self, generation_ids: Iterable[str]) -> None:
         """Drop the event streams of answers deleted from the store (truncated, replaced)."""
         for generation_id in generation_ids:
@@ -256,9 +267,13 @@ class Generations:
 
     def _run(self, generation: Generation, messages: list[ChatMessage], model: str) -> None:
         self._event_log.open(generation.id)
-        pieces = self._provider.stream(messages, max_tokens=self._settings.max_output_tokens, model=model)
         fragments = AnswerFragments(self._endings, generation.id)
-        run = GenerationRun(generation, self._event_log, fragments, self._settings, generation.renderer)
+        run = GenerationRun(
+            generation, self._event_log, fragments, self._settings, generation.renderer, self.flush_interval
+        )
+        pieces = self._provider.stream(
+            messages, max_tokens=self._settings.max_output_tokens, model=model, between_reads=run.between_reads
+        )
         generation.task = asyncio.create_task(run.execute(pieces, model=model), name=f"generation-{generation.id}")
 
         def ended(_: asyncio.Task[None]) -> None:

@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from components.conversation_list import ConversationEntry, ConversationList
 from components.export_link import ExportLink
 from components.theme import THEME_COOKIE, THEMES, Theme, ThemeSwitch
-from folyam.sessions import CSRF_HEADER, SessionSigner, cookie_values, session_id_of
+from folyam.sessions import CSRF_HEADER, SessionSigner, cookie_values, is_new_session, session_id_of
 from folyam.store import ConversationStore
 
 __all__ = ["SIDEBAR_LIMIT", "conversation_list", "current_conversation", "is_local_path", "page_context", "theme_of"]
@@ -62,7 +62,10 @@ async def page_context(request: AnyRequest, state: State, *, conversation_id: st
         "settings": state.settings,
         "theme": theme,
         "theme_switch": ThemeSwitch(theme, csrf_token, back),
-        "sidebar": await conversation_list(state, session_id, conversation_id),
+        # A visitor without a session cookie has no conversations yet: no query for the empty list.
+        "sidebar": ConversationList(())
+        if is_new_session(request.scope)
+        else await conversation_list(state, session_id, conversation_id),
         "csrf_header": CSRF_HEADER,
         "csrf_token": csrf_token,
         "export_link": ExportLink(conversation_id),

@@ -553,7 +553,14 @@ async def events(
     event_log: EventLog = state.event_log
     settings: Settings = state.settings
     session_id = session_id_of(request.scope)
-    exchange = await store.exchange(session_id, check_id(generation_id))
+    generations: Generations = state.generations
+    local = generations.local(check_id(generation_id))
+    # An answer running here is known without asking the store (the page asks right after the question).
+    exchange = (
+        local.record
+        if local is not None and local.session_id == session_id
+        else await store.exchange(session_id, generation_id)
+    )
     if exchange is None:
         raise NotFoundException()
     cursor = _cursor(request.headers.get("last-event-id"), after)

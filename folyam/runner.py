@@ -1,10 +1,13 @@
 """The generation runner: one answer's task, from the provider's stream to the event log.
 
 It never waits for a browser. Deltas are coalesced into at most one event per flush interval (the first
-goes out at once, so time to first token is not delayed); the last events are the status fragment (a
-notice if the answer did not end normally or was cut short, then the timing) and, once the outcome is in the store
-(`end_stream`), a named `done` event that closes the stream. An upstream that sends more than the output
-limit is no longer read.
+goes out at once, so time to first token is not delayed; the interval grows with the number of answers
+running, see `Generations.flush_interval`). A provider that reads a socket waits between its reads until
+the next flush is due (`between_reads`): the tokens that arrive meanwhile are read, parsed and rendered
+together, so an answer costs a few wake-ups per second instead of one per token. The last events are the
+status fragment (a notice if the answer did not end normally or was cut short, then the timing) and, once
+the outcome is in the store (`end_stream`), a named `done` event that closes the stream. An upstream that
+sends more than the output limit is no longer read.
 
 Thinking (reasoning pieces) goes through a renderer of its own into the thinking block above the answer;
 the answer's first text ends it (its summary says how long it took, and the block closes). A refusal is
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -85,6 +88,7 @@ class GenerationRun:
         fragments: AnswerFragments,
         settings: Settings,
         renderer: AnswerRenderer,
+        flush_interval: Callable[[], float] | None = None,
     ) -> None:
         self._generation = generation
         self._id = generation.id
@@ -92,11 +96,12 @@ class GenerationRun:
         self._fragments = fragments
         self._settings = settings
         self._renderer = renderer
+        self._interval = flush_interval or (lambda: settings.flush_interval)
         self._loop = asyncio.get_running_loop()
         self._pending: list[str] = []
         self._pending_reasoning: list[str] = []
         self._finish_reason: str | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._next_flush_at = 0.0  # in the past: the first delta is flushed at once
         self._started_at = self._loop.time()
         self._first_token_at: float | None = None  # the answer's first text
@@ -185,13 +190,27 @@ class GenerationRun:
         if self._chunks > limit or self._chars > limit * CHARS_PER_TOKEN:
             raise _OutputLimitReached
 
+    async def between_reads(self) -> None:
+        """Awaited by the provider between two reads: a due flush goes out now, and the next read waits
+        until the flush after it is due."""
+        now = self._loop.time()
+        if self._timer is not None and now >= self._next_flush_at:
+            self._timer.cancel()
+            self._flush()
+        delay = self._next_flush_at - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+
     def _schedule(self) -> None:
         if self._timer is not None:
             return  # a flush is already scheduled
-        if self._loop.time() >= self._next_flush_at:
-            self._flush()
-        else:
+        if self._loop.time() < self._next_flush_at:
             self._timer = self._loop.call_at(self._next_flush_at, self._flush)
+        elif self._settings.flush_interval > 0:
+            # Due: after the pieces already read (which follow without a real await), not before them.
+            self._timer = self._loop.call_soon(self._flush)
+        else:
+            self._flush()  # no coalescing: one event per delta
 
     def _flush(self) -> None:
         self._timer = None
@@ -204,7 +223,7 @@ class GenerationRun:
         self._pending.clear()
         self._generation.text.append(text)
         self._emit_update(self._renderer.feed(text), text)
-        self._next_flush_at = self._loop.time() + self._settings.flush_interval
+        self._next_flush_at = self._loop.time() + self._interval()
 
     def _flush_reasoning(self) -> None:
         text = "".join(self._pending_reasoning)
@@ -214,7 +233,7 @@ class GenerationRun:
             self._emit(self._fragments.thinking_started())
         generation.reasoning.append(text)
         self._emit_reasoning(generation.reasoning_renderer.feed(text))
-        self._next_flush_at = self._loop.time() + self._settings.flush_interval
+        self._next_flush_at = self._loop.time() + self._interval()
 
     def _end_thinking(self, *, close: bool) -> None:
         """Once: the summary says how long the model thought; the block closes as the answer starts (it

@@ -38,7 +38,10 @@ class Settings:
     # Wall-clock limit on one generation, seconds.
     generation_timeout: float = 600.0
     # Deltas are coalesced into at most one event per flush interval; the first goes out at once.
-    flush_interval: float = 0.030
+    flush_interval: float = 0.050
+    # The interval grows (linearly) to this as the answers running in a process near `busy_answers`.
+    busy_flush_interval: float = 0.100
+    busy_answers: int = 100
     # An SSE comment is sent after this many idle seconds so proxies keep the connection open.
     keepalive_interval: float = 15.0
     # Finished answers stay resumable (and their conversation page renders) this long, seconds.
@@ -136,6 +139,8 @@ _ENV_NUMBERS: dict[str, type[int] | type[float]] = {
     "max_output_tokens": int,
     "generation_timeout": float,
     "flush_interval": float,
+    "busy_flush_interval": float,
+    "busy_answers": int,
     "keepalive_interval": float,
     "retention": float,
     "max_running_per_session": int,
@@ -170,4 +175,5 @@ def _parse_number(name: str, raw: str, kind: type[int] | type[float]) -> int | f
 # Zero would refuse every request or close every connection at once.
 _POSITIVE = {
     "max_header_bytes", "header_timeout", "body_timeout", "send_timeout", "max_running", "workers", "backend_timeout",
+    "busy_answers",
 }  # fmt: skip

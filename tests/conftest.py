@@ -25,6 +25,7 @@ TEST_SETTINGS = Settings(
     demo_first_token_delay=0.0,
     demo_tokens_per_second=0.0,
     flush_interval=0.0,
+    busy_flush_interval=0.0,
     upstream_retries=0,
     upstream_timeout=1.0,
     # Suites ask far more than a person would, all from 127.0.0.1; the limits have tests of their own.

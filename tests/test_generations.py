@@ -17,6 +17,7 @@ from folyam.fragments import Endings
 from folyam.generations import Generation, Generations
 from folyam.markdown import MarkdownPipeline
 from folyam.providers import (
+    BetweenReads,
     ChatMessage,
     Finished,
     ReasoningDelta,
@@ -47,7 +48,12 @@ class ScriptedProvider:
         return [self.model]
 
     async def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        model: str | None = None,
+        between_reads: BetweenReads | None = None,
     ) -> AsyncGenerator[StreamPiece]:
         self.asked.append((model, list(messages)))
         for delay, piece in self.steps:
@@ -59,6 +65,36 @@ class ScriptedProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+class BufferedUpstream(ScriptedProvider):
+    """Reads like a socket: pieces arrive at their times (seconds from the start) into a buffer, a read
+    takes all that has arrived (or waits for the next), and `between_reads` is awaited between reads."""
+
+    def __init__(self, arrivals: list[tuple[float, StreamPiece]]) -> None:
+        super().__init__([])
+        self.arrivals = arrivals
+        self.reads = 0
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        model: str | None = None,
+        between_reads: BetweenReads | None = None,
+    ) -> AsyncGenerator[StreamPiece]:
+        loop = asyncio.get_running_loop()
+        begun, index = loop.time(), 0
+        while index < len(self.arrivals):
+            if index and between_reads is not None:
+                await between_reads()
+            await asyncio.sleep(max(0.0, begun + self.arrivals[index][0] - loop.time()))
+            self.reads += 1
+            now = loop.time() - begun
+            while index < len(self.arrivals) and self.arrivals[index][0] <= now:
+                yield self.arrivals[index][1]
+                index += 1
 
 
 class EchoRenderer:
@@ -126,13 +162,49 @@ async def _timed_frames(generations: Generations) -> list[tuple[float, Frame]]:
 
 
 async def test_first_delta_goes_out_at_once_and_the_rest_are_coalesced() -> None:
-    steps: list[tuple[float, StreamPiece | Exception]] = [(0, TextDelta(f"t{n} ")) for n in range(200)]
+    steps: list[tuple[float, StreamPiece | Exception]] = [
+        (0.001 if n == 1 else 0, TextDelta(f"t{n} ")) for n in range(200)
+    ]
     timed = await run(ScriptedProvider(steps), flush_interval=0.05)
     frames = [frame for _, frame in timed]
     body_frames = [f for f in frames if "-body" in f.data]
     assert answer_html(body_frames[:1]) == "t0 "  # not held back for coalescing
     assert len(body_frames) == 2  # everything else arrived within one flush interval
     assert answer_html(frames) == "".join(f"t{n} " for n in range(200))
+
+
+async def test_pieces_read_together_go_out_together() -> None:
+    # Each flush waits until the task has handled what it has read, not just the first piece of it.
+    steps: list[tuple[float, StreamPiece | Exception]] = [(0, TextDelta(f"t{n} ")) for n in range(50)]
+    timed = await run(ScriptedProvider(steps), flush_interval=0.05)
+    body_frames = [frame for _, frame in timed if "-body" in frame.data]
+    assert len(body_frames) == 1 and timed[0][0] < 0.05
+    assert answer_html(body_frames) == "".join(f"t{n} " for n in range(50))
+
+
+async def test_a_paced_provider_reads_once_per_flush_not_once_per_token() -> None:
+    arrivals: list[tuple[float, StreamPiece]] = [(n * 0.01, TextDelta(f"t{n} ")) for n in range(100)]
+    provider = BufferedUpstream(arrivals)
+    timed = await run(provider, flush_interval=0.05, busy_flush_interval=0.0)
+    body = [(at, frame) for at, frame in timed if "-body" in frame.data]
+    assert answer_html([frame for _, frame in body]) == "".join(f"t{n} " for n in range(100))
+    assert answer_html([body[0][1]]) == "t0 " and body[0][0] < 0.04  # the first at once
+    # One second of tokens every 10 ms: about 20 reads of 5 tokens, not 100 reads of one.
+    assert provider.reads <= 25 and len(body) <= 25
+    assert min(b - a for (a, _), (b, _) in itertools.pairwise(body[:-1])) >= 0.04
+
+
+async def test_the_flush_interval_grows_with_the_answers_running() -> None:
+    slow = [(0, TextDelta("a")), (60.0, TextDelta("b"))]
+    async with local_generations(
+        ScriptedProvider(slow), flush_interval=0.03, busy_flush_interval=0.1, busy_answers=4, max_running=10
+    ) as generations:
+        assert generations.flush_interval() == 0.03
+        for n in range(4):
+            await generations.start(
+                session_id=f"s{n}", conversation_id=f"c{n}", request_id=f"r{n}", query="q", client=f"c{n}"
+            )
+            assert generations.flush_interval() == pytest.approx(max(0.03, 0.1 * (n + 1) / 4))
 
 
 async def test_buffered_text_is_flushed_without_waiting_for_the_next_delta() -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+
 import pytest
+from aiohttp.client_proto import ResponseHandler
 
 from folyam.providers import (
     ChatMessage,
@@ -190,3 +194,46 @@ async def test_a_stream_ending_without_finish_reason_or_done_ended_early(
             pieces.append(piece)
     await provider.aclose()
     assert pieces == [TextDelta("a")]
+
+
+async def test_credentials_in_the_base_url_go_as_basic_auth(
+    fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream
+) -> None:
+    # A local server behind a proxy's basic auth: `http://user:pass@host/v1`, as httpx's transport sent it.
+    _, url = fake_upstream
+    with_credentials = url.replace("http://", "http://us%40er:p%3Ass@")
+    provider = OpenAIChatProvider(model="m", base_url=with_credentials, api_key="sk-x", timeout=2, max_retries=0)
+    upstream.script(Script(chunks=["hi"]))
+    pieces = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=7)]
+    await provider.aclose()
+    assert pieces[0] == TextDelta("hi")
+    assert upstream.requests[-1].headers["authorization"] == "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+
+
+async def test_the_upstream_socket_is_not_read_while_the_consumer_waits(
+    provider: OpenAIChatProvider, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between reads (while the runner waits for its next flush) the connection's reading is paused: what
+    the model sends meanwhile waits in the socket buffer and arrives with the next read, all at once."""
+    paused: list[ResponseHandler] = []
+    pause = ResponseHandler.pause_reading
+
+    def recording_pause(self: ResponseHandler) -> None:
+        paused.append(self)
+        pause(self)
+
+    monkeypatch.setattr(ResponseHandler, "pause_reading", recording_pause)
+    upstream.script(Script(chunks=[f"t{n} " for n in range(30)], delay=0.01))
+    reading_while_waiting: list[bool] = []
+
+    async def between_reads() -> None:
+        reading_while_waiting.append(any(p.transport is not None and p.transport.is_reading() for p in paused))
+        await asyncio.sleep(0.1)
+
+    messages: list[ChatMessage] = [{"role": "user", "content": "q"}]
+    pieces = [p async for p in provider.stream(messages, max_tokens=99, between_reads=between_reads)]
+    await provider.aclose()
+    assert "".join(p.text for p in pieces if isinstance(p, TextDelta)) == "".join(f"t{n} " for n in range(30))
+    # 0.3 s of tokens come in a few reads 0.1 s apart, not 30; the socket was paused during every wait.
+    assert 1 <= len(reading_while_waiting) <= 6 and len(paused) == len(reading_while_waiting)
+    assert not any(reading_while_waiting)

@@ -48,8 +48,9 @@ def test_scripted_markdown_answer_transcript(
 def test_demo_answer_transcript(
     client: httpx.Client, start_server: Callable[..., AbstractContextManager[str]], snapshot: SnapshotAssertion
 ) -> None:
-    """The demo model at full speed with a long flush interval: the first delta ("##", nothing to show
-    yet) is flushed at once, the rest is coalesced into the final flush, then the timing and `done`."""
+    """The demo model at full speed with a long flush interval: the first deltas (those it yields before
+    its first await, 32 tokens) are flushed at once, the rest is coalesced into the final flush, then the
+    timing and `done`."""
     with start_server(flush_interval=60.0) as server:
         url = ask(client, server, "Why is the sky blue?")
         raw, _ = read_events(client, url)

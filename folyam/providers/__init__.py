@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict
 
 __all__ = [
+    "BetweenReads",
     "ChatMessage",
     "Finished",
     "Provider",
@@ -69,6 +70,9 @@ class Finished:
 
 
 StreamPiece = TextDelta | ReasoningDelta | RefusalDelta | Usage | Finished
+# Awaited by a provider between two reads of its upstream, once the pieces of the last read are yielded:
+# the consumer may make it wait, so that the next read takes several tokens at once.
+BetweenReads = Callable[[], Awaitable[None]]
 
 
 class Provider(Protocol):
@@ -81,9 +85,15 @@ class Provider(Protocol):
     def is_demo(self) -> bool: ...
 
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        model: str | None = None,
+        between_reads: BetweenReads | None = None,
     ) -> AsyncGenerator[StreamPiece]:
-        """The answer's pieces, from `model` (None: the configured one)."""
+        """The answer's pieces, from `model` (None: the configured one). A provider that reads a socket
+        awaits `between_reads` before each read after the first (one that does not may ignore it)."""
         ...
 
     async def list_models(self) -> list[str]:

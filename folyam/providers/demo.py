@@ -6,7 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator, Sequence
 
-from folyam.providers import ChatMessage, StreamPiece, TextDelta, Usage
+from folyam.providers import BetweenReads, ChatMessage, StreamPiece, TextDelta, Usage
 
 __all__ = ["DemoProvider", "demo_answer"]
 
@@ -75,9 +75,14 @@ class DemoProvider:
         return [self.model]
 
     async def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        model: str | None = None,
+        between_reads: BetweenReads | None = None,
     ) -> AsyncGenerator[StreamPiece]:
-        # There is only the one demo model, whatever was asked for.
+        # There is only the one demo model, whatever was asked for; it reads no socket (between_reads unused).
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         tokens = _TOKEN.findall(demo_answer(question))[:max_tokens]
         loop = asyncio.get_running_loop()

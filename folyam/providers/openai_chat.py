@@ -1,22 +1,25 @@
 """OpenAI-compatible chat completions, streamed through the openai SDK's raw response.
 
-The SDK still does auth, retries and error mapping; we skip its per-chunk pydantic parsing (most of a
-naive relay's CPU): the body's bytes are split into events by `_sse` and each event's data is decoded
-with msgspec by `_chunks`, which knows the servers' dialects.
+The SDK still does auth, retries and error mapping, over its aiohttp transport; we skip its per-chunk
+pydantic parsing (most of a naive relay's CPU): the body's bytes are split into events by `_sse` and each
+event's data is decoded with msgspec by `_chunks`, which knows the servers' dialects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
+import aiohttp
 import httpx2
 import msgspec
 import openai
 
 from folyam.providers import (
+    BetweenReads,
     ChatMessage,
     Finished,
     ProviderError,
@@ -35,9 +38,6 @@ from folyam.providers import (
 from folyam.providers._chunks import ChunkReader, error_message
 from folyam.providers._sse import ERROR, Event, EventStreamDecoder
 from folyam.redaction import Redactor
-
-if TYPE_CHECKING:
-    from openai.types.chat import ChatCompletionMessageParam
 
 __all__ = ["OpenAIChatProvider"]
 
@@ -69,12 +69,26 @@ class OpenAIChatProvider:
         self._model = model
         self._retries = max_retries
         self._backoff = retry_backoff
-        # Retries are ours (below), so that a connection dropped before the first token counts too.
+        # Retries are ours (below), so that a connection dropped before the first token counts too. The
+        # HTTP client is the SDK's aiohttp one: its C parser reads a streamed body for a fraction of
+        # httpx's pure-Python cost, and a read takes everything buffered since the last (see `_events`).
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or _PLACEHOLDER_KEY, timeout=timeout, max_retries=0
+            base_url=base_url,
+            api_key=api_key or _PLACEHOLDER_KEY,
+            timeout=timeout,
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
         # What the SDK resolved (it also reads OPENAI_API_KEY / OPENAI_BASE_URL itself).
-        self._redact = Redactor([self._client.api_key, api_key, httpx2.URL(str(self._client.base_url)).password])
+        resolved = httpx2.URL(str(self._client.base_url))
+        self._redact = Redactor([self._client.api_key, api_key, resolved.password])
+        if resolved.userinfo:
+            # Credentials in the URL (a proxy's basic auth in front of a local server) go in the
+            # Authorization header, as httpx's own transport sends them; aiohttp refuses both at once.
+            basic = base64.b64encode(f"{resolved.username}:{resolved.password}".encode()).decode()
+            self._client = self._client.with_options(
+                base_url=str(resolved.copy_with(userinfo=b"")), default_headers={"Authorization": f"Basic {basic}"}
+            )
 
     @property
     def model(self) -> str:
@@ -106,14 +120,19 @@ class OpenAIChatProvider:
         return _model_ids(bytes(body), self._redact)
 
     async def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, model: str | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        model: str | None = None,
+        between_reads: BetweenReads | None = None,
     ) -> AsyncGenerator[StreamPiece]:
         """The answer's pieces. A transient failure before the first text, reasoning or refusal is retried
         with exponential backoff (honouring Retry-After) up to `max_retries` times; after it, it is final."""
         for attempt in range(self._retries + 1):
             answered = False
             try:
-                async for piece in self._attempt(messages, max_tokens, model or self._model):
+                async for piece in self._attempt(messages, max_tokens, model or self._model, between_reads):
                     answered = answered or not isinstance(piece, Usage | Finished)
                     yield piece
                 return
@@ -123,11 +142,15 @@ class OpenAIChatProvider:
                 await asyncio.sleep(_delay(attempt, self._backoff, exc.retry_after))
 
     async def _attempt(
-        self, messages: Sequence[ChatMessage], max_tokens: int, model: str
+        self, messages: Sequence[ChatMessage], max_tokens: int, model: str, between_reads: BetweenReads | None
     ) -> AsyncGenerator[StreamPiece]:
         request = self._client.chat.completions.with_streaming_response.create(
             model=model,
-            messages=cast("list[ChatCompletionMessageParam]", list(messages)),
+            # The messages go in `extra_body`, as sent: the SDK's type-driven transform of typed params
+            # walks every message with typing introspection (over a millisecond of CPU per request, more
+            # than the rest of it), and plain role/content strings need no transforming.
+            messages=[],
+            extra_body={"messages": list(messages)},
             stream=True,
             stream_options={"include_usage": True},
             max_tokens=max_tokens,
@@ -136,7 +159,8 @@ class OpenAIChatProvider:
             async with request as response:
                 reader = ChunkReader(self._redact)
                 events = 0
-                async for kind, data in _events(response.iter_bytes()):
+                paced = _reading_paused(between_reads, response.http_response)
+                async for kind, data in _events(response.iter_bytes(), paced):
                     events += 1
                     if events % _YIELD_EVERY == 0:
                         # Events already buffered are read without a real await: give the other
@@ -165,16 +189,27 @@ class OpenAIChatProvider:
                     )
         except openai.APIStatusError as exc:
             raise _status_error(exc, self._redact) from exc
-        except openai.APITimeoutError as exc:
-            raise UpstreamTimedOut("No answer from the model server.", detail=self._where(exc)) from exc
-        except openai.APIConnectionError as exc:
-            raise UpstreamUnreachable("Could not connect to the model server.", detail=self._where(exc)) from exc
-        except httpx2.TimeoutException as exc:
-            raise UpstreamTimedOut(
-                "The model server went silent in the middle of the answer.", detail=self._where(exc)
-            ) from exc
-        except httpx2.TransportError as exc:
-            raise UpstreamDropped("The connection to the model server broke off.", detail=self._where(exc)) from exc
+        except (openai.APIConnectionError, httpx2.TransportError) as exc:
+            raise self._connection_error(exc) from exc
+
+    def _connection_error(self, exc: Exception) -> ProviderError:
+        """A failure of the connection, before the answer began (the SDK's errors) or in its middle. Told
+        by the aiohttp error beneath where there is one: the transport maps a refused connection and a
+        server that hung up to timeouts."""
+        where = self._where(exc)
+        cause = _aiohttp_cause(exc)
+        timed_out = (
+            isinstance(cause, TimeoutError)
+            if cause is not None
+            else isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException)
+        )
+        if isinstance(exc, openai.APIConnectionError):
+            if timed_out:
+                return UpstreamTimedOut("No answer from the model server.", detail=where)
+            return UpstreamUnreachable("Could not connect to the model server.", detail=where)
+        if timed_out:
+            return UpstreamTimedOut("The model server went silent in the middle of the answer.", detail=where)
+        return UpstreamDropped("The connection to the model server broke off.", detail=where)
 
     def _where(self, exc: Exception) -> str:
         """For the server log: which server, and what went wrong, without credentials."""
@@ -183,13 +218,54 @@ class OpenAIChatProvider:
         return self._redact(f"{self._client.base_url} — {reason}")
 
 
-async def _events(body: AsyncIterator[bytes]) -> AsyncGenerator[Event]:
+def _aiohttp_cause(exc: BaseException) -> aiohttp.ClientError | None:
+    """The aiohttp error an exception was raised from, if any."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None or isinstance(seen, aiohttp.ClientError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+async def _events(body: AsyncIterator[bytes], between_reads: BetweenReads | None) -> AsyncGenerator[Event]:
     decoder = EventStreamDecoder()
     async for chunk in body:
         for event in decoder.feed(chunk):
             yield event
+        if between_reads is not None:
+            # Every piece of this read is handled by now. While the consumer waits here, the tokens that
+            # arrive gather in the HTTP client's buffer, and the next read takes them all at once.
+            await between_reads()
     for event in decoder.close():
         yield event
+
+
+def _reading_paused(between_reads: BetweenReads | None, response: httpx2.Response) -> BetweenReads | None:
+    """`between_reads` with the upstream connection's reading paused meanwhile: the tokens that arrive
+    wait in the kernel's socket buffer and come in with one read when it resumes, instead of one read,
+    parse and timer reset each as they arrive (the cost that remained per token at a real model's pace).
+    Unpaused when the transport is not the SDK's aiohttp one (its stream is found by attribute)."""
+    stream = getattr(response, "stream", None)
+    aiohttp_response = getattr(getattr(stream, "_stream", stream), "_aiohttp_response", None)
+    if between_reads is None or aiohttp_response is None:
+        return between_reads
+    wait = between_reads
+
+    async def paused() -> None:
+        # Looked up each time: once the body has ended, the connection goes back to the pool (None here).
+        connection = getattr(aiohttp_response, "connection", None)
+        protocol = getattr(connection, "protocol", None)
+        if protocol is None or not hasattr(protocol, "pause_reading"):
+            await wait()
+            return
+        protocol.pause_reading()
+        try:
+            await wait()
+        finally:
+            protocol.resume_reading()
+
+    return paused
 
 
 def _model_ids(body: bytes, redact: Redactor) -> list[str]:

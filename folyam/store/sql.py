@@ -132,7 +132,9 @@ class SqlStore:
             now = _now()  # after the lock: the order of creation is the order of the transactions
             if owner is not None and owner != session_id:
                 raise NotYours(conversation_id)
-            existing = await self._exchange_by_request(connection, session_id, request_id)
+            # A re-sent form finds what its first sending started (in a new conversation there is nothing
+            # to find: the unique request id would refuse a race, and the retry below then finds it).
+            existing = await self._exchange_by_request(connection, session_id, request_id) if owner else None
             if existing is not None:
                 return StartedExchange(existing, created=False)
             replaced: list[str] = []
@@ -497,6 +499,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # WAL: readers do not block the writer, and several processes on one machine may share the file.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # With WAL, NORMAL syncs at checkpoints, not at every commit: a commit survives the process dying
+    # (the point of the store), only a power cut may lose the last ones; FULL spent an fsync per
+    # question and per answer, which made the store the bottleneck of a busy process.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -286,7 +286,9 @@ def test_output_tokens_and_wall_time_are_limited(client: httpx.Client, start_ser
 def test_idle_streams_get_keepalive_comments_and_are_not_buffered(
     client: httpx.Client, start_server: StartServer, fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream
 ) -> None:
-    upstream.script(Script(chunks=["slow", " start"], delay=0.5))
+    # (A quiet second: with Redis a keep-alive comes every other 100 ms read, and half a second was too
+    # close to two on a busy machine.)
+    upstream.script(Script(chunks=["slow", " start"], delay=1.0))
     with start_server(
         keepalive_interval=0.1, provider="openai", model="m", openai_base_url=fake_upstream[1], openai_api_key="k"
     ) as server:

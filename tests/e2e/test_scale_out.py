@@ -202,7 +202,10 @@ def test_a_restart_keeps_every_conversation_and_its_context(
 def app_process(settings: Settings) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`python app.py` with these settings (the ones these tests use), from its environment."""
     env = clean_env(
-        FOLYAM_DATA_DIR=str(settings.data_dir), FOLYAM_FLUSH_INTERVAL="0", FOLYAM_RATE_LIMIT_PER_MINUTE="100000"
+        FOLYAM_DATA_DIR=str(settings.data_dir),
+        FOLYAM_FLUSH_INTERVAL="0",
+        FOLYAM_BUSY_FLUSH_INTERVAL="0",
+        FOLYAM_RATE_LIMIT_PER_MINUTE="100000",
     )
     if settings.database_url:
         env["FOLYAM_DATABASE_URL"] = settings.database_url

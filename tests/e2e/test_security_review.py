@@ -29,7 +29,9 @@ from tests.support.sse import answer_html, apply_partials, read_events
 
 PIPELINE = MarkdownPipeline(make_environment())
 # Every delta its own event, and room for long answers.
-LONG_ANSWERS = dataclasses.replace(TEST_SETTINGS, flush_interval=0.0, max_output_tokens=100_000)
+# (A long answer at full speed keeps the test process busy: the upstream, in the same process, gets more
+# than the tests' usual second between chunks.)
+LONG_ANSWERS = dataclasses.replace(TEST_SETTINGS, flush_interval=0.0, max_output_tokens=100_000, upstream_timeout=10.0)
 StartServer = Callable[..., AbstractContextManager[str]]
 LIVENESS = 5.0  # seconds: a generous bound for "still answered", not a speed target
 

@@ -18,7 +18,7 @@ PIPELINE = MarkdownPipeline(make_environment())
 
 
 def test_a_plain_form_post_streams_the_answer_as_a_page(openai_server: str, upstream: FakeUpstream) -> None:
-    upstream.script(Script(chunks=["# Title\n\n", "First block.\n\n", "Second ", "block."], delay=0.2))
+    upstream.script(Script(chunks=["# Title\n\n", "First block.\n\n", "Second ", "block."], delay=0.3))
     with httpx.Client(timeout=10) as browser:  # no HX-Request header: a plain form post
         form = composer_form(browser, openai_server + "/")
         arrivals: list[tuple[float, str]] = []

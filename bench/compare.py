@@ -1,0 +1,145 @@
+"""Folyam against the seed relay it replaced, in one run: the three loads of issue 11, and the capacity
+check at 80 % of the goal, each server pinned to one core, both through the fake OpenAI upstream.
+
+    .venv/bin/python bench/compare.py            # prints the table
+    .venv/bin/python bench/compare.py --record   # and appends it to bench/RESULTS.md
+    .venv/bin/python bench/compare.py --quick    # smaller loads, for a look while changing code
+
+Loads (200-token answers; every visitor loads the page, asks, and reads its stream to the end, all of it
+measured, see bench/streams.py):
+
+- full speed: the upstream sends as fast as it can, 20 answers at once;
+- real pace: a token every 20 ms (50 tokens/s), 60 answers at once;
+- 500 at 50/s: 500 answers at 50 tokens/s started over 2 s (the goal: one core keeps up);
+- 400 at 50/s: the same with 400 answers (80 % of the goal), Folyam only: first event p99 ≤ 1 s, the
+  longest gap between two events of an answer p99 ≤ 250 ms, stream p50 ≤ 4.5 s (ideal 4 s).
+
+With `--workers 2` Folyam runs two worker processes with Redis, pinned to two cores (the client and the
+upstream then share those cores too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import streams  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    streams: int
+    rate: float
+    ramp: float
+    seed: bool = True  # also measure the seed relay
+
+
+LOADS = (
+    Load("full speed, 20 at once", 20, 0, 0),
+    Load("50 tokens/s, 60 at once", 60, 50, 0),
+    Load("50 tokens/s, 500 started over 2 s", 500, 50, 2),
+    Load("50 tokens/s, 400 started over 2 s", 400, 50, 2, seed=False),
+)
+QUICK = (
+    Load("full speed, 20 at once", 20, 0, 0),
+    Load("50 tokens/s, 60 at once", 60, 50, 0),
+)
+COLUMNS = (
+    "load",
+    "server",
+    "errors",
+    "CPU µs/token",
+    "÷ seed",
+    "events/answer",
+    "first event p50 / p99 ms",
+    "max gap p99 ms",
+    "stream p50 s",
+)
+
+
+def measure(load: Load, *, seed: bool, args: argparse.Namespace) -> streams.Measurement:
+    argv = [
+        "--streams", str(load.streams), "--chunks", str(args.chunks), "--rate", str(load.rate),
+        "--ramp", str(load.ramp), "--repeat", str(args.repeat), "--warmup", "5",
+        "--pin", args.pin,
+    ]  # fmt: skip
+    argv += ["--seed"] if seed else ["--provider", "openai", "--workers", str(args.workers)]
+    if args.app_rev and not seed:
+        argv += ["--app-rev", args.app_rev]
+    options = streams.parse_args(argv)
+    return streams.median_round(streams.run(options))
+
+
+def cells(load: Load, server: str, m: streams.Measurement, seed: streams.Measurement | None) -> list[str]:
+    ok = [r for r in m.results if r.error is None]
+    first = [r.first_event for r in ok if r.first_event is not None]
+    return [
+        load.name,
+        server,
+        str(len(m.results) - len(ok)),
+        f"{m.cpu_per_token:.1f}",
+        f"{m.cpu_per_token / seed.cpu_per_token:.2f}" if seed is not None else "",
+        f"{sum(r.events for r in ok) / max(1, len(ok)):.0f}",
+        f"{streams.percentile(first, 50) * 1000:.0f} / {streams.percentile(first, 99) * 1000:.0f}",
+        f"{streams.percentile([r.max_gap for r in ok], 99) * 1000:.0f}",
+        f"{streams.percentile([r.duration for r in ok], 50):.2f}",
+    ]
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--chunks", type=int, default=200, help="tokens per answer (default 200)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per load; the median is shown")
+    parser.add_argument("--workers", type=int, default=1, help="Folyam's worker processes (2: with Redis)")
+    parser.add_argument("--pin", help="CPU list the servers are pinned to (default: 1, or 0-1 for 2 workers)")
+    parser.add_argument("--app-rev", help="measure Folyam as committed at this revision")
+    parser.add_argument("--quick", action="store_true", help="only the two small loads")
+    parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    args.pin = args.pin or ("1" if args.workers == 1 else "0-1")
+    rows = []
+    for load in QUICK if args.quick else LOADS:
+        seed = measure(load, seed=True, args=args) if load.seed else None
+        folyam = measure(load, seed=False, args=args)
+        if seed is not None:
+            rows.append(cells(load, "seed (FastAPI + openai SDK)", seed, None))
+        workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
+        rows.append(cells(load, f"Folyam{workers}", folyam, seed))
+        print(table(rows[-2 if seed else -1 :]), flush=True)
+    text = table(rows)
+    print("\n" + text)
+    if args.record:
+        date = datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
+        entry = [
+            "",
+            f"## {date}: Folyam against the seed relay (bench/compare.py)",
+            "",
+            f"- command: `{' '.join(sys.orig_argv)}`",
+            f"- machine: {streams.machine()}",
+            f"- app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
+            f"- servers pinned to CPU {args.pin} (taskset); the client and the fake upstream share the machine",
+            "",
+            text,
+            "",
+        ]
+        with streams.RESULTS.open("a") as out:
+            out.write("\n".join(entry))
+        print(f"\nrecorded in {streams.RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
