@@ -287,7 +287,9 @@ async def folyam_stream(
         data={**fields, "query": f"Benchmark question {index}"},
         headers={"HX-Request": "true"},
     )
-    posted.raise_for_status()
+    if posted.is_error:
+        title = re.search(r'notice__title">([^<]*)<', posted.text)
+        raise RuntimeError(f"POST answered {posted.status_code}: {title.group(1) if title else posted.text[:80]}")
     match = EVENTS_URL.search(posted.text)
     if match is None:
         raise RuntimeError("the answer has no events URL")

@@ -3,6 +3,7 @@ turns every HTTP error into the one error fragment (or a small page without htmx
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import jinja2
@@ -15,6 +16,8 @@ from components import ErrorNotice, Partial, render_component
 from components.composer import COMPOSER_ERROR_ID
 
 __all__ = ["UserFacingError", "conversation_busy", "internal_error", "unavailable", "user_facing_error"]
+
+logger = logging.getLogger(__name__)
 
 _INTERNAL = ErrorNotice("Something went wrong", "The server could not answer this request.")
 
@@ -49,7 +52,9 @@ def internal_error(request: Request[Any, Any, State], exc: Exception) -> Respons
 
 
 def unavailable(request: Request[Any, Any, State], exc: Exception) -> Response[str]:
-    """The database or Redis cannot be reached: a clear 503, and it works again once they are back."""
+    """The database or Redis cannot be reached: a clear 503, and it works again once they are back. One
+    log line each (not Litestar's traceback: under load a slow database fails many requests at once)."""
+    logger.warning("%s %s: 503, %s", request.method, request.url.path, exc)
     notice = ErrorNotice("Service unavailable", "The server cannot reach its storage just now; try again in a moment.")
     return _error_response(request, notice, 503, {"Retry-After": "5"})
 

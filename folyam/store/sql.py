@@ -381,14 +381,20 @@ class SqlStore:
     ) -> T:
         """`work` in one transaction, within the time limit; database failures become StoreUnavailable.
         SQLite has one writer at a time: here, writes queue on a lock (not for the file's lock, which a
-        transaction holds across its awaits while the event loop serves others)."""
+        transaction holds across its awaits while the event loop serves others). The queue has a limit of
+        its own: waiting behind a burst of questions on a busy process is not the database failing."""
+        limit = self._timeout if limit == 0 else limit
+        queued = writes and self._sqlite
         try:
-            async with asyncio.timeout(self._timeout if limit == 0 else limit):
-                if writes and self._sqlite:
-                    async with self._write_lock, self._transaction() as connection:
-                        return await work(connection)
-                async with self._transaction() as connection:
+            if queued:
+                async with asyncio.timeout(None if limit is None else limit * _QUEUE_FACTOR):
+                    await self._write_lock.acquire()
+            try:
+                async with asyncio.timeout(limit), self._transaction() as connection:
                     return await work(connection)
+            finally:
+                if queued:
+                    self._write_lock.release()
         except (NotYours, ConversationBusy, UnknownExchange, IntegrityError):
             raise
         except TimeoutError as exc:
@@ -493,6 +499,10 @@ def _upgrade(connection: Connection, revision: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     alembic.command.upgrade(config, revision)
+
+
+# How many transactions' time limits a write may wait for its turn on SQLite.
+_QUEUE_FACTOR: Final = 6
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
