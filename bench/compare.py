@@ -61,7 +61,8 @@ COLUMNS = (
     "events/answer",
     "first event p50 / p99 ms",
     "max gap p99 ms",
-    "stream p50 s",
+    "stream p50 / p99 s",
+    "wall s",
 )
 
 
@@ -81,6 +82,7 @@ def measure(load: Load, *, seed: bool, args: argparse.Namespace) -> streams.Meas
 def cells(load: Load, server: str, m: streams.Measurement, seed: streams.Measurement | None) -> list[str]:
     ok = [r for r in m.results if r.error is None]
     first = [r.first_event for r in ok if r.first_event is not None]
+    durations = [r.duration for r in ok]
     return [
         load.name,
         server,
@@ -90,7 +92,8 @@ def cells(load: Load, server: str, m: streams.Measurement, seed: streams.Measure
         f"{sum(r.events for r in ok) / max(1, len(ok)):.0f}",
         f"{streams.percentile(first, 50) * 1000:.0f} / {streams.percentile(first, 99) * 1000:.0f}",
         f"{streams.percentile([r.max_gap for r in ok], 99) * 1000:.0f}",
-        f"{streams.percentile([r.duration for r in ok], 50):.2f}",
+        f"{streams.percentile(durations, 50):.1f} / {streams.percentile(durations, 99):.1f}",
+        f"{m.wall:.1f}",
     ]
 
 
