@@ -257,6 +257,8 @@ class DrainingServer(uvicorn.Server):
         await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining is not None and sig == signal.SIGTERM:
+            return  # (the parent passes a terminal's Ctrl-C on as SIGTERM: it must not cut the drain short)
         if self._loop is None or self._draining is not None or sig not in (signal.SIGTERM, signal.SIGINT):
             super().handle_exit(sig, frame)
             return
@@ -282,7 +284,8 @@ def serve_app(factory: Callable[[Settings], Litestar], settings: Settings, socke
 
 def run_workers(factory: Callable[[Settings], Litestar], settings: Settings) -> None:
     """`settings.workers` processes serving one port (the socket is bound here and shared), restarted if
-    one dies. SIGTERM is passed on (each drains its answers); SIGINT reaches them from the terminal."""
+    one dies. SIGTERM and SIGINT are passed on as SIGTERM (each drains its answers): a SIGINT may have
+    been sent to this process alone (`kill -INT`), not by a terminal to the whole group."""
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -299,10 +302,9 @@ def run_workers(factory: Callable[[Settings], Litestar], settings: Settings) -> 
 
     def on_signal(sig: int, _: FrameType | None) -> None:
         stopping.set()
-        if sig == signal.SIGTERM:
-            for worker in workers:
-                if worker.pid is not None and worker.is_alive():
-                    os.kill(worker.pid, signal.SIGTERM)
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

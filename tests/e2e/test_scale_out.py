@@ -5,7 +5,9 @@ resumes when it is back."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import signal
 import subprocess
@@ -301,6 +303,50 @@ def test_several_workers_need_redis(tmp_path: Path) -> None:
         cwd=ROOT, env=clean_env(FOLYAM_DATA_DIR=str(tmp_path)), capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 2 and "need FOLYAM_REDIS_URL" in result.stderr
+
+
+def test_a_sigint_to_the_parent_alone_stops_every_worker(redis: Redis, tmp_path: Path) -> None:
+    # `kill -INT <pid>` (or a supervisor that signals the main process only): no terminal sends it to the
+    # workers, so the parent must.
+    env = clean_env(FOLYAM_DATA_DIR=str(tmp_path), FOLYAM_REDIS_URL=redis.fresh_url())
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--workers", "2", "--port", str(free_port())],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    workers: list[int] = []
+    try:
+        assert process.stdout is not None
+        assert "2 worker processes" in process.stdout.readline()
+        deadline = time.monotonic() + 20
+        while len(workers := _children(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) >= 2
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the workers; multiprocessing's resource tracker too)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def test_several_workers_serve_one_port(client: httpx.Client, redis: Redis, tmp_path: Path) -> None:
