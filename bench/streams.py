@@ -686,7 +686,6 @@ IDLE_FRAMES = frozenset(
     {
         "Condition.wait (threading.py)",
         "_worker (concurrent/futures/thread.py)",
-        "_connection_worker_thread (aiosqlite/core.py)",
     }
 )
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from components import Timing, make_environment, render_component
 from folyam.store import ConversationBusy, NotYours, StartedExchange, UnknownExchange
-from folyam.store.sql import MIGRATIONS, SqlStore, async_database_url, title_of
+from folyam.store.sql import MIGRATIONS, SqlStore, database_url_with_driver, title_of
 from tests.support.services import Postgres
 
 
@@ -142,13 +142,16 @@ async def test_the_migrations_build_the_schema_the_code_uses(store: SqlStore) ->
     assert await store.schema_differences() == []
 
 
-def test_database_urls_get_the_async_driver_and_others_are_refused() -> None:
-    from folyam.store.sql import async_database_url
-
-    assert async_database_url("sqlite:///data/f.db") == "sqlite+aiosqlite:///data/f.db"
-    assert async_database_url("postgresql://u:p@h:5433/db") == "postgresql+asyncpg://u:p@h:5433/db"
+def test_database_urls_get_the_app_s_driver_and_others_are_refused() -> None:
+    assert database_url_with_driver("sqlite:///data/f.db") == "sqlite+pysqlite:///data/f.db"
+    assert database_url_with_driver("postgresql://u:p@h:5433/db") == "postgresql+asyncpg://u:p@h:5433/db"
     with pytest.raises(ValueError, match="must be sqlite:///… or postgresql://…, not mysql://"):
-        async_database_url("mysql://h/db")
+        database_url_with_driver("mysql://h/db")
+
+
+def async_database_url(url: str) -> str:
+    """The tests look at a database through an async engine of their own (aiosqlite for SQLite)."""
+    return database_url_with_driver(url).replace("sqlite+pysqlite", "sqlite+aiosqlite", 1)
 
 
 # -- The model and system prompt of a conversation --------------------------------------------------------
@@ -207,9 +210,9 @@ async def test_a_conversation_answers_one_question_at_a_time(store: SqlStore) ->
 async def test_of_concurrent_questions_one_starts_and_the_others_are_busy(
     database_url: str, new_conversation: bool
 ) -> None:
-    # PostgreSQL: two stores are two processes (each its own pool), racing in the database itself. SQLite:
-    # one process, whose writes take turns.
-    stores = [SqlStore(database_url) for _ in range(2 if database_url.startswith("postgresql") else 1)]
+    # Two stores are two processes (each its own pool), racing in the database itself: on SQLite too,
+    # where a write transaction takes the file's write lock as it begins.
+    stores = [SqlStore(database_url) for _ in range(2)]
     await stores[0].migrate()
     try:
         if not new_conversation:

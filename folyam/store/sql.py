@@ -1,14 +1,20 @@
-"""The conversation store on SQLAlchemy 2 (async): SQLite through aiosqlite by default, PostgreSQL through
-asyncpg to scale out. Migrations (Alembic) run at start. Every operation has a time limit: an unreachable
-database is a clear error, never a hang."""
+"""The conversation store on SQLAlchemy 2: SQLite by default, PostgreSQL through asyncpg to scale out.
+Migrations (Alembic) run at start. Every operation has a time limit: an unreachable database is a clear
+error, never a hang.
+
+Each operation is one transaction written as a plain function of a `Connection`. On SQLite the whole
+function runs in one hop to a thread of the store's own (sqlite3 blocks; a hop per statement, as through
+an async driver, cost more than the statements); on PostgreSQL it runs on the async engine's connection
+(`run_sync`), each statement awaiting asyncpg."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import fcntl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -17,10 +23,26 @@ import alembic.command
 import alembic.config
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Row, and_, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Row,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from folyam.providers import ChatMessage
 from folyam.store import (
@@ -36,7 +58,7 @@ from folyam.store import (
 )
 from folyam.store.tables import MODEL_CHARS, conversations, exchanges, metadata
 
-__all__ = ["SqlStore", "async_database_url"]
+__all__ = ["SqlStore", "database_url_with_driver"]
 
 MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 TITLE_CHARS: Final = 80
@@ -44,10 +66,10 @@ _MIGRATION_LOCK: Final = 7_263_001  # a PostgreSQL advisory lock: one process mi
 T = TypeVar("T")
 
 
-def async_database_url(url: str) -> str:
-    """`sqlite:///path.db` or `postgresql://…` with the async driver the app uses for it."""
+def database_url_with_driver(url: str) -> str:
+    """`sqlite:///path.db` or `postgresql://…` with the driver the app uses for it."""
     parsed = make_url(url)
-    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+    drivers = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
     backend = parsed.get_backend_name()
     if backend not in drivers:
         raise ValueError(f"FOLYAM_DATABASE_URL must be sqlite:///… or postgresql://…, not {parsed.drivername}://")
@@ -71,18 +93,25 @@ def title_of(question: str) -> str:
 
 class SqlStore:
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self._url = async_database_url(url)
+        self._url = database_url_with_driver(url)
         self._sqlite = self._url.startswith("sqlite")
         self._timeout = timeout
         self._write_lock = asyncio.Lock()
+        self._engine: Engine | None = None  # SQLite's
+        self._async_engine: AsyncEngine | None = None  # PostgreSQL's
+        self._threads: ThreadPoolExecutor | None = None
         if self._sqlite:
             database = make_url(self._url).database
-            if database and database != ":memory:":
+            in_memory = not database or database == ":memory:"
+            if database and not in_memory:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self._engine: AsyncEngine = create_async_engine(self._url, connect_args={"timeout": timeout})
-            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+            self._engine = create_engine(self._url, connect_args={"timeout": timeout})
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+            event.listen(self._engine, "begin", _sqlite_begin)
+            # WAL lets reads run beside the one write; an in-memory database is one connection, one thread.
+            self._threads = ThreadPoolExecutor(1 if in_memory else 4, thread_name_prefix="folyam-sqlite")
         else:
-            self._engine = create_async_engine(
+            self._async_engine = create_async_engine(
                 self._url,
                 pool_size=10,
                 max_overflow=20,
@@ -97,10 +126,10 @@ class SqlStore:
         database (processes sharing the file start together; Alembic's state is global within a process,
         too)."""
 
-        async def upgrade(connection: AsyncConnection) -> None:
+        def upgrade(connection: Connection) -> None:
             if not self._sqlite:
-                await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-            await connection.run_sync(_upgrade, revision)
+                connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+            _upgrade(connection, revision)
 
         database = make_url(self._url).database
         with contextlib.ExitStack() as held:
@@ -108,7 +137,7 @@ class SqlStore:
                 lock = held.enter_context(open(f"{database}.migrating", "a"))
                 await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
             # Migrations may take a while on a big database: no time limit here.
-            await self._run(upgrade, limit=None)
+            await self._run(upgrade, limit=None, writes=True)
 
     async def start_exchange(
         self,
@@ -127,44 +156,44 @@ class SqlStore:
             raise ValueError(f"a model name has at most {MODEL_CHARS} characters, not {len(model)}: {model[:40]!r}…")
         prompt = _storable(system_prompt) if system_prompt and system_prompt.strip() else None
 
-        async def start(connection: AsyncConnection) -> StartedExchange:
-            owner = await _lock_conversation(connection, conversation_id)
+        def start(connection: Connection) -> StartedExchange:
+            owner = _lock_conversation(connection, conversation_id)
             now = _now()  # after the lock: the order of creation is the order of the transactions
             if owner is not None and owner != session_id:
                 raise NotYours(conversation_id)
             # A re-sent form finds what its first sending started (in a new conversation there is nothing
             # to find: the unique request id would refuse a race, and the retry below then finds it).
-            existing = await self._exchange_by_request(connection, session_id, request_id) if owner else None
+            existing = _exchange_by_request(connection, session_id, request_id) if owner else None
             if existing is not None:
                 return StartedExchange(existing, created=False)
             replaced: list[str] = []
             if owner is None:
                 if replaces is not None:
                     raise UnknownExchange(conversation_id, replaces)
-                await connection.execute(
-                    insert(conversations).values(
-                        id=conversation_id,
-                        session_id=session_id,
-                        title=title_of(question),
-                        created_at=now,
-                        updated_at=now,
-                        model=model,
-                        system_prompt=prompt,
-                    )
+                connection.execute(
+                    _INSERT_CONVERSATION,
+                    {
+                        "id": conversation_id,
+                        "session_id": session_id,
+                        "title": title_of(question),
+                        "created_at": now,
+                        "updated_at": now,
+                        "model": model,
+                        "system_prompt": prompt,
+                    },
                 )
             else:
-                await _refuse_if_busy(connection, conversation_id)
+                _refuse_if_busy(connection, conversation_id)
                 if replaces is not None:
-                    deleted = await _delete_from(connection, conversation_id, replaces)
+                    deleted = _delete_from(connection, conversation_id, replaces)
                     if deleted is None:
                         raise UnknownExchange(conversation_id, replaces)
                     replaced = deleted
-                await connection.execute(
-                    update(conversations)
-                    .where(conversations.c.id == conversation_id)
-                    .values(updated_at=now, model=model, system_prompt=prompt)
+                connection.execute(
+                    _TOUCH_CONVERSATION,
+                    {"conversation_id": conversation_id, "updated_at": now, "model": model, "system_prompt": prompt},
                 )
-            earlier = await _history(connection, conversation_id, history) if owner is not None and history else []
+            earlier = _history(connection, conversation_id, history) if owner is not None and history else []
             values = {
                 "id": exchange_id,
                 "conversation_id": conversation_id,
@@ -176,7 +205,7 @@ class SqlStore:
                 "model": model,
                 "created_at": now,
             }
-            await connection.execute(insert(exchanges).values(**values))
+            connection.execute(_INSERT_EXCHANGE, values)
             return StartedExchange(ExchangeRecord(**values), True, earlier, replaced)  # type: ignore[arg-type]
 
         try:
@@ -202,38 +231,32 @@ class SqlStore:
         reasoning: str | None = None,
         refused: bool = False,
     ) -> bool:
-        now = _now()
+        values = {
+            "exchange_id": exchange_id,
+            "answer": _storable(answer),
+            "status": status,
+            "notice_title": _storable(notice[0]) if notice else None,
+            "notice_message": _storable(notice[1]) if notice else None,
+            "timing": timing,
+            "reasoning": _storable(reasoning) if reasoning else None,
+            "refused": refused or None,
+            "finished_at": _now(),
+        }
+        statement = _FINISH_IF_RUNNING if only_if_running else _FINISH
 
-        async def finish(connection: AsyncConnection) -> bool:
-            condition = exchanges.c.id == exchange_id
-            if only_if_running:
-                condition = and_(condition, exchanges.c.status == "running")
-            result = await connection.execute(
-                update(exchanges)
-                .where(condition)
-                .values(
-                    answer=_storable(answer),
-                    status=status,
-                    notice_title=_storable(notice[0]) if notice else None,
-                    notice_message=_storable(notice[1]) if notice else None,
-                    timing=timing,
-                    reasoning=_storable(reasoning) if reasoning else None,
-                    refused=refused or None,
-                    finished_at=now,
-                )
-            )
-            return bool(result.rowcount)
+        def finish(connection: Connection) -> bool:
+            return bool(connection.execute(statement, values).rowcount)
 
         return await self._run(finish, writes=True)
 
     async def truncate(self, session_id: str, conversation_id: str, exchange_id: str) -> list[str] | None:
-        async def truncate(connection: AsyncConnection) -> list[str] | None:
-            if await _lock_conversation(connection, conversation_id) != session_id:
+        def truncate(connection: Connection) -> list[str] | None:
+            if _lock_conversation(connection, conversation_id) != session_id:
                 return None
-            await _refuse_if_busy(connection, conversation_id)
-            deleted = await _delete_from(connection, conversation_id, exchange_id)
+            _refuse_if_busy(connection, conversation_id)
+            deleted = _delete_from(connection, conversation_id, exchange_id)
             if deleted is not None:
-                await connection.execute(
+                connection.execute(
                     update(conversations).where(conversations.c.id == conversation_id).values(updated_at=_now())
                 )
             return deleted
@@ -241,13 +264,9 @@ class SqlStore:
         return await self._run(truncate, writes=True)
 
     async def conversation(self, session_id: str, conversation_id: str) -> ConversationRecord | None:
-        async def find(connection: AsyncConnection) -> ConversationRecord | None:
-            row = (
-                await connection.execute(
-                    select(conversations).where(
-                        conversations.c.id == conversation_id, conversations.c.session_id == session_id
-                    )
-                )
+        def find(connection: Connection) -> ConversationRecord | None:
+            row = connection.execute(
+                _CONVERSATION, {"conversation_id": conversation_id, "session_id": session_id}
             ).first()
             if row is None:
                 return None
@@ -264,26 +283,20 @@ class SqlStore:
         return await self._run(find)
 
     async def exchange(self, session_id: str, exchange_id: str) -> ExchangeRecord | None:
-        async def find(connection: AsyncConnection) -> ExchangeRecord | None:
-            row = (
-                await connection.execute(
-                    select(exchanges).where(exchanges.c.id == exchange_id, exchanges.c.session_id == session_id)
-                )
-            ).first()
+        def find(connection: Connection) -> ExchangeRecord | None:
+            row = connection.execute(_EXCHANGE, {"exchange_id": exchange_id, "session_id": session_id}).first()
             return _record(row) if row is not None else None
 
         return await self._run(find)
 
     async def exchanges(self, session_id: str, conversation_id: str) -> list[ExchangeRecord] | None:
-        async def find(connection: AsyncConnection) -> list[ExchangeRecord] | None:
-            owner = (
-                await connection.execute(
-                    select(conversations.c.session_id).where(conversations.c.id == conversation_id)
-                )
+        def find(connection: Connection) -> list[ExchangeRecord] | None:
+            owner = connection.execute(
+                select(conversations.c.session_id).where(conversations.c.id == conversation_id)
             ).scalar_one_or_none()
             if owner != session_id:
                 return None
-            rows = await connection.execute(
+            rows = connection.execute(
                 select(exchanges)
                 .where(exchanges.c.conversation_id == conversation_id)
                 .order_by(exchanges.c.created_at, exchanges.c.id)
@@ -293,26 +306,21 @@ class SqlStore:
         return await self._run(find)
 
     async def history(self, conversation_id: str, limit: int) -> list[ChatMessage]:
-        async def find(connection: AsyncConnection) -> list[ChatMessage]:
-            return await _history(connection, conversation_id, limit)
+        def find(connection: Connection) -> list[ChatMessage]:
+            return _history(connection, conversation_id, limit)
 
         return await self._run(find)
 
     async def conversations(self, session_id: str, limit: int) -> list[ConversationSummary]:
-        async def find(connection: AsyncConnection) -> list[ConversationSummary]:
-            rows = await connection.execute(
-                select(conversations.c.id, conversations.c.title, conversations.c.updated_at)
-                .where(conversations.c.session_id == session_id)
-                .order_by(conversations.c.updated_at.desc(), conversations.c.id)
-                .limit(limit)
-            )
+        def find(connection: Connection) -> list[ConversationSummary]:
+            rows = connection.execute(_CONVERSATIONS, {"session_id": session_id, "limit": limit})
             return [ConversationSummary(id=row.id, title=row.title, updated_at=row.updated_at) for row in rows]
 
         return await self._run(find)
 
     async def rename(self, session_id: str, conversation_id: str, title: str) -> bool:
-        async def rename(connection: AsyncConnection) -> bool:
-            result = await connection.execute(
+        def rename(connection: Connection) -> bool:
+            result = connection.execute(
                 update(conversations)
                 .where(conversations.c.id == conversation_id, conversations.c.session_id == session_id)
                 .values(title=title_of(title) or "Untitled")
@@ -322,13 +330,13 @@ class SqlStore:
         return await self._run(rename, writes=True)
 
     async def delete(self, session_id: str, conversation_id: str) -> bool:
-        async def remove(connection: AsyncConnection) -> bool:
+        def remove(connection: Connection) -> bool:
             # Not relying on ON DELETE CASCADE: SQLite enforces it only with its foreign_keys pragma on.
             owned = select(conversations.c.id).where(
                 conversations.c.id == conversation_id, conversations.c.session_id == session_id
             )
-            await connection.execute(delete(exchanges).where(exchanges.c.conversation_id.in_(owned)))
-            result = await connection.execute(
+            connection.execute(delete(exchanges).where(exchanges.c.conversation_id.in_(owned)))
+            result = connection.execute(
                 delete(conversations).where(
                     conversations.c.id == conversation_id, conversations.c.session_id == session_id
                 )
@@ -338,8 +346,8 @@ class SqlStore:
         return await self._run(remove, writes=True)
 
     async def running_exchanges(self) -> list[ExchangeRecord]:
-        async def find(connection: AsyncConnection) -> list[ExchangeRecord]:
-            rows = await connection.execute(select(exchanges).where(exchanges.c.status == "running"))
+        def find(connection: Connection) -> list[ExchangeRecord]:
+            rows = connection.execute(select(exchanges).where(exchanges.c.status == "running"))
             return [_record(row) for row in rows]
 
         return await self._run(find)
@@ -348,41 +356,32 @@ class SqlStore:
         """What differs between the database's schema and the tables the code declares (nothing, once
         migrated): Alembic's comparison, as `alembic revision --autogenerate` would see it."""
 
-        async def compare(connection: AsyncConnection) -> list[Any]:
-            return await connection.run_sync(
-                lambda sync: list(compare_metadata(MigrationContext.configure(sync), metadata))
-            )
+        def compare(connection: Connection) -> list[Any]:
+            return list(compare_metadata(MigrationContext.configure(connection), metadata))
 
         return await self._run(compare)
 
     async def count_exchanges(self) -> int:
         """For tests and benchmarks: how many exchanges there are in all."""
 
-        async def count(connection: AsyncConnection) -> int:
-            return int((await connection.execute(select(func.count()).select_from(exchanges))).scalar_one())
+        def count(connection: Connection) -> int:
+            return int(connection.execute(select(func.count()).select_from(exchanges)).scalar_one())
 
         return await self._run(count)
 
     async def aclose(self) -> None:
-        await self._engine.dispose()
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+        if self._engine is not None and self._threads is not None:
+            engine = self._engine
+            await asyncio.get_running_loop().run_in_executor(self._threads, engine.dispose)
+            self._threads.shutdown(wait=False)
 
-    async def _exchange_by_request(
-        self, connection: AsyncConnection, session_id: str, request_id: str
-    ) -> ExchangeRecord | None:
-        row = (
-            await connection.execute(
-                select(exchanges).where(exchanges.c.session_id == session_id, exchanges.c.request_id == request_id)
-            )
-        ).first()
-        return _record(row) if row is not None else None
-
-    async def _run(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, limit: float | None = 0, writes: bool = False
-    ) -> T:
+    async def _run(self, work: Callable[[Connection], T], *, limit: float | None = 0, writes: bool = False) -> T:
         """`work` in one transaction, within the time limit; database failures become StoreUnavailable.
-        SQLite has one writer at a time: here, writes queue on a lock (not for the file's lock, which a
-        transaction holds across its awaits while the event loop serves others). The queue has a limit of
-        its own: waiting behind a burst of questions on a busy process is not the database failing."""
+        SQLite has one writer at a time: here, writes take turns on a lock (rather than in sqlite's busy
+        handler, which sleeps). The queue has a limit of its own: waiting behind a burst of questions on a
+        busy process is not the database failing."""
         limit = self._timeout if limit == 0 else limit
         queued = writes and self._sqlite
         try:
@@ -390,8 +389,8 @@ class SqlStore:
                 async with asyncio.timeout(None if limit is None else limit * _QUEUE_FACTOR):
                     await self._write_lock.acquire()
             try:
-                async with asyncio.timeout(limit), self._transaction() as connection:
-                    return await work(connection)
+                async with asyncio.timeout(limit):
+                    return await self._transaction(work, writes)
             finally:
                 if queued:
                     self._write_lock.release()
@@ -402,43 +401,99 @@ class SqlStore:
         except (SQLAlchemyError, DBAPIError, OSError) as exc:
             raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from exc
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self._engine.begin() as connection:
-            yield connection
+    async def _transaction(self, work: Callable[[Connection], T], writes: bool) -> T:
+        if self._async_engine is not None:
+            async with self._async_engine.begin() as connection:
+                return await connection.run_sync(work)
+        assert self._engine is not None and self._threads is not None
+        engine = self._engine
+        # Set when the caller gives up (time limit, cancellation): the thread then rolls back rather than
+        # commit what the caller was told had failed.
+        abandoned = threading.Event()
+
+        def transaction() -> T:
+            with engine.connect() as connection:
+                connection.execution_options(sqlite_begin="BEGIN IMMEDIATE" if writes else "BEGIN")
+                with connection.begin():
+                    result = work(connection)
+                    if abandoned.is_set():
+                        raise _Abandoned
+                    return result
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, transaction)
+        except BaseException:
+            abandoned.set()
+            raise
 
 
-async def _lock_conversation(connection: AsyncConnection, conversation_id: str) -> str | None:
-    """The conversation's owner, its row locked until the transaction ends: on PostgreSQL, whoever else
-    starts or truncates in it waits, then sees what this transaction did (SQLite ignores FOR UPDATE;
-    there, writes take turns anyway)."""
-    return (
-        await connection.execute(
-            select(conversations.c.session_id).where(conversations.c.id == conversation_id).with_for_update()
-        )
-    ).scalar_one_or_none()
+class _Abandoned(Exception):
+    """Raised in a store thread to roll back a transaction whose caller has given up on it."""
 
 
-async def _refuse_if_busy(connection: AsyncConnection, conversation_id: str) -> None:
-    running = (
-        await connection.execute(
-            select(exchanges.c.id)
-            .where(exchanges.c.conversation_id == conversation_id, exchanges.c.status == "running")
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+# The statements of every answer, built once: a statement is immutable, and SQLAlchemy then finds its
+# compiled form by a cache key it memoizes on the object, instead of building and hashing a new one.
+_INSERT_CONVERSATION: Final = insert(conversations)
+_INSERT_EXCHANGE: Final = insert(exchanges)
+# Without values(): the SET clause is the columns named in the parameters (those not used in WHERE).
+_FINISH: Final = update(exchanges).where(exchanges.c.id == bindparam("exchange_id"))
+_FINISH_IF_RUNNING: Final = _FINISH.where(exchanges.c.status == "running")
+_TOUCH_CONVERSATION: Final = update(conversations).where(conversations.c.id == bindparam("conversation_id"))
+_CONVERSATION: Final = select(conversations).where(
+    conversations.c.id == bindparam("conversation_id"), conversations.c.session_id == bindparam("session_id")
+)
+_EXCHANGE: Final = select(exchanges).where(
+    exchanges.c.id == bindparam("exchange_id"), exchanges.c.session_id == bindparam("session_id")
+)
+_EXCHANGE_BY_REQUEST: Final = select(exchanges).where(
+    exchanges.c.session_id == bindparam("session_id"), exchanges.c.request_id == bindparam("request_id")
+)
+_CONVERSATIONS: Final = (
+    select(conversations.c.id, conversations.c.title, conversations.c.updated_at)
+    .where(conversations.c.session_id == bindparam("session_id"))
+    .order_by(conversations.c.updated_at.desc(), conversations.c.id)
+    .limit(bindparam("limit", type_=Integer))
+)
+# The conversation's owner, its row locked until the transaction ends: on PostgreSQL, whoever else starts
+# or truncates in it waits, then sees what this transaction did (SQLite ignores FOR UPDATE; there, a
+# write transaction begins IMMEDIATE, holding the database's write lock).
+_LOCK_CONVERSATION: Final = (
+    select(conversations.c.session_id).where(conversations.c.id == bindparam("conversation_id")).with_for_update()
+)
+_RUNNING_IN: Final = (
+    select(exchanges.c.id)
+    .where(exchanges.c.conversation_id == bindparam("conversation_id"), exchanges.c.status == "running")
+    .limit(1)
+)
+_HISTORY: Final = (
+    select(exchanges.c.question, exchanges.c.answer)
+    .where(exchanges.c.conversation_id == bindparam("conversation_id"), exchanges.c.status != "running")
+    .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+
+
+def _lock_conversation(connection: Connection, conversation_id: str) -> str | None:
+    return connection.execute(_LOCK_CONVERSATION, {"conversation_id": conversation_id}).scalar_one_or_none()
+
+
+def _exchange_by_request(connection: Connection, session_id: str, request_id: str) -> ExchangeRecord | None:
+    row = connection.execute(_EXCHANGE_BY_REQUEST, {"session_id": session_id, "request_id": request_id}).first()
+    return _record(row) if row is not None else None
+
+
+def _refuse_if_busy(connection: Connection, conversation_id: str) -> None:
+    running = connection.execute(_RUNNING_IN, {"conversation_id": conversation_id}).scalar_one_or_none()
     if running is not None:
         raise ConversationBusy(conversation_id, running)
 
 
-async def _delete_from(connection: AsyncConnection, conversation_id: str, exchange_id: str) -> list[str] | None:
+def _delete_from(connection: Connection, conversation_id: str, exchange_id: str) -> list[str] | None:
     """Delete the exchange and every later one (in the order pages show them); their ids, or None when
     the exchange is not in the conversation."""
-    created_at = (
-        await connection.execute(
-            select(exchanges.c.created_at).where(
-                exchanges.c.id == exchange_id, exchanges.c.conversation_id == conversation_id
-            )
+    created_at = connection.execute(
+        select(exchanges.c.created_at).where(
+            exchanges.c.id == exchange_id, exchanges.c.conversation_id == conversation_id
         )
     ).scalar_one_or_none()
     if created_at is None:
@@ -447,26 +502,19 @@ async def _delete_from(connection: AsyncConnection, conversation_id: str, exchan
         exchanges.c.created_at > created_at, and_(exchanges.c.created_at == created_at, exchanges.c.id >= exchange_id)
     )
     ids = list(
-        (
-            await connection.execute(
-                select(exchanges.c.id)
-                .where(exchanges.c.conversation_id == conversation_id, later)
-                .order_by(exchanges.c.created_at, exchanges.c.id)
-            )
+        connection.execute(
+            select(exchanges.c.id)
+            .where(exchanges.c.conversation_id == conversation_id, later)
+            .order_by(exchanges.c.created_at, exchanges.c.id)
         ).scalars()
     )
-    await connection.execute(delete(exchanges).where(exchanges.c.id.in_(ids)))
+    connection.execute(delete(exchanges).where(exchanges.c.id.in_(ids)))
     return ids
 
 
-async def _history(connection: AsyncConnection, conversation_id: str, limit: int) -> list[ChatMessage]:
+def _history(connection: Connection, conversation_id: str, limit: int) -> list[ChatMessage]:
     """The last `limit` ended exchanges of a conversation, as messages in order."""
-    rows = await connection.execute(
-        select(exchanges.c.question, exchanges.c.answer)
-        .where(exchanges.c.conversation_id == conversation_id, exchanges.c.status != "running")
-        .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc())
-        .limit(limit)
-    )
+    rows = connection.execute(_HISTORY, {"conversation_id": conversation_id, "limit": limit})
     messages: list[ChatMessage] = []
     for question, answer in reversed(list(rows)):
         messages.append(ChatMessage(role="user", content=question))
@@ -506,6 +554,9 @@ _QUEUE_FACTOR: Final = 6
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # The store begins its transactions itself (_sqlite_begin): sqlite3's own implicit BEGIN comes only
+    # before a write, so a transaction's reads before it would see no consistent snapshot.
+    dbapi_connection.isolation_level = None
     # WAL: readers do not block the writer, and several processes on one machine may share the file.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -516,3 +567,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # IMMEDIATE for a write: it takes the write lock at once (waiting for it up to busy_timeout), so a
+    # transaction never reads, then finds another process wrote meanwhile and fails on its first write.
+    connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
