@@ -4,6 +4,7 @@ the server that drains running answers on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -254,7 +255,12 @@ class DrainingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        await super().startup(sockets)
+        await super().startup(sockets)  # the app's lifespan has started
+        # What exists now (modules, templates, the app's objects) lives as long as the process: out of the
+        # cyclic collector's sight, which otherwise walked all of it again on every full collection
+        # (about 8 % of a busy process's CPU).
+        gc.collect()
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining is not None and sig == signal.SIGTERM:
