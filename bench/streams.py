@@ -658,6 +658,8 @@ def start_profiler(output: Path, pid: int) -> subprocess.Popen[bytes]:
         py_spy,
         "record",
         "--nonblocking",
+        "--gil",  # only what holds the GIL: uvloop waits in epoll without it, which is not work
+        "--subprocesses",  # the workers, with --workers
         "--pid",
         str(pid),
         "--rate",

@@ -371,11 +371,11 @@ class Generations:
         else:  # it ended, but its stream was never closed
             body, ending = self._render_markdown(current.answer), self._endings.of_record(current)
             thinking = thinking_of(current, self._render_markdown)
-        last = (
-            await self._event_log.last_seq(exchange.id) if await self._event_log.state(exchange.id) != "missing" else 0
-        )
+        missing = await self._event_log.state(exchange.id) == "missing"
+        last = 0 if missing else await self._event_log.last_seq(exchange.id)
         ended = AnswerFragments(self._endings, exchange.id).ended(body, ending, thinking)
-        self._event_log.open(exchange.id)
+        if missing:
+            self._event_log.open(exchange.id)  # (one that is open already was opened by the process that died)
         self._event_log.append(exchange.id, Event(last + 1, encode_event(last + 1, ended), replaces_tail=True))
         self._event_log.append(exchange.id, Event(last + 2, encode_event(last + 2, "", DONE_EVENT)))
         self._event_log.close(exchange.id)

@@ -2,8 +2,12 @@
 their sequence numbers (`{seq}-0`), so a replay after a cursor is one XRANGE and following is XREAD.
 The stream opens with an entry at `0-1` and closes with one at `{last}-1`; superseded tail-only entries
 are deleted as the memory log drops them. The writer never waits: appends are queued and sent in
-pipelined batches by one task; keys expire after the retention once closed (and, as a safety net, a
-while after the last write if nobody closes them).
+pipelined batches by one task, at most one batch per `batch_window`; keys expire after the retention
+once closed (and, as a safety net, a while after the last write if nobody closes them).
+
+The process that writes a stream also keeps it in memory (a `MemoryEventLog`, compacted the same way):
+its own readers, usually the browser that asked, follow that copy and never wait on Redis. Readers in
+other processes follow the Redis stream.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from typing import Any, Final
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from folyam.event_log import Event, Retained, StreamState
+from folyam.event_log import Event, MemoryEventLog, Retained, StreamState
 
 __all__ = ["RedisEventLog"]
 
 logger = logging.getLogger(__name__)
 _OPEN_ID: Final = "0-1"
 _PAGE: Final = 500  # entries per XRANGE page on replay
+_BATCH_WINDOW: Final = 0.010
 
 
 def _events_key(stream_id: str) -> str:
@@ -41,13 +46,23 @@ class _Pending:
 
 
 class RedisEventLog:
-    def __init__(self, client: redis.Redis, *, retention: float, open_for: float) -> None:
+    def __init__(
+        self, client: redis.Redis, *, retention: float, open_for: float, batch_window: float = _BATCH_WINDOW
+    ) -> None:
         """`retention`: how long a closed stream stays; `open_for`: how long an open one may go without
-        a write before it expires anyway (its process died and nobody ended it)."""
+        a write before it expires anyway (its process died and nobody ended it); `batch_window`: the
+        least time between two batches (what readers elsewhere may lag behind the writer)."""
         # redis-py's result types are wide unions; the commands used here answer bytes, lists and tuples.
         self._redis: Any = client
         self._retention_ms = int(retention * 1000)
         self._open_ms = int(open_for * 1000)
+        self._batch_window = batch_window
+        # The streams opened here, for this process's readers (another process may end a stream whose
+        # own process died: that one is not copied).
+        self._local = MemoryEventLog()
+        self._opened_here: set[str] = set()
+        # When an open stream's expiry was last pushed back (once in a while is enough: it is a safety net).
+        self._expiry_renewed: dict[str, float] = {}
         self._pending: dict[str, _Pending] = defaultdict(_Pending)
         self._tail_only: dict[str, list[str]] = defaultdict(list)
         self._wake = asyncio.Event()
@@ -58,16 +73,28 @@ class RedisEventLog:
     # -- Writing (one writer per stream: the process that runs the answer) --------------------------
 
     def open(self, stream_id: str) -> None:
+        self._opened_here.add(stream_id)
+        self._local.open(stream_id)
         self._queue(stream_id, "open", None)
 
     def append(self, stream_id: str, event: Event, text: str = "") -> None:
+        if stream_id in self._opened_here:
+            try:
+                self._local.append(stream_id, event)
+            except ValueError:  # its first events were written elsewhere: only Redis has them all
+                self._opened_here.discard(stream_id)
+                self._local.forget(stream_id)
         self._queue(stream_id, "event", (event, text))
 
     def close(self, stream_id: str) -> None:
+        if stream_id in self._opened_here:
+            self._local.close(stream_id)
         self._queue(stream_id, "close", None)
 
     def forget(self, stream_id: str) -> None:
         # They would expire on their own; an answer deleted from the store (truncated) goes at once.
+        self._opened_here.discard(stream_id)
+        self._local.forget(stream_id)
         self._queue(stream_id, "forget", None)
 
     def _queue(self, stream_id: str, kind: str, payload: Any) -> None:
@@ -80,6 +107,9 @@ class RedisEventLog:
     async def _write(self) -> None:
         while True:
             await self._wake.wait()
+            # One batch per window: a pipeline per event (an event of each answer, one after another)
+            # cost more than the events themselves.
+            await asyncio.sleep(self._batch_window)
             self._wake.clear()
             batch, self._pending = self._pending, defaultdict(_Pending)
             if not batch:
@@ -97,7 +127,16 @@ class RedisEventLog:
             if not self._pending:
                 self._idle.set()
 
+    def _expiry_due(self, stream_id: str, opening: bool, now: float) -> bool:
+        """Whether an open stream's keys get their expiry (again): when it opens, then every so often."""
+        renewed = self._expiry_renewed.get(stream_id)
+        if opening or renewed is None or now - renewed > self._open_ms / 4000:
+            self._expiry_renewed[stream_id] = now
+            return True
+        return False
+
     async def _send(self, batch: dict[str, _Pending]) -> None:
+        now = asyncio.get_running_loop().time()
         opening: set[int] = set()  # commands that may fail harmlessly: the stream is open already
         async with self._redis.pipeline(transaction=False) as pipe:
             for stream_id, pending in batch.items():
@@ -121,13 +160,17 @@ class RedisEventLog:
                     elif kind == "forget":
                         pipe.delete(key, _text_key(stream_id))
                         self._tail_only.pop(stream_id, None)
+                        self._expiry_renewed.pop(stream_id, None)
                     else:
                         closing = last if last is not None else await self.last_seq(stream_id)
                         pipe.xadd(key, {"closed": b"1"}, id=f"{closing}-1")
                         self._tail_only.pop(stream_id, None)
-                ttl = self._retention_ms if pending.operations[-1][0] == "close" else self._open_ms
-                pipe.pexpire(key, ttl)
-                pipe.pexpire(_text_key(stream_id), ttl)
+                        self._expiry_renewed.pop(stream_id, None)
+                last_kind = pending.operations[-1][0]
+                if last_kind == "close" or self._expiry_due(stream_id, last_kind == "open", now):
+                    ttl = self._retention_ms if last_kind == "close" else self._open_ms
+                    pipe.pexpire(key, ttl)
+                    pipe.pexpire(_text_key(stream_id), ttl)
             results = await pipe.execute(raise_on_error=False)
         failures = [r for i, r in enumerate(results) if isinstance(r, Exception) and i not in opening]
         # An entry id at or below the stream's last is an event another process wrote first (it ended the
@@ -154,6 +197,8 @@ class RedisEventLog:
     # -- Reading (any process) ------------------------------------------------------------------------
 
     async def state(self, stream_id: str) -> StreamState:
+        if (local := await self._local.state(stream_id)) != "missing":
+            return local
         entries = await self._redis.xrevrange(_events_key(stream_id), count=1)
         if not entries:
             return "missing"
@@ -176,6 +221,10 @@ class RedisEventLog:
         return Retained(len(frames), sum(map(len, frames)))
 
     async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
+        if await self._local.state(stream_id) != "missing":
+            async for batch in self._local.follow(stream_id, after, idle_timeout):
+                yield batch
+            return
         key = _events_key(stream_id)
         position = f"{max(after, 0)}-0"
         replaying = True

@@ -13,7 +13,7 @@ def event(seq: int) -> Event:
     return Event(seq, f"frame {seq}".encode())
 
 
-async def collect(log: MemoryEventLog, stream_id: str, after: int) -> list[Event]:
+async def collect(log: EventLog, stream_id: str, after: int) -> list[Event]:
     return [e async for batch in log.follow(stream_id, after, idle_timeout=5) for e in batch]
 
 
@@ -102,3 +102,73 @@ async def test_a_forgotten_stream_is_gone_at_once(request: pytest.FixtureRequest
         await log.aclose()
         if client is not None:
             await client.aclose()
+
+
+async def command_calls(client: object, *commands: str) -> dict[str, int]:
+    """How many times the Redis server ran each command so far (INFO commandstats)."""
+    stats = await client.info("commandstats")  # type: ignore[attr-defined]
+    return {command: int(stats.get(f"cmdstat_{command}", {}).get("calls", 0)) for command in commands}
+
+
+async def test_the_writing_process_follows_its_own_copy_and_another_reads_the_redis_stream(
+    request: pytest.FixtureRequest,
+) -> None:
+    # Two logs on one Redis are two processes: one runs the answer, the other only reads it.
+    url = request.getfixturevalue("redis").fresh_url()
+    writer_client, reader_client = redis_client(url), redis_client(url)
+    writer = RedisEventLog(writer_client, retention=60, open_for=60)
+    reader = RedisEventLog(reader_client, retention=60, open_for=60)
+    expected = [event(1), Event(3, b"tail again", replaces_tail=True), event(4)]
+    try:
+        writer.open("g")
+        writer.append("g", event(1), "a")
+        writer.append("g", Event(2, b"tail", tail_only=True), "b")
+        following_here = asyncio.create_task(collect(writer, "g", 0))
+        await asyncio.sleep(0.05)
+        writer.append("g", Event(3, b"tail again", replaces_tail=True), "c")
+        writer.append("g", event(4), "d")
+        writer.close("g")
+        before = await command_calls(writer_client, "xread", "xrange", "xrevrange")
+        # Live, then closed: what the writer's own reader saw came from memory, without a Redis read; a
+        # replay there is compacted as Redis's copy is.
+        assert [e.seq for e in await following_here] == [1, 2, 3, 4]
+        assert [(e.seq, e.frame) for e in await collect(writer, "g", 0)] == [(e.seq, e.frame) for e in expected]
+        assert await writer.state("g") == "closed"
+        assert await command_calls(writer_client, "xread", "xrange", "xrevrange") == before
+        await writer.flush()
+        # Another process reads the same events, compacted the same way, from Redis.
+        assert [(e.seq, e.frame) for e in await collect(reader, "g", 0)] == [(e.seq, e.frame) for e in expected]
+        assert [(e.seq, e.frame) for e in await collect(reader, "g", 3)] == [(4, b"frame 4")]
+        assert (await command_calls(writer_client, "xrange"))["xrange"] > before["xrange"]
+        assert (await reader.state("g"), await reader.text("g")) == ("closed", "abcd")
+    finally:
+        for log in (writer, reader):
+            await log.aclose()
+        for client in (writer_client, reader_client):
+            await client.aclose()
+
+
+async def test_writes_go_in_batches_and_an_open_stream_s_expiry_is_not_renewed_per_event(
+    request: pytest.FixtureRequest,
+) -> None:
+    client = redis_client(request.getfixturevalue("redis").fresh_url())
+    log = RedisEventLog(client, retention=30, open_for=600, batch_window=0.01)
+    try:
+        before = await command_calls(client, "pexpire", "xadd")
+        log.open("g")
+        for seq in range(1, 41):
+            log.append("g", event(seq), "x")
+            if seq % 10 == 0:
+                await log.flush()  # four batches of ten
+        assert 500_000 < await client.pttl("folyam:events:g") <= 600_000
+        log.close("g")
+        await log.flush()
+        after = await command_calls(client, "pexpire", "xadd")
+        assert after["xadd"] - before["xadd"] == 42  # open, 40 events, closed
+        # Both keys (events, text) when the stream opened and when it closed; not per batch or event.
+        assert after["pexpire"] - before["pexpire"] == 4
+        assert 0 < await client.pttl("folyam:events:g") <= 30_000
+        assert await client.pttl("folyam:text:g") > 0
+    finally:
+        await log.aclose()
+        await client.aclose()
