@@ -234,6 +234,7 @@ async def test_the_upstream_socket_is_not_read_while_the_consumer_waits(
     pieces = [p async for p in provider.stream(messages, max_tokens=99, between_reads=between_reads)]
     await provider.aclose()
     assert "".join(p.text for p in pieces if isinstance(p, TextDelta)) == "".join(f"t{n} " for n in range(30))
-    # 0.3 s of tokens come in a few reads 0.1 s apart, not 30; the socket was paused during every wait.
-    assert 1 <= len(reading_while_waiting) <= 6 and len(paused) == len(reading_while_waiting)
-    assert not any(reading_while_waiting)
+    # 0.3 s of tokens come in a few reads 0.1 s apart, not 30; the socket was paused during every wait
+    # (but a last one after the body's end: the connection is back in the pool by then).
+    assert 1 <= len(reading_while_waiting) <= 6 and len(reading_while_waiting) - 1 <= len(paused)
+    assert not any(reading_while_waiting[: len(paused)])

@@ -161,8 +161,10 @@ class OpenAIChatProvider:
             async with request as response:
                 reader = ChunkReader(self._redact)
                 events = 0
-                paced = _reading_paused(between_reads, response.http_response)
-                async for kind, data in _events(response.iter_bytes(), paced):
+                aiohttp_response = _aiohttp_response_of(response.http_response)
+                body = _body(response.http_response, aiohttp_response) or response.iter_bytes()
+                paced = _reading_paused(between_reads, aiohttp_response)
+                async for kind, data in _events(body, paced):
                     events += 1
                     if events % _YIELD_EVERY == 0:
                         # Events already buffered are read without a real await: give the other
@@ -243,13 +245,41 @@ async def _events(body: AsyncIterator[bytes], between_reads: BetweenReads | None
         yield event
 
 
-def _reading_paused(between_reads: BetweenReads | None, response: httpx2.Response) -> BetweenReads | None:
+def _aiohttp_response_of(response: httpx2.Response) -> aiohttp.ClientResponse | None:
+    """The aiohttp response beneath the SDK's aiohttp transport (found by attribute), if that is the
+    transport."""
+    stream = getattr(response, "stream", None)
+    found = getattr(getattr(stream, "_stream", stream), "_aiohttp_response", None)
+    return found if isinstance(found, aiohttp.ClientResponse) else None
+
+
+def _body(response: httpx2.Response, aiohttp_response: aiohttp.ClientResponse | None) -> AsyncIterator[bytes] | None:
+    """The body read straight from aiohttp, when it is not content-encoded (an event stream hardly ever
+    is): each read otherwise passes five async iterators of the SDK, httpx and the transport, a good part
+    of what a read costs at a real model's pace. aiohttp's errors become httpx's, as the transport's are."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if aiohttp_response is None or encoding not in ("", "identity"):
+        return None
+    return _aiohttp_body(aiohttp_response.content)
+
+
+async def _aiohttp_body(content: aiohttp.StreamReader) -> AsyncGenerator[bytes]:
+    try:
+        async for chunk in content.iter_any():
+            yield chunk
+    except TimeoutError as exc:  # (aiohttp's read timeout is one too)
+        raise httpx2.ReadTimeout(str(exc)) from exc
+    except aiohttp.ClientError as exc:
+        raise httpx2.ReadError(str(exc)) from exc
+
+
+def _reading_paused(
+    between_reads: BetweenReads | None, aiohttp_response: aiohttp.ClientResponse | None
+) -> BetweenReads | None:
     """`between_reads` with the upstream connection's reading paused meanwhile: the tokens that arrive
     wait in the kernel's socket buffer and come in with one read when it resumes, instead of one read,
     parse and timer reset each as they arrive (the cost that remained per token at a real model's pace).
-    Unpaused when the transport is not the SDK's aiohttp one (its stream is found by attribute)."""
-    stream = getattr(response, "stream", None)
-    aiohttp_response = getattr(getattr(stream, "_stream", stream), "_aiohttp_response", None)
+    Unpaused when the transport is not the SDK's aiohttp one."""
     if between_reads is None or aiohttp_response is None:
         return between_reads
     wait = between_reads
