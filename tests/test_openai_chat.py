@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 
 import pytest
 from aiohttp.client_proto import ResponseHandler
@@ -208,6 +209,22 @@ async def test_credentials_in_the_base_url_go_as_basic_auth(
     await provider.aclose()
     assert pieces[0] == TextDelta("hi")
     assert upstream.requests[-1].headers["authorization"] == "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["as sent", "gzip"])
+async def test_an_event_stream_reads_the_same_compressed_or_not(
+    provider: OpenAIChatProvider, upstream: FakeUpstream, compressed: bool
+) -> None:
+    # Read straight from aiohttp when it is sent as is; through the SDK's decoding when it is compressed.
+    chunks = [{"choices": [{"index": 0, "delta": {"content": word}}]} for word in ("Hello", " there", ".")]
+    body = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks)
+    body += b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
+    upstream.script(Script(raw=body, gzip=compressed, write_size=7))
+    messages: list[ChatMessage] = [{"role": "user", "content": "q"}]
+    pieces = [p async for p in provider.stream(messages, max_tokens=99)]
+    await provider.aclose()
+    assert "".join(p.text for p in pieces if isinstance(p, TextDelta)) == "Hello there."
+    assert pieces[-1] == Finished("stop")
 
 
 async def test_the_upstream_socket_is_not_read_while_the_consumer_waits(

@@ -11,6 +11,7 @@ body carries its `model` and `messages`).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
 import time
@@ -49,6 +50,8 @@ class Script:
     raw: bytes | None = None
     raw_status: int = 200
     content_type: str = "text/event-stream"
+    # Compress `raw` with gzip and say so in Content-Encoding (as a proxy in front of a server may).
+    gzip: bool = False
     # Send `raw` in writes of this many bytes (None: one write), to cut lines and events apart.
     write_size: int | None = None
     # Sent before `chunks` as `delta.reasoning_content` (a reasoning model's thinking).
@@ -236,6 +239,9 @@ class FakeUpstream:
 async def _replay(script: Script, send: Any) -> None:
     raw = script.raw or b""
     headers = [(b"content-type", script.content_type.encode()), (b"cache-control", b"no-cache")]
+    if script.gzip:
+        raw = gzip.compress(raw)
+        headers.append((b"content-encoding", b"gzip"))
     await send({"type": "http.response.start", "status": script.raw_status, "headers": headers})
     size = script.write_size or len(raw) or 1
     for start in range(0, len(raw), size):
