@@ -86,14 +86,52 @@ class _Stream:
     kept: int = 0
     kept_bytes: int = 0
     closed: bool = False
-    # One future shared by every waiting reader; resolved and dropped on each change.
-    waiter: asyncio.Future[None] | None = None
+    # The waiting readers' futures, each reader's own (a reader going away cancels only its own, so no
+    # shield); all resolved and dropped on each change.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def wake(self) -> None:
-        if self.waiter is not None:
-            if not self.waiter.done():
-                self.waiter.set_result(None)
-            self.waiter = None
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
+
+
+class _Wait:
+    """A reader's waits for the next change, each ended by the change or by `timeout` seconds without one.
+    One timer serves all of a reader's waits and is set again only when it fires before its wait's
+    deadline: not a timer set and cancelled for every event of every reader."""
+
+    __slots__ = ("_deadline", "_future", "_loop", "_timeout", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._future: asyncio.Future[None] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def begin(self) -> asyncio.Future[None]:
+        self._future = future = self._loop.create_future()
+        self._deadline = self._loop.time() + self._timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._expire)
+        return future
+
+    def _expire(self) -> None:
+        self._timer = None
+        future = self._future
+        if future is None or future.done():
+            return  # not waiting now: the next wait sets the timer again
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._expire)  # a later wait's deadline
+        else:
+            future.set_result(None)
+
+    def end(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class MemoryEventLog:
@@ -158,25 +196,29 @@ class MemoryEventLog:
     async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
         stream = self._get(stream_id)
         cursor = max(after, 0)  # events[i] has seq i + 1, so the cursor is also an index
-        loop = asyncio.get_running_loop()
-        while True:
-            if len(stream.events) > cursor:
-                # Everything available at once: one write per wake-up, not one per event.
-                batch = [event for event in stream.events[cursor:] if event is not None]
-                cursor = len(stream.events)
-                if batch:
-                    yield batch
-                continue
-            if stream.closed:
-                return
-            if stream.waiter is None:
-                stream.waiter = loop.create_future()
-            try:
-                async with asyncio.timeout(idle_timeout):
-                    # shield: one reader going away must not cancel the future the others wait on.
-                    await asyncio.shield(stream.waiter)
-            except TimeoutError:
-                yield ()
+        wait = _Wait(asyncio.get_running_loop(), idle_timeout)
+        waiter: asyncio.Future[None] | None = None
+        try:
+            while True:
+                if len(stream.events) > cursor:
+                    # Everything available at once: one write per wake-up, not one per event.
+                    batch = [event for event in stream.events[cursor:] if event is not None]
+                    cursor = len(stream.events)
+                    if batch:
+                        yield batch
+                    continue
+                if stream.closed:
+                    return
+                waiter = wait.begin()
+                stream.waiters.append(waiter)
+                await waiter
+                waiter = None
+                if len(stream.events) == cursor and not stream.closed:
+                    yield ()  # woken by the timer: idle_timeout without a change
+        finally:
+            wait.end()
+            if waiter is not None and waiter in stream.waiters:  # this reader is leaving mid-wait
+                stream.waiters.remove(waiter)
 
     def _get(self, stream_id: str) -> _Stream:
         try:

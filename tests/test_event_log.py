@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Sequence
 
 import pytest
 
@@ -64,6 +66,33 @@ async def test_idle_followers_get_a_keepalive_tick() -> None:
     log.append("g", event(2))
     assert await anext(stream) == [event(1), event(2)]  # one batch
     await stream.aclose()
+
+
+async def test_the_keepalive_tick_counts_from_the_last_event() -> None:
+    log = MemoryEventLog()
+    log.open("g")
+    loop = asyncio.get_running_loop()
+    timeout = 0.2
+    seen: list[tuple[Sequence[Event], float]] = []
+
+    async def read() -> None:
+        async for batch in log.follow("g", 0, idle_timeout=timeout):
+            seen.append((batch, loop.time()))
+
+    reading = asyncio.create_task(read())
+    appended = [loop.time()]
+    for seq in range(1, 9):
+        await asyncio.sleep(timeout / 4)  # the reader waits between them
+        log.append("g", event(seq))
+        appended.append(loop.time())
+    await asyncio.sleep(timeout * 1.5)
+    log.close("g")
+    await reading
+    assert [e for batch, _ in seen for e in batch] == [event(n) for n in range(1, 9)]
+    first_tick = next(at for batch, at in seen if not batch)
+    # No tick while events kept coming (unless the loop stalled long enough for one), one after.
+    if max(b - a for a, b in itertools.pairwise(appended)) < timeout / 2:
+        assert first_tick - appended[-1] >= timeout
 
 
 def test_out_of_order_or_closed_appends_are_refused() -> None:
