@@ -124,12 +124,12 @@ class AnswerFragments:
         body, tail = (self._reasoning_body, self._reasoning_tail) if reasoning else (self._body, self._tail)
         partials = []
         if update.replace is not None:
-            partials.append(self._partial(body, "innerHTML", update.replace))
+            partials.append(self._wrap(body, "innerHTML", update.replace))
         if update.append:
-            partials.append(self._partial(body, "beforeend", update.append))
+            partials.append(self._wrap(body, "beforeend", update.append))
         for change in update.tail:
-            partials.append(self._partial(tail + change.path, change.swap, change.html))
-        return Markup().join(partials)
+            partials.append(self._wrap(tail + change.path, change.swap, change.html))
+        return Markup("".join(partials))
 
     def thinking_started(self) -> Markup:
         """The empty thinking block, open, into its slot above the answer."""
@@ -172,12 +172,16 @@ class AnswerFragments:
         )
 
     def _partial(self, target: str, swap: SwapStyle, content: Markup) -> Markup:
+        return Markup(self._wrap(target, swap, content))
+
+    def _wrap(self, target: str, swap: SwapStyle, content: Markup) -> str:
         # The partial template is rendered once per target and swap, around a marker; each event then
-        # only joins strings (this runs for every event of every answer).
+        # only joins strings (this runs for every event of every answer). Plain str joins, not Markup's
+        # operators, which escape and copy every operand: the result is wrapped in Markup once.
         key = (target, swap)
         wrapper = self._wrappers.get(key)
         if wrapper is None:
             html = render_component(self._env, Partial(target=target, swap=swap, content=_MARKER))
             before, _, after = html.partition(_MARKER)
-            wrapper = self._wrappers[key] = (before, after)
-        return Markup(wrapper[0] + content + wrapper[1])
+            wrapper = self._wrappers[key] = (str(before), str(after))
+        return "".join((wrapper[0], content, wrapper[1]))
