@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from components import ErrorNotice, Partial, SwapStyle, Timing, render_component
 from components.answer import body_id, status_id, tail_id
@@ -184,4 +184,5 @@ class AnswerFragments:
             html = render_component(self._env, Partial(target=target, swap=swap, content=_MARKER))
             before, _, after = html.partition(_MARKER)
             wrapper = self._wrappers[key] = (str(before), str(after))
-        return "".join((wrapper[0], content, wrapper[1]))
+        # escape(): a Markup passes as it is; anything else that strayed here is escaped, never trusted.
+        return "".join((wrapper[0], escape(content), wrapper[1]))
