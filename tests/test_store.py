@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from components import Timing, make_environment, render_component
-from folyam.store import ConversationBusy, NotYours, StartedExchange, UnknownExchange
+from folyam.store import ConversationBusy, NotYours, StartedExchange, StoreUnavailable, UnknownExchange
 from folyam.store.sql import MIGRATIONS, SqlStore, database_url_with_driver, title_of
 from tests.support.services import Postgres
 
@@ -418,3 +419,27 @@ async def test_migrating_answers_from_before_thinking_keeps_them_and_their_timin
     async with engine.connect() as connection:
         assert (await connection.execute(text("SELECT count(*) FROM exchanges"))).scalar_one() == 1
     await engine.dispose()
+
+
+# -- A write whose caller gave up ---------------------------------------------------------------------------
+
+
+async def test_a_write_that_timed_out_is_rolled_back_not_committed_later(tmp_path: Path) -> None:
+    # Another process holds SQLite's write lock past the store's time limit: the question fails with a
+    # clear error, and when the lock is released the store's thread must not record it after all.
+    path = tmp_path / "store.db"
+    store = SqlStore(f"sqlite:///{path}", timeout=0.3)
+    await store.migrate()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match=r"did not answer within 0\.3 s"):
+            await start(store, "e1", "r1")
+        holder.execute("COMMIT")
+        await asyncio.sleep(0.5)  # the store's thread gets the lock now, runs the transaction, rolls back
+        assert await store.count_exchanges() == 0
+        assert await start(store, "e2", "r2")  # and the store works on
+        assert await store.count_exchanges() == 1
+    finally:
+        holder.close()
+        await store.aclose()
