@@ -13,6 +13,7 @@ other processes follow the Redis stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Sequence
@@ -22,7 +23,7 @@ from typing import Any, Final
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from folyam.event_log import Event, MemoryEventLog, Retained, StreamState
+from folyam.event_log import Event, MemoryEventLog, Retained, StreamState, UnknownStream
 
 __all__ = ["RedisEventLog"]
 
@@ -60,7 +61,6 @@ class RedisEventLog:
         # The streams opened here, for this process's readers (another process may end a stream whose
         # own process died: that one is not copied).
         self._local = MemoryEventLog()
-        self._opened_here: set[str] = set()
         # When an open stream's expiry was last pushed back (once in a while is enough: it is a safety net).
         self._expiry_renewed: dict[str, float] = {}
         self._pending: dict[str, _Pending] = defaultdict(_Pending)
@@ -73,27 +73,25 @@ class RedisEventLog:
     # -- Writing (one writer per stream: the process that runs the answer) --------------------------
 
     def open(self, stream_id: str) -> None:
-        self._opened_here.add(stream_id)
         self._local.open(stream_id)
         self._queue(stream_id, "open", None)
 
     def append(self, stream_id: str, event: Event, text: str = "") -> None:
-        if stream_id in self._opened_here:
-            try:
-                self._local.append(stream_id, event)
-            except ValueError:  # its first events were written elsewhere: only Redis has them all
-                self._opened_here.discard(stream_id)
-                self._local.forget(stream_id)
+        try:
+            self._local.append(stream_id, event)
+        except UnknownStream:
+            pass  # not opened here: a stream another process began
+        except ValueError:  # its first events were written elsewhere: only Redis has them all
+            self._local.forget(stream_id)
         self._queue(stream_id, "event", (event, text))
 
     def close(self, stream_id: str) -> None:
-        if stream_id in self._opened_here:
+        with contextlib.suppress(UnknownStream):
             self._local.close(stream_id)
         self._queue(stream_id, "close", None)
 
     def forget(self, stream_id: str) -> None:
         # They would expire on their own; an answer deleted from the store (truncated) goes at once.
-        self._opened_here.discard(stream_id)
         self._local.forget(stream_id)
         self._queue(stream_id, "forget", None)
 
@@ -167,6 +165,8 @@ class RedisEventLog:
                         self._tail_only.pop(stream_id, None)
                         self._expiry_renewed.pop(stream_id, None)
                 last_kind = pending.operations[-1][0]
+                if last_kind == "forget":
+                    continue  # its keys are gone
                 if last_kind == "close" or self._expiry_due(stream_id, last_kind == "open", now):
                     ttl = self._retention_ms if last_kind == "close" else self._open_ms
                     pipe.pexpire(key, ttl)
