@@ -2,7 +2,8 @@
 
 It never waits for a browser. Deltas are coalesced into at most one event per flush interval (the first
 goes out at once, so time to first token is not delayed; the interval grows with the number of answers
-running, see `Generations.flush_interval`). A provider that reads a socket waits between its reads until
+running, see `Generations.flush_interval`, and falls on the process's 25 ms flush clock, so the loop wakes
+once for every answer due on a tick). A provider that reads a socket waits between its reads until
 the next flush is due (`between_reads`): the tokens that arrive meanwhile are read, parsed and rendered
 together, so an answer costs a few wake-ups per second instead of one per token. The last events are the
 status fragment (a notice if the answer did not end normally or was cut short, then the timing) and, once
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -42,6 +44,8 @@ DONE_EVENT: Final = "done"
 # An answer longer than this many characters per allowed token is a stream that ignores max_tokens.
 CHARS_PER_TOKEN: Final = 32
 StopReason = Literal["stopped", "shutdown"]
+# The flush clock's tick, s: flushes fall on its multiples.
+_TICK: Final = 0.025
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +227,7 @@ class GenerationRun:
         self._pending.clear()
         self._generation.text.append(text)
         self._emit_update(self._renderer.feed(text), text)
-        self._next_flush_at = self._loop.time() + self._interval()
+        self._next_flush_at = self._next_tick()
 
     def _flush_reasoning(self) -> None:
         text = "".join(self._pending_reasoning)
@@ -233,7 +237,15 @@ class GenerationRun:
             self._emit(self._fragments.thinking_started())
         generation.reasoning.append(text)
         self._emit_reasoning(generation.reasoning_renderer.feed(text))
-        self._next_flush_at = self._loop.time() + self._interval()
+        self._next_flush_at = self._next_tick()
+
+    def _next_tick(self) -> float:
+        """When the next flush is due: one interval from now, rounded up to the process's flush clock, so
+        every answer in a process flushes on the same ticks and the loop wakes once for all of them."""
+        now, interval = self._loop.time(), self._interval()
+        if interval <= 0:
+            return now  # no coalescing
+        return math.ceil((now + interval) / _TICK) * _TICK
 
     def _end_thinking(self, *, close: bool) -> None:
         """Once: the summary says how long the model thought; the block closes as the answer starts (it

@@ -40,8 +40,8 @@ class Settings:
     # Deltas are coalesced into at most one event per flush interval; the first goes out at once.
     flush_interval: float = 0.050
     # The interval grows (linearly) to this as the answers running in a process near `busy_answers`.
-    busy_flush_interval: float = 0.100
-    busy_answers: int = 100
+    busy_flush_interval: float = 0.150
+    busy_answers: int = 150
     # An SSE comment is sent after this many idle seconds so proxies keep the connection open.
     keepalive_interval: float = 15.0
     # Finished answers stay resumable (and their conversation page renders) this long, seconds.

@@ -207,6 +207,33 @@ async def test_the_flush_interval_grows_with_the_answers_running() -> None:
             assert generations.flush_interval() == pytest.approx(max(0.03, 0.1 * (n + 1) / 4))
 
 
+async def test_the_answers_of_a_process_flush_on_the_same_clock_ticks() -> None:
+    # Started 13 ms apart, two answers still flush together: the loop wakes once for both.
+    steps: list[tuple[float, StreamPiece | Exception]] = [(0.005, TextDelta("x")) for _ in range(100)]
+    loop = asyncio.get_running_loop()
+
+    async def body_times(generations: Generations, generation: Generation) -> list[float]:
+        times = []
+        async for batch in generations.event_log.follow(generation.id, 0, idle_timeout=60):
+            times += [loop.time() for event in batch if b"-body" in event.frame]
+        return times[1:-1]  # not the first delta (at once) nor the end of the answer
+
+    async with local_generations(ScriptedProvider(steps), flush_interval=0.04, busy_flush_interval=0.0) as generations:
+        first = await start(generations)
+        await asyncio.sleep(0.013)
+        started = await generations.start(
+            session_id="other", conversation_id="c2", request_id="r2", query="q", client="c2"
+        )
+        assert started.generation is not None
+        times = [
+            t
+            for ts in await asyncio.gather(body_times(generations, first), body_times(generations, started.generation))
+            for t in ts
+        ]
+    on_tick = [t for t in times if t % 0.025 < 0.008]
+    assert len(times) >= 20 and len(on_tick) >= 0.8 * len(times)
+
+
 async def test_buffered_text_is_flushed_without_waiting_for_the_next_delta() -> None:
     steps: list[tuple[float, StreamPiece | Exception]] = [
         (0, TextDelta("a")),
