@@ -26,9 +26,9 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
-from components import render_component
-from components.code_block import CodeBlock
-from components.formula import Formula
+from folyam.components import render_component
+from folyam.components._code_block import CodeBlock
+from folyam.components._formula import Formula
 from folyam.incremental import IncrementalMarkdown
 from folyam.math_syntax import math_plugin
 from folyam.mathml import MathML

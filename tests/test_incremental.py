@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components import make_environment
+from folyam.components import make_environment
 from folyam.incremental import IncrementalMarkdown
 from folyam.markdown import MarkdownPipeline
 from tests.support.page import Page, stream

@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import jinja2
-from markupsafe import Markup
-
-from components._render import render_component
-
 
 @dataclass(frozen=True)
 class UserMessage:
-    template: ClassVar[str] = "components/message.html"
+    """The person's question, as a bubble in the thread."""
+
+    template: ClassVar[str] = "folyam/message.html"
     text: str
     # Where editing the question starts (a page without JavaScript, the form in place with htmx); None
     # while its answer streams.
@@ -24,13 +21,9 @@ class UserMessage:
 class EditForm:
     """Editing a question: posting it asks the new question in its place (later exchanges are dropped)."""
 
-    template: ClassVar[str] = "components/edit_form.html"
+    template: ClassVar[str] = "folyam/edit_form.html"
     action_url: str
     cancel_url: str
     text: str
     csrf_token: str
     max_chars: int
-
-
-def render(env: jinja2.Environment, message: UserMessage) -> Markup:
-    return render_component(env, message)

@@ -7,21 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-import jinja2
-from markupsafe import Markup
-
-from components._render import render_component
-
 NoticeTone = Literal["error", "warning", "note"]
 
 
 @dataclass(frozen=True)
 class ErrorNotice:
-    template: ClassVar[str] = "components/error.html"
+    """A notice shown to the person: an error, a warning or a note; never a traceback."""
+
+    template: ClassVar[str] = "folyam/error.html"
     title: str
     message: str
     tone: NoticeTone = "error"
-
-
-def render(env: jinja2.Environment, notice: ErrorNotice) -> Markup:
-    return render_component(env, notice)

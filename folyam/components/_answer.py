@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import jinja2
 from markupsafe import Markup
 
-from components._render import render_component
-from components.thinking import Thinking
+from folyam.components._ids import AnswerIds
+from folyam.components._thinking import Thinking
 
 
 @dataclass(frozen=True)
 class Answer:
-    template: ClassVar[str] = "components/answer.html"
+    """An answer: streaming into its body and live tail from `events_url`, or finished."""
+
+    template: ClassVar[str] = "folyam/answer.html"
     generation_id: str
     # The SSE URL while the answer is streaming; None for a finished answer (nothing to connect to).
     events_url: str | None
@@ -26,20 +27,7 @@ class Answer:
     thinking: Thinking | None = None
     # The model refused: the body is its refusal, styled as one.
     refused: bool = False
+    ids: AnswerIds = field(init=False, repr=False, compare=False)
 
-
-# The template builds the same ids; the generation uses these to aim its partials.
-def body_id(generation_id: str) -> str:
-    return f"answer-{generation_id}-body"
-
-
-def tail_id(generation_id: str) -> str:
-    return f"answer-{generation_id}-tail"
-
-
-def status_id(generation_id: str) -> str:
-    return f"answer-{generation_id}-status"
-
-
-def render(env: jinja2.Environment, answer: Answer) -> Markup:
-    return render_component(env, answer)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", AnswerIds.of(self.generation_id))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-EXPORT_LINK_ID = "export-link"
+from folyam.components._ids import PAGE_IDS, PageIds
 
 
 @dataclass(frozen=True)
 class ExportLink:
-    template: ClassVar[str] = "components/export_link.html"
+    template: ClassVar[str] = "folyam/export_link.html"
     conversation_id: str | None
+    ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)

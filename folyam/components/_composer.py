@@ -7,32 +7,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import jinja2
-from markupsafe import Markup
-
-from components._render import render_component
-from components.error import ErrorNotice
-
-COMPOSER_ID = "composer"
-COMPOSER_ERROR_ID = "composer-error"
-COMPOSER_ACTION_ID = "composer-action"
-COMPOSER_REQUEST_ID = "composer-request-id"
+from folyam.components._error import ErrorNotice
+from folyam.components._ids import PAGE_IDS, PageIds
 
 
 @dataclass(frozen=True)
 class ComposerAction:
     """The composer's button: Ask, or Stop while an answer streams (`stop_url` set)."""
 
-    template: ClassVar[str] = "components/composer_action.html"
+    template: ClassVar[str] = "folyam/composer_action.html"
     stop_url: str | None = None
+    ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class RequestIdField:
     """The hidden field naming the next question: fresh for every question, the same for a re-sent form."""
 
-    template: ClassVar[str] = "components/request_id_field.html"
+    template: ClassVar[str] = "folyam/request_id_field.html"
     request_id: str
+    ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,9 @@ class ModelChoice:
 
 @dataclass(frozen=True)
 class Composer:
-    template: ClassVar[str] = "components/composer.html"
+    """The question form."""
+
+    template: ClassVar[str] = "folyam/composer.html"
     action_url: str
     request_id: str
     # The session's CSRF token, posted back with the form (htmx also sends it as a header).
@@ -57,7 +53,4 @@ class Composer:
     # None: the picker and the instructions are not shown (a page that cannot ask).
     models: ModelChoice | None = None
     system_prompt: str = ""
-
-
-def render(env: jinja2.Environment, composer: Composer) -> Markup:
-    return render_component(env, composer)
+    ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)

@@ -5,22 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-import jinja2
 from markupsafe import Markup
-
-from components._render import render_component
 
 SwapStyle = Literal["innerHTML", "outerHTML", "beforeend", "afterbegin", "beforebegin", "afterend"]
 
 
 @dataclass(frozen=True)
 class Partial:
-    template: ClassVar[str] = "components/partial.html"
+    """An htmx `<hx-partial>`: `content` swapped into what `target` selects, as `swap` says."""
+
+    template: ClassVar[str] = "folyam/partial.html"
     # A CSS selector, usually "#some-id".
     target: str
     swap: SwapStyle
     content: Markup
-
-
-def render(env: jinja2.Environment, partial: Partial) -> Markup:
-    return render_component(env, partial)

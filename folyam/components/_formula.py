@@ -5,22 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import jinja2
 from markupsafe import Markup
-
-from components._render import render_component
 
 
 @dataclass(frozen=True)
 class Formula:
-    template: ClassVar[str] = "components/formula.html"
+    """A formula: MathML, or its LaTeX source when it could not be converted."""
+
+    template: ClassVar[str] = "folyam/formula.html"
     # The formula as the model wrote it, delimiters included: shown as code when `mathml` is None.
     source: str
     # A <math> element; None when the formula could not be converted, was too long, or is not closed yet.
     mathml: Markup | None
     # A block of its own (display math on its lines), which scrolls sideways when it is too wide.
     block: bool = False
-
-
-def render(env: jinja2.Environment, formula: Formula) -> Markup:
-    return render_component(env, formula)

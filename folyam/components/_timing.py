@@ -6,15 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import jinja2
-from markupsafe import Markup
-
-from components._render import render_component
-
 
 @dataclass(frozen=True)
 class Timing:
-    template: ClassVar[str] = "components/timing.html"
+    """How long an answer took and what it used: first token, total, speed, tokens."""
+
+    template: ClassVar[str] = "folyam/timing.html"
     model: str
     # Time to the answer's first token; None when no answer text arrived.
     first_token_ms: float | None
@@ -32,7 +29,3 @@ class Timing:
     first_reasoning_ms: float | None = None
     thinking_ms: float | None = None
     answering_ms: float | None = None
-
-
-def render(env: jinja2.Environment, timing: Timing) -> Markup:
-    return render_component(env, timing)

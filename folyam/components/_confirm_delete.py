@@ -8,7 +8,7 @@ from typing import ClassVar
 
 @dataclass(frozen=True)
 class ConfirmDelete:
-    template: ClassVar[str] = "components/confirm_delete.html"
+    template: ClassVar[str] = "folyam/confirm_delete.html"
     conversation_id: str
     title: str
     csrf_token: str

@@ -6,15 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from components.error import ErrorNotice
-from components.timing import Timing
-
-ANNOUNCER_ID = "announcer"
+from folyam.components._error import ErrorNotice
+from folyam.components._timing import Timing
 
 
 @dataclass(frozen=True)
 class AnswerActions:
-    template: ClassVar[str] = "components/answer_actions.html"
+    template: ClassVar[str] = "folyam/answer_actions.html"
     # Posting here asks the question again in place of this answer (and drops the exchanges after it).
     regenerate_url: str
     csrf_token: str
@@ -26,7 +24,7 @@ class AnswerActions:
 
 @dataclass(frozen=True)
 class AnswerStatus:
-    template: ClassVar[str] = "components/answer_status.html"
+    template: ClassVar[str] = "folyam/answer_status.html"
     notice: ErrorNotice | None
     timing: Timing | None
     actions: AnswerActions | None
@@ -36,5 +34,5 @@ class AnswerStatus:
 class Announcement:
     """A short sentence for screen readers, put into the page's one live region."""
 
-    template: ClassVar[str] = "components/announcement.html"
+    template: ClassVar[str] = "folyam/announcement.html"
     text: str
