@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -111,3 +112,15 @@ def test_the_public_api_is_listed_and_documented() -> None:
             assert doc.strip() and not doc.startswith(f"{name}("), name
     private = [p.stem for p in (ROOT / "folyam/components").glob("*.py") if not p.stem.startswith("_")]
     assert private == [], "every module but the package's __init__ is private"
+
+
+def test_the_readme_shows_the_public_api_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Reusing the fragments") : readme.index("## Tests")]
+    snippet = section.split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)
+    assert 'id="answer-g1-body"' in str(namespace["html"])
+    listed = set(re.findall(r"`(\w+)`", section.split("Its API")[1]))
+    assert listed == set(folyam.components.__all__)
