@@ -23,6 +23,7 @@ class AnswerIds:
 
     @classmethod
     def of(cls, generation_id: str) -> AnswerIds:
+        """The ids of the answer that generation `generation_id` writes."""
         answer = f"answer-{generation_id}"
         return cls(
             answer=answer,
