@@ -17,8 +17,8 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from components import make_environment
 from folyam.backends import make_backends
+from folyam.components import make_environment
 from folyam.conversation_routes import CONVERSATION_ROUTES
 from folyam.coordination import Coordination, CoordinationUnavailable
 from folyam.errors import UserFacingError, conversation_busy, internal_error, unavailable, user_facing_error

@@ -37,7 +37,7 @@ from bench.streams import (  # noqa: E402
     percentile,
     serving,
 )
-from components import make_environment  # noqa: E402
+from folyam.components import make_environment  # noqa: E402
 from folyam.markdown import MarkdownPipeline  # noqa: E402
 from folyam.providers.demo import demo_answer  # noqa: E402
 

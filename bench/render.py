@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import importlib
 import os
 import platform
 import subprocess
@@ -34,13 +35,16 @@ from tests.support.shapes import shapes, tokens  # noqa: E402
 
 
 def load(root: Path) -> tuple[Any, Any]:
-    """The `folyam` and `components` packages of a checkout (this one, or an older one to compare)."""
+    """The markdown module and the components package of a checkout (this one, or an older one to compare,
+    whose components were still a top-level `components` package)."""
     for name in [m for m in sys.modules if m.split(".")[0] in ("folyam", "components")]:
         del sys.modules[name]
     sys.path.insert(0, str(root))
     try:
-        import components
         import folyam.markdown
+
+        package = "folyam.components" if (root / "folyam" / "components").is_dir() else "components"
+        components = importlib.import_module(package)
     finally:
         sys.path.remove(str(root))
     return folyam.markdown, components
@@ -66,7 +70,7 @@ def cpu_per_token(pipeline: Any, pieces: list[str], per_delta: int, budget: floa
 
 def retained(root: Path, text_pieces: list[str]) -> tuple[int, int]:
     """(bytes of text, bytes the event log keeps once the answer is finished), every token its own event."""
-    from components import make_environment
+    from folyam.components import make_environment
     from folyam.event_log import MemoryEventLog
     from folyam.markdown import MarkdownPipeline
     from folyam.providers import TextDelta

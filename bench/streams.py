@@ -809,7 +809,7 @@ def revision(args: argparse.Namespace) -> str:
     if args.app_sha:
         return f"{args.app_sha} (exported by --app-rev)"
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "app.py", "folyam", "components", "templates")
+    dirty = git("status", "--porcelain", "--", "app.py", "folyam", "templates")
     return f"{commit} + uncommitted changes in the work tree" if dirty else commit
 
 

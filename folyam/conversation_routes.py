@@ -13,10 +13,10 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
-from components import render_component
-from components.confirm_delete import ConfirmDelete
-from components.conversation_list import ConversationEntry, RenameForm
-from components.theme import THEME_COOKIE, THEMES
+from folyam.components import render_component
+from folyam.components._confirm_delete import ConfirmDelete
+from folyam.components._conversation_list import ConversationEntry, RenameForm
+from folyam.components._theme import THEME_COOKIE, THEMES
 from folyam.errors import UserFacingError
 from folyam.export import conversation_markdown
 from folyam.generations import Generations

@@ -12,8 +12,8 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from markupsafe import Markup
 
-from components import ErrorNotice, Partial, render_component
-from components.composer import COMPOSER_ERROR_ID
+from folyam.components import ErrorNotice, Partial, render_component
+from folyam.components._ids import PAGE_IDS
 
 __all__ = ["UserFacingError", "conversation_busy", "internal_error", "unavailable", "user_facing_error"]
 
@@ -70,7 +70,9 @@ def _error_response(
 ) -> Response[str]:
     env: jinja2.Environment = request.app.state.jinja
     if request.headers.get("HX-Request") == "true":
-        content = render_component(env, Partial(f"#{COMPOSER_ERROR_ID}", "innerHTML", render_component(env, notice)))
+        content = render_component(
+            env, Partial(f"#{PAGE_IDS.composer_error}", "innerHTML", render_component(env, notice))
+        )
     else:
         content = Markup(env.get_template("pages/error.html").render(notice=notice))
     return Response(content, media_type=MediaType.HTML, status_code=status_code, headers=headers)

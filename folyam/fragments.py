@@ -9,20 +9,11 @@ from dataclasses import dataclass
 import jinja2
 from markupsafe import Markup, escape
 
-from components import ErrorNotice, Partial, SwapStyle, Timing, render_component
-from components.answer import body_id, status_id, tail_id
-from components.answer_status import ANNOUNCER_ID, Announcement, AnswerActions, AnswerStatus
-from components.composer import COMPOSER_ACTION_ID, ComposerAction
-from components.error import NoticeTone
-from components.thinking import (
-    RefusalLabel,
-    Thinking,
-    ThinkingSummary,
-    reasoning_body_id,
-    reasoning_tail_id,
-    thinking_slot_id,
-    thinking_summary_id,
-)
+from folyam.components import AnswerIds, ErrorNotice, NoticeTone, Partial, SwapStyle, Timing, render_component
+from folyam.components._answer_status import Announcement, AnswerActions, AnswerStatus
+from folyam.components._composer import ComposerAction
+from folyam.components._ids import PAGE_IDS
+from folyam.components._thinking import RefusalLabel, Thinking, ThinkingSummary
 from folyam.rendering import RenderUpdate
 from folyam.store import ExchangeRecord, ExchangeStatus
 
@@ -110,12 +101,16 @@ class AnswerFragments:
     def __init__(self, endings: Endings, generation_id: str) -> None:
         self._endings = endings
         self._env = endings.env
-        self._body = f"#{body_id(generation_id)}"
-        self._tail = f"#{tail_id(generation_id)}"
-        self._status = f"#{status_id(generation_id)}"
+        # The targets, from the ids the answer's templates render (computed once per answer).
+        ids = AnswerIds.of(generation_id)
+        self._body = f"#{ids.body}"
+        self._tail = f"#{ids.tail}"
+        self._status = f"#{ids.status}"
+        self._thinking_slot = f"#{ids.thinking_slot}"
+        self._thinking_summary = f"#{ids.thinking_summary}"
         self._generation_id = generation_id
-        self._reasoning_body = f"#{reasoning_body_id(generation_id)}"
-        self._reasoning_tail = f"#{reasoning_tail_id(generation_id)}"
+        self._reasoning_body = f"#{ids.reasoning_body}"
+        self._reasoning_tail = f"#{ids.reasoning_tail}"
         self._wrappers: dict[tuple[str, SwapStyle], tuple[str, str]] = {}
 
     def update(self, update: RenderUpdate, *, reasoning: bool = False) -> Markup:
@@ -134,12 +129,12 @@ class AnswerFragments:
     def thinking_started(self) -> Markup:
         """The empty thinking block, open, into its slot above the answer."""
         block = render_component(self._env, Thinking(self._generation_id))
-        return self._partial(f"#{thinking_slot_id(self._generation_id)}", "innerHTML", block)
+        return self._partial(self._thinking_slot, "innerHTML", block)
 
     def thinking_ended(self, seconds: float, *, close: bool) -> Markup:
         """Only the summary is swapped: the block's content stays as its own updates left it."""
         summary = render_component(self._env, ThinkingSummary(self._generation_id, seconds, closes=close))
-        return self._partial(f"#{thinking_summary_id(self._generation_id)}", "outerHTML", summary)
+        return self._partial(self._thinking_summary, "outerHTML", summary)
 
     def refused(self) -> Markup:
         return self._partial(self._body, "beforebegin", render_component(self._env, RefusalLabel()))
@@ -156,7 +151,7 @@ class AnswerFragments:
         slot = render_component(self._env, thinking) if thinking is not None else Markup()
         return Markup().join(
             [
-                self._partial(f"#{thinking_slot_id(self._generation_id)}", "innerHTML", slot),
+                self._partial(self._thinking_slot, "innerHTML", slot),
                 self._partial(self._body, "innerHTML", body),
                 self._partial(self._tail, "innerHTML", Markup()),
                 self._partial(self._status, "innerHTML", self._endings.status(ending)),
@@ -167,8 +162,8 @@ class AnswerFragments:
     def _after_end(self, ending: Ending) -> Markup:
         ask = render_component(self._env, ComposerAction())
         said = render_component(self._env, Announcement(announcement(ending)))
-        return self._partial(f"#{COMPOSER_ACTION_ID}", "outerHTML", ask) + self._partial(
-            f"#{ANNOUNCER_ID}", "innerHTML", said
+        return self._partial(f"#{PAGE_IDS.composer_action}", "outerHTML", ask) + self._partial(
+            f"#{PAGE_IDS.announcer}", "innerHTML", said
         )
 
     def _partial(self, target: str, swap: SwapStyle, content: Markup) -> Markup:

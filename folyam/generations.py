@@ -18,8 +18,8 @@ from typing import Final
 
 from markupsafe import Markup
 
-from components import Answer, ErrorNotice
-from components.thinking import Thinking
+from folyam.components import Answer, ErrorNotice
+from folyam.components._thinking import Thinking
 from folyam.coordination import Coordination, LimitScope
 from folyam.event_log import Event, EventLog
 from folyam.fragments import AnswerFragments, Ending, Endings, thinking_of

@@ -32,7 +32,7 @@ from folyam.rendering import NewlineNormalizer, RenderUpdate, TailChange
 if TYPE_CHECKING:
     from folyam.markdown import MarkdownPipeline
 
-__all__ = ["IncrementalMarkdown"]
+__all__ = ["IncrementalMarkdown", "closing_tags"]
 
 # Regions up to this size are rendered on every change; larger ones once they grew by 1/_GROWTH.
 _SMALL: Final = 2_048
@@ -180,12 +180,14 @@ class IncrementalMarkdown:
             parts = self._pipeline.render_children(
                 tokens[: starts[0]], tokens[starts[0] : starts[-1]], tokens[end:], self._env()
             )
-            if parts is not None:
+            # The holder is found from the container's own closing tags (a table's are its scrolling box's).
+            holder = _holder(str(parts[2])) if parts is not None else None
+            if parts is not None and holder is not None:
                 opening, frozen, closing = map(str, parts)
                 first = _line(tokens[0])
                 head = (first, first + 2) if tokens[0].type == "table_open" else (0, 0)
                 self._container = _Container(
-                    holder=_HOLDERS[tokens[0].type].format(tag=tokens[0].tag),
+                    holder=holder,
                     head=head,
                     anchor=_line(tokens[starts[-1]]),
                     opening=opening,
@@ -478,7 +480,8 @@ class IncrementalMarkdown:
 
     def _enter_fence(self, fence: _OpenFence, html: str) -> RenderUpdate:
         head, closing, tags = _split_closing(html)
-        if tags[:3] != ["code", "pre", "div"]:
+        # The region must end inside a code block's code, as its template closes it.
+        if tags[: len(self._pipeline.code_block_closing)] != self._pipeline.code_block_closing:
             self._fence = None
             return _NO_CHANGE
         holder = self._container.holder if self._container is not None else ""
@@ -611,12 +614,8 @@ class _Budget:
 
 # -- Tokens ----------------------------------------------------------------------------------------
 
-_HOLDERS: Final = {
-    "bullet_list_open": " > {tag}:last-child",
-    "ordered_list_open": " > {tag}:last-child",
-    "blockquote_open": " > blockquote:last-child",
-    "table_open": " > div:last-child > table:last-child > tbody:last-child",  # (in its scrolling box)
-}
+# Blocks that become containers in the tail, their finished children frozen there.
+_CONTAINERS: Final = frozenset({"bullet_list_open", "ordered_list_open", "blockquote_open", "table_open"})
 
 
 def _line(token: Token) -> int:
@@ -632,7 +631,7 @@ def _starts(tokens: Sequence[Token]) -> list[int]:
 def _children(tokens: Sequence[Token]) -> tuple[list[int], int] | None:
     """When `tokens` are one list, quote or table (with body rows): the indices where its children
     (items, blocks, rows) start, and where its closing tokens start. Else None."""
-    if not tokens or tokens[0].type not in _HOLDERS or len(_starts(tokens)) != 1:
+    if not tokens or tokens[0].type not in _CONTAINERS or len(_starts(tokens)) != 1:
         return None
     kind = tokens[0].type
     if kind == "table_open":
@@ -750,6 +749,18 @@ def _escape_code(text: str) -> str:
     if "\x00" in html or "\u00a0" in html:
         html = html.replace("\x00", "\ufffd").replace("\u00a0", "&nbsp;")
     return html
+
+
+def closing_tags(html: str) -> list[str]:
+    """The names of the closing tags `html` ends with, innermost first."""
+    return _split_closing(html)[2]
+
+
+def _holder(closing: str) -> str | None:
+    """The selector, relative to the tail, of the element a container's children go in: through the
+    last children its closing tags name. None when `closing` is not only closing tags."""
+    head, _, tags = _split_closing(closing)
+    return _path(tags) if tags and not head.strip() else None
 
 
 def _split_closing(html: str) -> tuple[str, str, list[str]]:

@@ -26,10 +26,10 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
-from components import render_component
-from components.code_block import CodeBlock
-from components.formula import Formula
-from folyam.incremental import IncrementalMarkdown
+from folyam.components import render_component
+from folyam.components._code_block import CodeBlock
+from folyam.components._formula import Formula
+from folyam.incremental import IncrementalMarkdown, closing_tags
 from folyam.math_syntax import math_plugin
 from folyam.mathml import MathML
 
@@ -127,6 +127,10 @@ class MarkdownPipeline:
             link_rel=LINK_REL,
             strip_comments=True,
         )
+        # Where a code block's code ends, as its template closes it: the live tail appends streamed lines
+        # of code there.
+        code_end = render_component(env, CodeBlock(language="", code=Markup("\x00"))).partition("\x00")[2]
+        self.code_block_closing: Final = closing_tags(code_end)
         # Sanitised container openings (a table's head, a list's <ol start>), keyed by their raw HTML.
         self._openings: dict[str, str] = {}
 

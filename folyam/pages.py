@@ -10,9 +10,10 @@ from urllib.parse import urlsplit
 from litestar import Request
 from litestar.datastructures import State
 
-from components.conversation_list import ConversationEntry, ConversationList
-from components.export_link import ExportLink
-from components.theme import THEME_COOKIE, THEMES, Theme, ThemeSwitch
+from folyam.components._conversation_list import ConversationEntry, ConversationList
+from folyam.components._export_link import ExportLink
+from folyam.components._ids import PAGE_IDS
+from folyam.components._theme import THEME_COOKIE, THEMES, Theme, ThemeSwitch
 from folyam.sessions import CSRF_HEADER, SessionSigner, cookie_values, is_new_session, session_id_of
 from folyam.store import ConversationStore
 
@@ -59,6 +60,7 @@ async def page_context(request: AnyRequest, state: State, *, conversation_id: st
     theme = theme_of(request)
     back = request.url.path if request.method == "GET" and is_local_path(request.url.path) else "/"
     return {
+        "page_ids": PAGE_IDS,
         "settings": state.settings,
         "theme": theme,
         "theme_switch": ThemeSwitch(theme, csrf_token, back),

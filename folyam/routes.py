@@ -18,23 +18,15 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream, Template
 from markupsafe import Markup
 
-from components import Partial, UserMessage, render_component
-from components.answer import body_id, tail_id
-from components.answer_status import ANNOUNCER_ID, Announcement
-from components.composer import (
-    COMPOSER_ACTION_ID,
-    COMPOSER_ERROR_ID,
-    COMPOSER_REQUEST_ID,
-    Composer,
-    ComposerAction,
-    ModelChoice,
-    RequestIdField,
-)
-from components.conversation_list import CONVERSATION_LIST_ID, ConversationEntry
-from components.export_link import EXPORT_LINK_ID, ExportLink
-from components.message import EditForm
-from components.theme import THEME_SWITCH_ID, ThemeSwitch
-from components.thinking import Thinking, thinking_slot_id
+from folyam.components import AnswerIds, Partial, UserMessage, render_component
+from folyam.components._answer_status import Announcement
+from folyam.components._composer import Composer, ComposerAction, ModelChoice, RequestIdField
+from folyam.components._conversation_list import ConversationEntry
+from folyam.components._export_link import ExportLink
+from folyam.components._ids import PAGE_IDS
+from folyam.components._message import EditForm
+from folyam.components._theme import ThemeSwitch
+from folyam.components._thinking import Thinking
 from folyam.coordination import Coordination
 from folyam.errors import UserFacingError
 from folyam.event_log import EventLog
@@ -62,7 +54,6 @@ from folyam.views import ExchangeViews
 
 __all__ = ["ROUTES"]
 
-THREAD_ID: Final = "thread"
 _CURSOR: Final = re.compile(r"[0-9]{1,18}")  # ASCII digits only: int() accepts "²" where isdigit() does
 AnyRequest = Request[Any, Any, State]
 
@@ -119,7 +110,6 @@ async def _chat_context(
     running = next((r.id for r in records if r.running), None) if streaming is None else None
     context = await page_context(request, state, conversation_id=conversation_id if conversation else None)
     context.update(
-        thread_id=THREAD_ID,
         title=conversation.title if conversation else None,
         exchanges=list(map(views.exchange, records)),
         streaming=streaming,
@@ -338,11 +328,11 @@ async def _answer(
     env: jinja2.Environment = state.jinja
     views: ExchangeViews = state.views
     if replacing is None:
-        thread = Partial(f"#{THREAD_ID}", "beforeend", render_component(env, views.exchange(started.exchange)))
+        thread = Partial(f"#{PAGE_IDS.thread}", "beforeend", render_component(env, views.exchange(started.exchange)))
     else:
         records = await store.exchanges(session_id, conversation_id) or []
         thread = Partial(
-            f"#{THREAD_ID}", "innerHTML", Markup().join(render_component(env, views.exchange(r)) for r in records)
+            f"#{PAGE_IDS.thread}", "innerHTML", Markup().join(render_component(env, views.exchange(r)) for r in records)
         )
     running = started.exchange.id if started.exchange.running else None
     signer: SessionSigner = state.signer
@@ -350,13 +340,13 @@ async def _answer(
     stop = ComposerAction(f"/generations/{running}/stop" if running else None)
     partials = [
         thread,
-        Partial(f"#{COMPOSER_ACTION_ID}", "outerHTML", render_component(env, stop)),
-        Partial(f"#{COMPOSER_REQUEST_ID}", "outerHTML", render_component(env, RequestIdField(new_id()))),
-        Partial(f"#{COMPOSER_ERROR_ID}", "innerHTML", Markup()),
-        Partial(f"#{EXPORT_LINK_ID}", "outerHTML", render_component(env, ExportLink(conversation_id))),
+        Partial(f"#{PAGE_IDS.composer_action}", "outerHTML", render_component(env, stop)),
+        Partial(f"#{PAGE_IDS.composer_request_id}", "outerHTML", render_component(env, RequestIdField(new_id()))),
+        Partial(f"#{PAGE_IDS.composer_error}", "innerHTML", Markup()),
+        Partial(f"#{PAGE_IDS.export_link}", "outerHTML", render_component(env, ExportLink(conversation_id))),
         # The theme switch comes back to the conversation's URL, now in the address bar.
-        Partial(f"#{THEME_SWITCH_ID}", "outerHTML", render_component(env, theme_switch)),
-        Partial(f"#{ANNOUNCER_ID}", "innerHTML", render_component(env, Announcement("Answering…"))),
+        Partial(f"#{PAGE_IDS.theme_switch}", "outerHTML", render_component(env, theme_switch)),
+        Partial(f"#{PAGE_IDS.announcer}", "innerHTML", render_component(env, Announcement("Answering…"))),
     ]
     if current_conversation(request) != conversation_id:
         # Asked from a new chat: the conversation joins the list, on top. (A page already showing the
@@ -364,7 +354,7 @@ async def _answer(
         # question: its cost grows with the session's conversations.)
         title = conversation.title if conversation is not None else title_of(question.text)
         entry = ConversationEntry(conversation_id, title, current=True)
-        partials.append(Partial(f"#{CONVERSATION_LIST_ID}", "afterbegin", render_component(env, entry)))
+        partials.append(Partial(f"#{PAGE_IDS.conversation_list}", "afterbegin", render_component(env, entry)))
     body = Markup().join(render_component(env, partial) for partial in partials)
     # The conversation's own URL goes into the address bar, so a reload comes back to it.
     return Response(body, media_type=MediaType.HTML, headers={"HX-Push-Url": f"/chat/{conversation_id}"})
@@ -413,7 +403,7 @@ async def _waiting_page(
     status = _StatusWhenDone()
     streaming = {
         "message": UserMessage(waited.question, edit_url=f"/chat/{conversation.id}/exchanges/{waited.id}/edit"),
-        "generation_id": waited.id,
+        "ids": AnswerIds.of(waited.id),
         "body": _blocks(state, waited, status),
         "thinking": _thinking(state, waited),
         "status": status,
@@ -501,7 +491,8 @@ async def _thinks_elsewhere(state: State, waited: ExchangeRecord) -> bool:
     """Whether an answer run by another process (or already ended) begins with thinking: its events say
     so before its first text."""
     settings: Settings = state.settings
-    slot, body, tail = (f'"#{make_id(waited.id)}"' for make_id in (thinking_slot_id, body_id, tail_id))
+    ids = AnswerIds.of(waited.id)
+    slot, body, tail = (f'"#{element_id}"' for element_id in (ids.thinking_slot, ids.body, ids.tail))
     frames = _frames(state, waited, 0, settings, lambda: None)
     async with contextlib.aclosing(frames):
         async for frame in frames:

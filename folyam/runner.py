@@ -26,7 +26,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from components import ErrorNotice, Timing
+from folyam.components import ErrorNotice, Timing
 from folyam.event_log import Event, EventLog
 from folyam.fragments import AnswerFragments, Ending
 from folyam.providers import Finished, ProviderError, ReasoningDelta, RefusalDelta, StreamPiece, TextDelta, Usage

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from markupsafe import Markup
 
-from components import Answer, Exchange, UserMessage
-from components.thinking import Thinking
+from folyam.components import Answer, Exchange, UserMessage
+from folyam.components._thinking import Thinking
 from folyam.fragments import Endings, thinking_of
 from folyam.generations import Generations
 from folyam.store import ExchangeRecord

@@ -17,6 +17,7 @@ from tests.support.balancer import Balancer
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.servers import serve
 from tests.support.services import Postgres, Redis, postgres_server, redis_server
+from tests.support.wheel import build_wheel, fresh_venv
 
 # Fast, deterministic settings for tests: no demo pacing, and every delta its own event; the data (SQLite
 # file, secret key) in a directory of the test run's own.
@@ -56,6 +57,18 @@ def upstream(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[FakeUpstream]:
     fake.reset()
     yield fake
     fake.reset()
+
+
+@pytest.fixture(scope="session")
+def folyam_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this checkout (once per session)."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def wheel_python(tmp_path_factory: pytest.TempPathFactory, folyam_wheel: Path) -> Path:
+    """The python of a fresh virtual environment that has Folyam only from the wheel (once per session)."""
+    return fresh_venv(tmp_path_factory.mktemp("venv"), folyam_wheel)
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,9 @@ import pytest
 from markupsafe import Markup
 from syrupy.assertion import SnapshotAssertion
 
-from components import (
+from folyam.components import (
     Answer,
     CodeBlock,
-    Composer,
     ErrorNotice,
     Exchange,
     Formula,
@@ -22,14 +21,14 @@ from components import (
     make_environment,
     render_component,
 )
-from components.answer_status import Announcement, AnswerActions, AnswerStatus
-from components.composer import ComposerAction, ModelChoice
-from components.confirm_delete import ConfirmDelete
-from components.conversation_list import ConversationEntry, ConversationList, RenameForm
-from components.export_link import ExportLink
-from components.message import EditForm
-from components.theme import ThemeSwitch
-from components.thinking import RefusalLabel, Thinking, ThinkingSummary
+from folyam.components._answer_status import Announcement, AnswerActions, AnswerStatus
+from folyam.components._composer import Composer, ComposerAction, ModelChoice
+from folyam.components._confirm_delete import ConfirmDelete
+from folyam.components._conversation_list import ConversationEntry, ConversationList, RenameForm
+from folyam.components._export_link import ExportLink
+from folyam.components._message import EditForm
+from folyam.components._theme import ThemeSwitch
+from folyam.components._thinking import RefusalLabel, Thinking, ThinkingSummary
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 import pytest
 from markupsafe import Markup, escape
 
-from components import make_environment
+from folyam.components import make_environment
 from folyam.coordination import LocalCoordination
 from folyam.event_log import Event, MemoryEventLog
 from folyam.fragments import Endings

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components import make_environment
+from folyam.components import make_environment
 from folyam.incremental import IncrementalMarkdown
 from folyam.markdown import MarkdownPipeline
 from tests.support.page import Page, stream
@@ -212,6 +212,30 @@ def test_finished_list_items_stay_and_only_the_last_one_changes() -> None:
     update = page.feed("\n- fi")  # a new item: the one before it is final now, and stays
     assert [(c.path, c.swap) for c in update.tail] == [(" > ul:last-child > :last-child", "outerHTML")]
     assert page.tail == "<ul><li>one</li><li>two</li><li>three</li><li>four\nmore <em>x</em></li><li>fi</li></ul>"
+
+
+@pytest.mark.parametrize(
+    ("text", "holder"),
+    [
+        ("1. one\n2. two\n3. thr", " > ol:last-child"),
+        ("> one\n>\n> two\n>\n> thr", " > blockquote:last-child"),
+        # A table's rows go in its body, inside the scrolling box the renderer puts around it.
+        ("| a |\n| - |\n| 1 |\n| 2 |\n| 3", " > div:last-child > table:last-child > tbody:last-child"),
+    ],
+)
+def test_a_container_in_the_tail_is_found_through_its_own_closing_tags(text: str, holder: str) -> None:
+    page = Page(PIPELINE.renderer())
+    page.feed(text)
+    update = page.feed("ee")
+    assert update.tail and all(change.path.startswith(holder + " > ") for change in update.tail)
+
+
+def test_code_in_the_tail_grows_where_the_code_block_template_closes_its_code() -> None:
+    assert PIPELINE.code_block_closing == ["code", "pre", "div"]  # (components/code_block.html)
+    page = Page(PIPELINE.renderer())
+    page.feed("```py\nx = 1\n")
+    [change] = page.feed("y = 2\n").tail
+    assert (change.path, change.swap) == (" > div:last-child > pre:last-child > code:last-child", "beforeend")
 
 
 def test_plain_words_extend_the_tail_in_place() -> None:

@@ -11,7 +11,7 @@ import pytest
 from markupsafe import Markup
 from syrupy.assertion import SnapshotAssertion
 
-from components import make_environment
+from folyam.components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.mathml import MAX_FORMULA_CHARS
 from tests.support.page import Page

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from components import Timing, make_environment, render_component
+from folyam.components import Timing, make_environment, render_component
 from folyam.store import ConversationBusy, NotYours, StartedExchange, StoreUnavailable, UnknownExchange
 from folyam.store.sql import MIGRATIONS, SqlStore, database_url_with_driver, title_of
 from tests.support.services import Postgres

@@ -9,7 +9,7 @@ from html import unescape
 import httpx
 import pytest
 
-from components import make_environment
+from folyam.components import make_environment
 from folyam.markdown import MarkdownPipeline
 from tests.conftest import ask
 from tests.support.corpus import Shape, shapes

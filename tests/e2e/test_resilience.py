@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 import httpx
 import pytest
 
-from components import make_environment
+from folyam.components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.providers.demo import demo_answer
 from tests.conftest import HTMX_HEADERS, ask, composer_form

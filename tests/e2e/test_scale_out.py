@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from app import create_app
-from components import make_environment
+from folyam.components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.settings import Settings
 from tests.conftest import HTMX_HEADERS, TEST_SETTINGS, ask, composer_form, openai_settings

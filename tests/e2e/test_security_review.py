@@ -19,7 +19,7 @@ import pytest
 from litestar import Litestar, get
 
 from app import create_app
-from components import make_environment
+from folyam.components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.sessions import SESSION_COOKIE
 from tests.conftest import HTMX_HEADERS, TEST_SETTINGS, ask, composer_form, openai_settings

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 import httpx
 import pytest
 
-from components import make_environment
+from folyam.components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.providers.demo import demo_answer
 from tests.conftest import ask, composer_form

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from components import make_environment
+from folyam.components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.providers.demo import demo_answer
 from tests.conftest import composer_form

@@ -1,0 +1,38 @@
+"""The session's conversations, newest first, with rename and delete on each (a sidebar on wide
+screens, a drawer on phones). Without JavaScript every action is a link to a page of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from folyam.components._ids import PAGE_IDS, PageIds
+
+
+@dataclass(frozen=True)
+class ConversationEntry:
+    template: ClassVar[str] = "folyam/conversation_entry.html"
+    conversation_id: str
+    title: str
+    current: bool = False
+    ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ConversationList:
+    template: ClassVar[str] = "folyam/conversation_list.html"
+    entries: tuple[ConversationEntry, ...]
+    ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RenameForm:
+    """Renaming a conversation: in place of its entry (htmx), or on a page of its own."""
+
+    template: ClassVar[str] = "folyam/rename_form.html"
+    conversation_id: str
+    title: str
+    csrf_token: str
+    # In the list, in place of the entry (htmx); else on a page of its own.
+    in_list: bool = True
+    ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)

@@ -1,0 +1,121 @@
+"""Folyam's components in a Jinja environment of another app's: `add_to_environment` (and
+`make_environment`, built on it)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+from markupsafe import Markup
+
+import folyam.components
+from folyam.components import (
+    Answer,
+    IncompatibleEnvironment,
+    UserMessage,
+    add_to_environment,
+    make_environment,
+    render_component,
+)
+from tests.test_components import COMPONENTS
+
+FOLYAM = make_environment()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # Jinja's defaults
+        {"trim_blocks": True},
+        {"lstrip_blocks": True},
+        {"keep_trailing_newline": True},
+        {"trim_blocks": True, "lstrip_blocks": True, "undefined": jinja2.StrictUndefined},
+    ],
+    ids=repr,
+)
+def test_every_component_renders_the_same_whatever_the_whitespace_settings(settings: dict[str, Any]) -> None:
+    env = add_to_environment(jinja2.Environment(autoescape=True, **settings))
+    for name, component in COMPONENTS.items():
+        assert render_component(env, component) == render_component(FOLYAM, component), name
+
+
+def test_a_host_template_calls_component_and_finds_its_own_templates_first(tmp_path: Path) -> None:
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "answer.html").write_text("the host's own answer template")
+    (tmp_path / "page.html").write_text('{% include "components/answer.html" %}|{{ component(message) }}')
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), autoescape=jinja2.select_autoescape())
+    add_to_environment(env)
+    message = UserMessage(text="<b>hi</b>")
+    html = env.get_template("page.html").render(message=message)
+    assert html == "the host's own answer template|" + str(render_component(FOLYAM, message))
+    assert "&lt;b&gt;hi&lt;/b&gt;" in html
+
+
+def test_a_host_overrides_a_component_template_by_its_name(tmp_path: Path) -> None:
+    (tmp_path / "folyam").mkdir()
+    (tmp_path / "folyam" / "message.html").write_text("<q>{{ text }}</q>")
+    env = add_to_environment(jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), autoescape=True))
+    assert render_component(env, UserMessage(text="<hi>")) == "<q>&lt;hi&gt;</q>"
+
+
+def test_a_host_package_named_components_does_not_shadow_folyams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "__init__.py").write_text('NAME = "host"\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "components", raising=False)
+    try:
+        assert importlib.import_module("components").NAME == "host"
+        assert importlib.reload(folyam.components).Answer is Answer
+        assert render_component(make_environment(), UserMessage(text="x")) == render_component(
+            FOLYAM, UserMessage(text="x")
+        )
+    finally:
+        sys.modules.pop("components", None)
+
+
+@pytest.mark.parametrize(
+    "autoescape", [False, jinja2.select_autoescape(["xml"]), lambda name: False], ids=["off", "xml only", "never"]
+)
+def test_an_environment_that_would_not_escape_the_templates_is_refused(autoescape: object) -> None:
+    env = jinja2.Environment(autoescape=autoescape)  # type: ignore[arg-type]
+    with pytest.raises(IncompatibleEnvironment, match="autoescape"):
+        add_to_environment(env)
+    assert "component" not in env.globals and env.loader is None
+
+
+def test_autoescape_turned_off_later_is_refused_at_render_never_sent_unescaped_as_safe() -> None:
+    env = add_to_environment(jinja2.Environment(autoescape=True))
+    env.autoescape = False
+    with pytest.raises(IncompatibleEnvironment, match="autoescape"):
+        render_component(env, UserMessage(text="<script>alert(1)</script>"))
+
+
+def test_other_delimiters_and_a_global_named_component_are_refused() -> None:
+    with pytest.raises(IncompatibleEnvironment, match="block_start_string is '<%'"):
+        add_to_environment(jinja2.Environment(autoescape=True, block_start_string="<%", block_end_string="%>"))
+    env = jinja2.Environment(autoescape=True)
+    env.globals["component"] = lambda obj: Markup("the host's")
+    with pytest.raises(IncompatibleEnvironment, match="'component'"):
+        add_to_environment(env)
+
+
+def test_adding_twice_changes_nothing(tmp_path: Path) -> None:
+    env = add_to_environment(jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), autoescape=True))
+    loader = env.loader
+    assert add_to_environment(env) is env and env.loader is loader
+    assert isinstance(loader, jinja2.ChoiceLoader) and len(loader.loaders) == 2
+    assert sorted(env.list_templates()) == sorted(
+        f"folyam/{p.name}" for p in Path(folyam.components.__file__).parent.joinpath("templates").glob("*.html")
+    )
+
+
+def test_an_answer_in_a_host_environment_equals_the_one_in_folyams() -> None:
+    answer = Answer(generation_id="G1", events_url="/generations/G1/events")
+    env = add_to_environment(jinja2.Environment(autoescape=True))
+    assert render_component(env, answer) == render_component(FOLYAM, answer)
