@@ -7,6 +7,7 @@ by word); any async iterable of text, or a Folyam `Provider`, works the same.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import AsyncIterator
 
@@ -51,4 +52,4 @@ async def index(request: Request) -> str:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=8002)
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8002")))

@@ -7,13 +7,15 @@ by word); any async iterable of text, or a Folyam `Provider`, works the same.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvicorn
 from litestar import Litestar, Request, get
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.di import NamedDependency
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template import TemplateConfig
 
@@ -27,7 +29,7 @@ async def words(question: str) -> AsyncIterator[str]:
 
 
 @get("/")
-async def index(request: Request, streams: AnswerStreams) -> Template:
+async def index(request: Request, streams: NamedDependency[AnswerStreams]) -> Template:
     answer = streams.start(words("Litestar"), owner=owner_of(request.scope))
     return Template("page.html", context={"head": streams.head(), "answer": answer})
 
@@ -36,4 +38,4 @@ templates = TemplateConfig(directory=Path(__file__).parent / "templates", engine
 app = Litestar([index], plugins=[FolyamStreams(prefix="/folyam")], template_config=templates)
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=8001)
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8001")))

@@ -2,7 +2,7 @@
 the answer shell for its own page and an SSE endpoint with replay, resume, stop and the timing, run by
 Folyam's runner and rendered by its markdown renderer and sanitiser.
 
-Litestar: `Litestar([...], plugins=[FolyamStreams()])`; handlers take `streams: AnswerStreams`.
+Litestar: `Litestar([...], plugins=[FolyamStreams()])`; handlers take `streams: NamedDependency[AnswerStreams]`.
 Any other ASGI framework: `streams = StreamsApp()`, `app.mount("/folyam", streams)`, the host's lifespan
 runs `streams.lifespan`, and `OwnerCookieMiddleware` gives each browser its owner id.
 """

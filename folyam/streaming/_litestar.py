@@ -53,7 +53,7 @@ def _provide_streams(state: State) -> AnswerStreams:
 
 class FolyamStreams(InitPluginProtocol):
     """A Litestar plugin: `Litestar([...], plugins=[FolyamStreams()])` mounts the answer routes under
-    `prefix`, and handlers start answers through their `streams: AnswerStreams` dependency."""
+    `prefix`, and handlers start answers through their `streams: NamedDependency[AnswerStreams]` dependency."""
 
     def __init__(
         self,
