@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jinja2
 from markupsafe import Markup, escape
@@ -17,7 +18,7 @@ from folyam.components._thinking import RefusalLabel, Thinking, ThinkingSummary
 from folyam.rendering import RenderUpdate
 from folyam.store import ExchangeRecord, ExchangeStatus
 
-__all__ = ["AnswerFragments", "Ending", "Endings", "thinking_of"]
+__all__ = ["AnswerFragments", "Ending", "Endings", "PlainEndings", "thinking_of"]
 
 _MARKER = Markup("\x00content\x00")  # only ever inside our own wrapper, never in content
 
@@ -36,12 +37,28 @@ class Ending:
     source: str
 
 
-class Endings:
-    """Renders an ended answer's status: notice, timing and actions (whose forms carry the session's
-    CSRF token, so they work without JavaScript)."""
+class PlainEndings:
+    """Renders an ended answer's status as any page can show it: its notice and timing, nothing that
+    needs the chat page around it."""
+
+    # Whether the chat page's other parts (the composer's button, the live region) follow an answer's end.
+    chat_page: ClassVar[bool] = False
+
+    def __init__(self, env: jinja2.Environment) -> None:
+        self.env = env
+
+    def status(self, ending: Ending) -> Markup:
+        return render_component(self.env, AnswerStatus(ending.notice, ending.timing, None))
+
+
+class Endings(PlainEndings):
+    """Renders an ended answer's status on the chat page: notice, timing and actions (whose forms carry
+    the session's CSRF token, so they work without JavaScript)."""
+
+    chat_page = True
 
     def __init__(self, env: jinja2.Environment, csrf_token: Callable[[str], str]) -> None:
-        self.env = env
+        super().__init__(env)
         self._csrf_token = csrf_token
 
     def status(self, ending: Ending) -> Markup:
@@ -98,7 +115,7 @@ def announcement(ending: Ending) -> str:
 class AnswerFragments:
     """The partials of one answer's events."""
 
-    def __init__(self, endings: Endings, generation_id: str) -> None:
+    def __init__(self, endings: PlainEndings, generation_id: str) -> None:
         self._endings = endings
         self._env = endings.env
         # The targets, from the ids the answer's templates render (computed once per answer).
@@ -160,6 +177,8 @@ class AnswerFragments:
         )
 
     def _after_end(self, ending: Ending) -> Markup:
+        if not self._endings.chat_page:
+            return Markup()
         ask = render_component(self._env, ComposerAction())
         said = render_component(self._env, Announcement(announcement(ending)))
         return self._partial(f"#{PAGE_IDS.composer_action}", "outerHTML", ask) + self._partial(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -23,9 +23,9 @@ from folyam.components._thinking import Thinking
 from folyam.coordination import Coordination, LimitScope
 from folyam.event_log import Event, EventLog
 from folyam.fragments import AnswerFragments, Ending, Endings, thinking_of
-from folyam.providers import ChatMessage, Provider
+from folyam.providers import BetweenReads, ChatMessage, Provider, StreamPiece
 from folyam.rendering import AnswerRenderer
-from folyam.runner import DONE_EVENT, GenerationRun, Outcome, StopReason
+from folyam.runner import DONE_EVENT, GenerationRun, Outcome, StopReason, start_run
 from folyam.settings import Settings
 from folyam.sse import encode_event
 from folyam.store import ConversationBusy, ConversationStore, ExchangeRecord, StartedExchange, StoreUnavailable
@@ -94,6 +94,12 @@ class Generation:
     @property
     def running(self) -> bool:
         return self.finished_at is None
+
+    def stop(self, reason: StopReason = "stopped") -> None:
+        """Cancel the run if it still runs (once): its task ends the answer with what arrived."""
+        if self.running and self.task is not None and self.stop_reason is None:
+            self.stop_reason = reason
+            self.task.cancel()
 
     def answer(self) -> Answer:
         """The answer component as it stands: a reload resumes after last_seq."""
@@ -266,24 +272,21 @@ class Generations:
             self._event_log.forget(generation_id)
 
     def _run(self, generation: Generation, messages: list[ChatMessage], model: str) -> None:
-        self._event_log.open(generation.id)
-        fragments = AnswerFragments(self._endings, generation.id)
-        run = GenerationRun(
-            generation, self._event_log, fragments, self._settings, generation.renderer, self.flush_interval
-        )
-        pieces = self._provider.stream(
-            messages, max_tokens=self._settings.max_output_tokens, model=model, between_reads=run.between_reads
-        )
-        generation.task = asyncio.create_task(run.execute(pieces, model=model), name=f"generation-{generation.id}")
+        def pieces(between_reads: BetweenReads) -> AsyncGenerator[StreamPiece]:
+            max_tokens = self._settings.max_output_tokens
+            return self._provider.stream(messages, max_tokens=max_tokens, model=model, between_reads=between_reads)
 
-        def ended(_: asyncio.Task[None]) -> None:
-            # A task cancelled before its first step never runs its body: end the answer all the same.
-            run.end_if_unfinished(model)
-            recording = asyncio.get_running_loop().create_task(self._record(generation, run))
-            self._recording.add(recording)
-            recording.add_done_callback(self._recording.discard)
-
-        generation.task.add_done_callback(ended)
+        start_run(
+            generation,
+            pieces,
+            event_log=self._event_log,
+            fragments=AnswerFragments(self._endings, generation.id),
+            settings=self._settings,
+            model=model,
+            record=self._record,
+            recording=self._recording,
+            flush_interval=self.flush_interval,
+        )
         self._running[generation.id] = generation
 
     async def _record(self, generation: Generation, run: GenerationRun) -> None:
@@ -331,10 +334,8 @@ class Generations:
         """Cancel the run: the provider's stream is closed at once (so is the upstream connection) and the
         answer ends with what arrived, a notice and the timing so far."""
         generation = self._running.get(generation_id)
-        running = generation is not None and generation.running and generation.task is not None
-        if running and generation is not None and generation.task is not None and generation.stop_reason is None:
-            generation.stop_reason = reason
-            generation.task.cancel()
+        if generation is not None:
+            generation.stop(reason)
 
     async def end_if_abandoned(self, exchange: ExchangeRecord) -> bool:
         """An answer whose stream is still open while no process holds its lease has lost its process: end

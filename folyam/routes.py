@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import re
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import jinja2
 from litestar import MediaType, Request, Response, get, post
@@ -50,11 +48,11 @@ from folyam.store import (
     UnknownExchange,
 )
 from folyam.store.sql import title_of
+from folyam.streaming import event_cursor, follow_events
 from folyam.views import ExchangeViews
 
 __all__ = ["ROUTES"]
 
-_CURSOR: Final = re.compile(r"[0-9]{1,18}")  # ASCII digits only: int() accepts "²" where isdigit() does
 AnyRequest = Request[Any, Any, State]
 
 
@@ -554,7 +552,7 @@ async def events(
     )
     if exchange is None:
         raise NotFoundException()
-    cursor = _cursor(request.headers.get("last-event-id"), after)
+    cursor = event_cursor(request.headers.get("last-event-id"), after)
     if not exchange.running and await event_log.state(exchange.id) == "missing":
         # Its events expired (the store keeps the answer): the answer as it ended, then done.
         return event_stream(_ended(state, exchange, cursor))
@@ -584,23 +582,25 @@ async def _frames(
     With several processes it also watches the answer's lease: if its process died, it ends the answer."""
     event_log: EventLog = state.event_log
     generations: Generations = state.generations
-    keepalive = settings.keepalive_interval
-    tick = min(keepalive, 2.0) if settings.shared else keepalive
-    loop = asyncio.get_running_loop()
-    quiet_since = loop.time()
+
+    async def abandoned() -> bool:
+        return exchange.running and await generations.end_if_abandoned(exchange)
+
     try:
         if exchange.running and await event_log.state(exchange.id) == "missing" and not settings.shared:
             await generations.end_if_abandoned(exchange)  # a leftover of a crash, found before the sweep
-        async for batch in event_log.follow(exchange.id, cursor, tick):
-            if batch:
-                quiet_since = loop.time()
-                yield b"".join([event.frame for event in batch])
-                continue
-            if settings.shared and exchange.running and await generations.end_if_abandoned(exchange):
-                continue  # its last events come next
-            if loop.time() - quiet_since >= keepalive:
-                quiet_since = loop.time()
-                yield KEEPALIVE_FRAME
+        keepalive = settings.keepalive_interval
+        frames = follow_events(
+            event_log,
+            exchange.id,
+            cursor,
+            keepalive=keepalive,
+            tick=min(keepalive, 2.0) if settings.shared else None,
+            on_idle=abandoned if settings.shared else None,
+        )
+        async with contextlib.aclosing(frames):
+            async for frame in frames:
+                yield frame
     finally:
         release()
 
@@ -611,14 +611,6 @@ async def _ended(state: State, exchange: ExchangeRecord, cursor: int) -> AsyncIt
     ending = endings.of_record(exchange)
     ended = AnswerFragments(endings, exchange.id).ended(views.body(exchange), ending, views.thinking(exchange))
     yield encode_event(cursor + 1, ended) + encode_event(cursor + 2, "", DONE_EVENT)
-
-
-def _cursor(last_event_id: str | None, after: int | None) -> int:
-    # The header is what the SSE client sends on reconnect, so it is newer than ?after=.
-    value = (last_event_id or "").strip()
-    if _CURSOR.fullmatch(value):  # ids are small; a huge or odd one is no reason to fail
-        return int(value)
-    return max(after or 0, 0)
 
 
 ROUTES = [new_chat, chat, ask, regenerate, edit_form, edit, stop, events]

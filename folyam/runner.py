@@ -22,14 +22,23 @@ import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from folyam.components import ErrorNotice, Timing
 from folyam.event_log import Event, EventLog
 from folyam.fragments import AnswerFragments, Ending
-from folyam.providers import Finished, ProviderError, ReasoningDelta, RefusalDelta, StreamPiece, TextDelta, Usage
+from folyam.providers import (
+    BetweenReads,
+    Finished,
+    ProviderError,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamPiece,
+    TextDelta,
+    Usage,
+)
 from folyam.rendering import AnswerRenderer, RenderUpdate
 from folyam.settings import Settings
 from folyam.sse import encode_event
@@ -38,7 +47,7 @@ from folyam.store import ExchangeStatus
 if TYPE_CHECKING:
     from folyam.generations import Generation
 
-__all__ = ["CHARS_PER_TOKEN", "DONE_EVENT", "GenerationRun", "Outcome", "StopReason"]
+__all__ = ["CHARS_PER_TOKEN", "DONE_EVENT", "GenerationRun", "Outcome", "StopReason", "start_run"]
 
 DONE_EVENT: Final = "done"
 # An answer longer than this many characters per allowed token is a stream that ignores max_tokens.
@@ -349,3 +358,34 @@ class GenerationRun:
 
 def _timing_fields(timing: Timing) -> dict[str, Any]:
     return {f.name: getattr(timing, f.name) for f in dataclasses.fields(timing)}
+
+
+def start_run(
+    generation: Generation,
+    pieces: Callable[[BetweenReads], AsyncGenerator[StreamPiece]],
+    *,
+    event_log: EventLog,
+    fragments: AnswerFragments,
+    settings: Settings,
+    model: str,
+    record: Callable[[Generation, GenerationRun], Coroutine[Any, Any, None]],
+    recording: set[asyncio.Task[None]],
+    flush_interval: Callable[[], float] | None = None,
+) -> None:
+    """Run `generation` as a task of its own, reading `pieces(between_reads)` (a provider's stream, or
+    any text adapted to one). However it ends, `record(generation, run)` runs next, in a task kept in
+    `recording` until it is done; it stores the outcome wherever its caller keeps answers and ends the
+    stream (`run.end_stream()`)."""
+    event_log.open(generation.id)
+    run = GenerationRun(generation, event_log, fragments, settings, generation.renderer, flush_interval)
+    stream = pieces(run.between_reads)
+    generation.task = asyncio.create_task(run.execute(stream, model=model), name=f"generation-{generation.id}")
+
+    def ended(_: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step never runs its body: end the answer all the same.
+        run.end_if_unfinished(model)
+        task = asyncio.get_running_loop().create_task(record(generation, run))
+        recording.add(task)
+        task.add_done_callback(recording.discard)
+
+    generation.task.add_done_callback(ended)
