@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 from litestar import Request, get
 from litestar.datastructures import State
+from litestar.params import FromQuery
 from litestar.response import Template
 from markupsafe import Markup
 
@@ -114,7 +115,7 @@ def _slug(name: str) -> str:
 
 
 @get(GALLERY_PATH, name="gallery")
-async def gallery(request: AnyRequest, state: State, theme: str | None = None) -> Template:
+async def gallery(request: AnyRequest, state: State, theme: FromQuery[str | None] = None) -> Template:
     """`theme` (light, dark or system) overrides the one the theme switch chose."""
     chosen = next((known for known in THEMES if known == theme), None) or theme_of(request)
     page = gallery_page(state.jinja, state.markdown, chosen)
