@@ -145,6 +145,16 @@ def test_the_whole_page(gallery_url: str, snapshot: SnapshotAssertion) -> None:
     assert page.text == snapshot(extension_class=HTMLSnapshot)
 
 
+def test_ids_are_unique_in_the_document_and_in_each_shadow_root(gallery_url: str) -> None:
+    html = httpx.get(gallery_url, timeout=10).text
+    shadow_roots = re.findall(r'<template shadowrootmode="open">(.*?)</template>', html, re.S)
+    assert len(shadow_roots) == sum(s.isolated for showcase in SHOWCASES for s in showcase.specimens)
+    document = re.sub(r'<template shadowrootmode="open">.*?</template>', "", html, flags=re.S)
+    for tree in [document, *shadow_roots]:
+        ids = re.findall(r' id="([^"]+)"', tree)
+        assert sorted(ids) == sorted(set(ids))
+
+
 def test_a_theme_in_the_query_overrides_the_chosen_one(gallery_url: str) -> None:
     with httpx.Client(timeout=10, cookies={THEME_COOKIE: "dark"}) as client:
         chosen = client.get(gallery_url).text
