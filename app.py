@@ -23,6 +23,7 @@ from folyam.conversation_routes import CONVERSATION_ROUTES
 from folyam.coordination import Coordination, CoordinationUnavailable
 from folyam.errors import UserFacingError, conversation_busy, internal_error, unavailable, user_facing_error
 from folyam.fragments import Endings
+from folyam.gallery import GALLERY_ROUTES
 from folyam.generations import Generations
 from folyam.limits import Slots
 from folyam.markdown import MarkdownPipeline
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             *ROUTES,
             *CONVERSATION_ROUTES,
+            *GALLERY_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"]),
         ],
         lifespan=[lifespan],
