@@ -18,7 +18,7 @@ from litestar.params import FromQuery
 from litestar.response import Template
 from markupsafe import Markup
 
-from components.theme import THEMES, Theme
+from folyam.components._theme import THEMES, Theme
 from folyam.gallery_specimens import SHOWCASES, Build, Frame, Kit
 from folyam.markdown import MarkdownPipeline
 from folyam.pages import theme_of

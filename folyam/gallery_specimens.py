@@ -15,10 +15,9 @@ from typing import Final, Literal
 import jinja2
 from markupsafe import Markup, escape
 
-from components import (
+from folyam.components import (
     Answer,
     CodeBlock,
-    Composer,
     ErrorNotice,
     Exchange,
     Formula,
@@ -27,14 +26,14 @@ from components import (
     UserMessage,
     render_component,
 )
-from components.answer_status import Announcement, AnswerActions, AnswerStatus
-from components.composer import ComposerAction, ModelChoice
-from components.confirm_delete import ConfirmDelete
-from components.conversation_list import ConversationEntry, ConversationList, RenameForm
-from components.export_link import ExportLink
-from components.message import EditForm
-from components.theme import ThemeSwitch
-from components.thinking import Thinking
+from folyam.components._answer_status import Announcement, AnswerActions, AnswerStatus
+from folyam.components._composer import Composer, ComposerAction, ModelChoice
+from folyam.components._confirm_delete import ConfirmDelete
+from folyam.components._conversation_list import ConversationEntry, ConversationList, RenameForm
+from folyam.components._export_link import ExportLink
+from folyam.components._message import EditForm
+from folyam.components._theme import ThemeSwitch
+from folyam.components._thinking import Thinking
 from folyam.markdown import MarkdownPipeline
 
 __all__ = ["SHOWCASES", "Build", "Frame", "Kit", "Showcase", "Shown"]

@@ -21,14 +21,14 @@ from litestar.template import TemplateConfig
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-import components
+import folyam.components as components
 from app import ROOT, create_app
-from components import Answer, Composer, Exchange, make_environment
-from components.answer_status import AnswerStatus
-from components.composer import RequestIdField
-from components.conversation_list import ConversationEntry, ConversationList
-from components.theme import THEME_COOKIE
-from components.thinking import RefusalLabel, ThinkingSummary
+from folyam.components import Answer, Exchange, make_environment
+from folyam.components._answer_status import AnswerStatus
+from folyam.components._composer import Composer, RequestIdField
+from folyam.components._conversation_list import ConversationEntry, ConversationList
+from folyam.components._theme import THEME_COOKIE
+from folyam.components._thinking import RefusalLabel, ThinkingSummary
 from folyam.gallery import GALLERY_PATH, GALLERY_ROUTES, gallery_page
 from folyam.gallery_specimens import SHOWCASES, TOKEN, Kit
 from folyam.markdown import MarkdownPipeline
@@ -70,7 +70,7 @@ def component_classes() -> set[type]:
     """Every component: a dataclass naming its template, in any module of the components package."""
     found: set[type] = set()
     for module_info in pkgutil.iter_modules(components.__path__):
-        module = importlib.import_module(f"components.{module_info.name}")
+        module = importlib.import_module(f"folyam.components.{module_info.name}")
         for value in vars(module).values():
             if isinstance(value, type) and dataclasses.is_dataclass(value) and hasattr(value, "template"):
                 found.add(value)
