@@ -32,6 +32,7 @@ from folyam.components._confirm_delete import ConfirmDelete
 from folyam.components._conversation_list import ConversationEntry, ConversationList, RenameForm
 from folyam.components._export_link import ExportLink
 from folyam.components._message import EditForm
+from folyam.components._stream_assets import StreamAssets
 from folyam.components._theme import ThemeSwitch
 from folyam.components._thinking import Thinking
 from folyam.markdown import MarkdownPipeline
@@ -582,6 +583,11 @@ def partial(kit: Kit) -> Partial:
     return Partial(target="#answer-g1-body", swap="beforeend", content=kit.markdown("A finished paragraph."))
 
 
+def stream_assets(kit: Kit) -> StreamAssets:
+    """What another app's page head needs for a streamed answer (folyam.streaming's head())"""
+    return StreamAssets(static_url="/folyam/static")
+
+
 def announcement(kit: Kit) -> Announcement:
     """What the page's live region says when an answer ends"""
     return Announcement("Answer finished in 5.3 s")
@@ -674,6 +680,6 @@ SHOWCASES: Final = (
     Showcase(
         "Carriers",
         "Fragments that carry others, never seen themselves: their HTML.",
-        (Shown(partial, "markup"), Shown(announcement, "markup")),
+        (Shown(partial, "markup"), Shown(announcement, "markup"), Shown(stream_assets, "markup")),
     ),
 )

@@ -116,7 +116,8 @@ def test_the_public_api_is_listed_and_documented() -> None:
 
 def test_the_readme_shows_the_public_api_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Reusing the fragments") : readme.index("## Tests")]
+    start = readme.index("### Reusing the fragments")
+    section = readme[start : readme.index("\n#", start + 1)]
     snippet = section.split("```python\n")[1].split("```")[0]
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
