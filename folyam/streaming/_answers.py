@@ -37,8 +37,8 @@ from folyam.streaming._events import follow_events
 
 __all__ = ["STATIC_DIR", "AnswerSource", "AnswerStreams", "EndedAnswer", "StreamedAnswer", "text_pieces"]
 
-# Folyam's static files: htmx and its SSE extension (vendored), the answer's styles.
-STATIC_DIR: Final = Path(__file__).resolve().parents[2] / "static"
+# The app's static/ (through the folyam/static link in a checkout; its copy in the wheel).
+STATIC_DIR: Final = Path(__file__).parents[1] / "static"
 
 AnswerSource = AsyncIterable[str] | Provider
 logger = logging.getLogger(__name__)

@@ -3,20 +3,19 @@ timing; Stop stops it."""
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from folyam.providers.demo import demo_answer
 from tests.browser.conftest import ANSWER_TIMEOUT_MS, PageEvents, assert_answer_is_rendering_of
-from tests.support.servers import serve
+from tests.support.examples import EXAMPLES, run_example
 
 pytestmark = pytest.mark.browser
 
-EXAMPLES = {"litestar_app": "Litestar", "fastapi_app": "FastAPI"}
 OBSERVE = """() => ({
   body: document.querySelector(".answer__body").textContent.length
     + document.querySelector(".answer__tail").textContent.length,
@@ -25,9 +24,11 @@ OBSERVE = """() => ({
 
 
 @pytest.fixture(scope="module", params=sorted(EXAMPLES))
-def example(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    module = importlib.import_module(f"examples.{request.param}")
-    with serve(module.app) as url:
+def example(
+    request: pytest.FixtureRequest, wheel_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """An example app run with its one command, Folyam installed from its wheel in a fresh venv."""
+    with run_example(wheel_python, request.param, tmp_path_factory.mktemp("example")) as url:
         yield url, EXAMPLES[request.param]
 
 

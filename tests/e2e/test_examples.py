@@ -4,7 +4,6 @@ with its one command."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import subprocess
@@ -20,20 +19,21 @@ from folyam.components import make_environment
 from folyam.markdown import MarkdownPipeline
 from folyam.providers.demo import demo_answer
 from folyam.streaming import OWNER_COOKIE
-from tests.support.servers import free_port, serve
+from tests.support.examples import EXAMPLES, run_example
+from tests.support.servers import free_port
 from tests.support.sse import Frame, answer_html, read_events, read_some
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = MarkdownPipeline(make_environment())
-# Each example's module, and the question its page answers.
-EXAMPLES = {"litestar_app": "Litestar", "fastapi_app": "FastAPI"}
 
 
 @pytest.fixture(scope="module", params=sorted(EXAMPLES))
-def example(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    """An example app served on a free loopback port: its base URL and the question it answers."""
-    module = importlib.import_module(f"examples.{request.param}")
-    with serve(module.app) as url:
+def example(
+    request: pytest.FixtureRequest, wheel_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """An example app run with its one command in a fresh virtual environment that has Folyam only from
+    its wheel: its base URL and the question it answers."""
+    with run_example(wheel_python, request.param, tmp_path_factory.mktemp("example")) as url:
         yield url, EXAMPLES[request.param]
 
 
