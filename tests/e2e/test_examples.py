@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from folyam.markdown import MarkdownPipeline
 from folyam.providers.demo import demo_answer
 from folyam.streaming import OWNER_COOKIE
 from tests.support.examples import EXAMPLES, run_example
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_until_serving
 from tests.support.sse import Frame, answer_html, read_events, read_some
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,15 +134,7 @@ def test_each_example_runs_with_one_command(name: str) -> None:
         [sys.executable, f"examples/{name}.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     ) as server:
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
-                    break
-                except httpx.TransportError:
-                    assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                    assert time.monotonic() < deadline, "the example did not start"
-                    time.sleep(0.1)
+            page = wait_until_serving(f"http://127.0.0.1:{port}/", server)
             assert page.status_code == 200 and "hx-sse:connect" in page.text
         finally:
             server.terminate()

@@ -7,14 +7,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,14 +33,7 @@ def app_process(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Po
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, "app.py did not start"
-                time.sleep(0.1)
+        wait_until_serving(url + "/", process, timeout=20)
         yield process, url
     finally:
         if process.poll() is None:

@@ -8,13 +8,10 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 # Each example's module, and the question its page answers.
@@ -35,16 +32,7 @@ def run_example(python: Path, name: str, workdir: Path) -> Iterator[str]:
     ) as server:
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(url + "/", timeout=5)
-                    break
-                except httpx.TransportError:
-                    if server.poll() is not None:
-                        raise AssertionError(server.stderr.read().decode() if server.stderr else "exited") from None
-                    assert time.monotonic() < deadline, "the example did not start"
-                    time.sleep(0.1)
+            wait_until_serving(url + "/", server)
             yield url
         finally:
             server.terminate()

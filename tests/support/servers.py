@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 from litestar import Litestar
 
 from folyam.server import uvicorn_config
 from folyam.settings import Settings
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[Any], timeout: float = 30) -> httpx.Response:
+    """`GET url` once the process started there answers it (an AssertionError if it exits or never does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            assert process.poll() is None, f"the server exited with {process.returncode}"
+            assert time.monotonic() < deadline, f"nothing answered at {url} within {timeout:g} s"
+            time.sleep(0.1)
 
 
 def free_port() -> int:
