@@ -6,7 +6,8 @@ upstream (bench/upstream.py) runs as a third process and the app is pointed at i
 app is replaced by the seed relay of bench/seed_relay.py (FastAPI + the openai SDK) against the same
 upstream. This process is the client: N concurrent visitors on loopback, each loading the page, posting
 a question and reading its event stream to the end, bounded by --streams and --timeout; all of it is
-measured (page, POST, upstream read, render, SSE write). `--pin CPU` pins the app to that one core.
+measured (page, POST, upstream read, render, SSE write). `--pin CPU` pins the app to that one core (and
+this client and the upstream to the others).
 
     .venv/bin/python bench/streams.py --streams 200 --provider demo
     .venv/bin/python bench/streams.py --streams 200 --provider openai --chunks 500
@@ -915,8 +916,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def keep_off_the_app_cores(args: argparse.Namespace) -> None:
+    """With --pin, this client and the fake upstream (started from here) run on the other cores: on
+    the app's core they took turns with it, and its latency figures swung from run to run."""
+    if args.pin is None:
+        return
+    app_cores = {int(cpu) for part in str(args.pin).split(",") for cpu in expand_range(part)}
+    others = os.sched_getaffinity(0) - app_cores
+    if others:
+        os.sched_setaffinity(0, others)
+
+
+def expand_range(part: str) -> range:
+    first, _, last = part.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    keep_off_the_app_cores(args)
     rounds = run(args)
     measurement = median_round(rounds)
     cells = row(args, measurement)

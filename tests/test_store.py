@@ -443,3 +443,60 @@ async def test_a_write_that_timed_out_is_rolled_back_not_committed_later(tmp_pat
     finally:
         holder.close()
         await store.aclose()
+
+
+async def test_while_another_process_writes_the_event_loop_never_waits_for_the_lock(tmp_path: Path) -> None:
+    # An answer's transactions run on the event loop; one that finds the write lock taken goes to a
+    # thread and waits there for its turn. Were the loop to wait (sqlite's busy handler sleeps), every
+    # stream of the process would stall for as long as the other process writes.
+    path = tmp_path / "store.db"
+    store = SqlStore(f"sqlite:///{path}")
+    await store.migrate()
+    await start(store, "e1", "r1")
+    await finish(store, "e1")
+    holder = sqlite3.connect(path, isolation_level=None)
+    longest_tick = 0.0
+
+    async def tick() -> None:
+        nonlocal longest_tick
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            longest_tick = max(longest_tick, loop.time() - before)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        question = asyncio.create_task(start(store, "e2", "r2"))
+        # Reads go on meanwhile (WAL): the conversation, as its page would show it.
+        assert (await store.conversation("s1", "c1")) is not None
+        await asyncio.sleep(0.4)
+        assert not question.done()  # its turn has not come
+        holder.execute("COMMIT")
+        assert await asyncio.wait_for(question, 5)
+        assert longest_tick < 0.2, f"the event loop stood still for {longest_tick:.3f} s"
+        assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1", "e2"]
+    finally:
+        ticker.cancel()
+        holder.close()
+        await store.aclose()
+
+
+async def test_the_write_ahead_log_is_checkpointed_as_answers_are_written(tmp_path: Path) -> None:
+    # The event loop's connection leaves checkpoints to a store thread (their fsyncs would stall the
+    # streams); without them the WAL file would grow by every answer ever written.
+    path = tmp_path / "store.db"
+    store = SqlStore(f"sqlite:///{path}", checkpoint_every=20)
+    await store.migrate()
+    try:
+        for n in range(300):
+            await start(store, f"e{n}", f"r{n}", conversation=f"c{n}")
+            await finish(store, f"e{n}", answer="word " * 400)
+            await asyncio.sleep(0.002)  # (time for the checkpoint's thread, as between real answers)
+        wal = path.with_name("store.db-wal").stat().st_size
+        # Unchecked it reaches ~16 MB here: 20 writes' pages at a time stay well under 2 MB.
+        assert wal < 2_000_000, f"the WAL has grown to {wal:,} bytes"
+        assert await store.count_exchanges() == 300
+    finally:
+        await store.aclose()

@@ -2,16 +2,21 @@
 Migrations (Alembic) run at start. Every operation has a time limit: an unreachable database is a clear
 error, never a hang.
 
-Each operation is one transaction written as a plain function of a `Connection`. On SQLite the whole
-function runs in one hop to a thread of the store's own (sqlite3 blocks; a hop per statement, as through
-an async driver, cost more than the statements); on PostgreSQL it runs on the async engine's connection
-(`run_sync`), each statement awaiting asyncpg."""
+Each operation is one transaction written as a plain function of a `Connection`. On PostgreSQL it runs
+on the async engine's connection (`run_sync`), each statement awaiting asyncpg. On SQLite, the small
+transactions of every answer (start, finish, look-ups by key, the list) run right on the event loop on a
+connection that never waits for a lock: they take a fraction of a millisecond, less than a hop to a thread
+costs, and under load those hops (the GIL passed back and forth) delayed every answer's first event by
+hundreds of milliseconds. When another process holds the write lock, such a transaction runs instead, as
+every other one does, in a thread of the store's own, which may wait for it up to the time limit."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import fcntl
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +46,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from folyam.providers import ChatMessage
 from folyam.store import (
@@ -64,6 +70,7 @@ MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 TITLE_CHARS: Final = 80
 _MIGRATION_LOCK: Final = 7_263_001  # a PostgreSQL advisory lock: one process migrates at a time
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def database_url_with_driver(url: str) -> str:
@@ -92,14 +99,18 @@ def title_of(question: str) -> str:
 
 
 class SqlStore:
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, checkpoint_every: int = 200) -> None:
         self._url = database_url_with_driver(url)
         self._sqlite = self._url.startswith("sqlite")
         self._timeout = timeout
         self._write_lock = asyncio.Lock()
         self._engine: Engine | None = None  # SQLite's
+        self._loop_engine: Engine | None = None  # SQLite's, used on the event loop: it never waits
         self._async_engine: AsyncEngine | None = None  # PostgreSQL's
         self._threads: ThreadPoolExecutor | None = None
+        self._checkpoint_every = checkpoint_every
+        self._loop_writes = 0
+        self._checkpointing: asyncio.Future[None] | None = None
         if self._sqlite:
             database = make_url(self._url).database
             in_memory = not database or database == ":memory:"
@@ -110,6 +121,10 @@ class SqlStore:
             event.listen(self._engine, "begin", _sqlite_begin)
             # WAL lets reads run beside the one write; an in-memory database is one connection, one thread.
             self._threads = ThreadPoolExecutor(1 if in_memory else 4, thread_name_prefix="folyam-sqlite")
+            if not in_memory:  # (another connection to ":memory:" would be another, empty database)
+                self._loop_engine = create_engine(self._url, poolclass=QueuePool, pool_size=1, max_overflow=0)
+                event.listen(self._loop_engine, "connect", _sqlite_loop_pragmas)
+                event.listen(self._loop_engine, "begin", _sqlite_begin)
         else:
             self._async_engine = create_async_engine(
                 self._url,
@@ -209,7 +224,7 @@ class SqlStore:
             return StartedExchange(ExchangeRecord(**values), True, earlier, replaced)  # type: ignore[arg-type]
 
         try:
-            return await self._run(start, writes=True)
+            return await self._run(start, writes=True, on_loop=True)
         except IntegrityError:
             # Another process took the same request id, or made the conversation, a moment before: once
             # more, now that its transaction is visible (it then decides: the same exchange, NotYours or
@@ -247,7 +262,7 @@ class SqlStore:
         def finish(connection: Connection) -> bool:
             return bool(connection.execute(statement, values).rowcount)
 
-        return await self._run(finish, writes=True)
+        return await self._run(finish, writes=True, on_loop=True)
 
     async def truncate(self, session_id: str, conversation_id: str, exchange_id: str) -> list[str] | None:
         def truncate(connection: Connection) -> list[str] | None:
@@ -280,14 +295,14 @@ class SqlStore:
                 system_prompt=row.system_prompt,
             )
 
-        return await self._run(find)
+        return await self._run(find, on_loop=True)
 
     async def exchange(self, session_id: str, exchange_id: str) -> ExchangeRecord | None:
         def find(connection: Connection) -> ExchangeRecord | None:
             row = connection.execute(_EXCHANGE, {"exchange_id": exchange_id, "session_id": session_id}).first()
             return _record(row) if row is not None else None
 
-        return await self._run(find)
+        return await self._run(find, on_loop=True)
 
     async def exchanges(self, session_id: str, conversation_id: str) -> list[ExchangeRecord] | None:
         def find(connection: Connection) -> list[ExchangeRecord] | None:
@@ -309,14 +324,14 @@ class SqlStore:
         def find(connection: Connection) -> list[ChatMessage]:
             return _history(connection, conversation_id, limit)
 
-        return await self._run(find)
+        return await self._run(find, on_loop=True)
 
     async def conversations(self, session_id: str, limit: int) -> list[ConversationSummary]:
         def find(connection: Connection) -> list[ConversationSummary]:
             rows = connection.execute(_CONVERSATIONS, {"session_id": session_id, "limit": limit})
             return [ConversationSummary(id=row.id, title=row.title, updated_at=row.updated_at) for row in rows]
 
-        return await self._run(find)
+        return await self._run(find, on_loop=True)
 
     async def rename(self, session_id: str, conversation_id: str, title: str) -> bool:
         def rename(connection: Connection) -> bool:
@@ -327,7 +342,7 @@ class SqlStore:
             )
             return bool(result.rowcount)
 
-        return await self._run(rename, writes=True)
+        return await self._run(rename, writes=True, on_loop=True)
 
     async def delete(self, session_id: str, conversation_id: str) -> bool:
         def remove(connection: Connection) -> bool:
@@ -372,19 +387,29 @@ class SqlStore:
     async def aclose(self) -> None:
         if self._async_engine is not None:
             await self._async_engine.dispose()
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
+        if self._loop_engine is not None:
+            self._loop_engine.dispose()
         if self._engine is not None and self._threads is not None:
             engine = self._engine
             await asyncio.get_running_loop().run_in_executor(self._threads, engine.dispose)
             self._threads.shutdown(wait=False)
 
-    async def _run(self, work: Callable[[Connection], T], *, limit: float | None = 0, writes: bool = False) -> T:
+    async def _run(
+        self, work: Callable[[Connection], T], *, limit: float | None = 0, writes: bool = False, on_loop: bool = False
+    ) -> T:
         """`work` in one transaction, within the time limit; database failures become StoreUnavailable.
-        SQLite has one writer at a time: here, writes take turns on a lock (rather than in sqlite's busy
-        handler, which sleeps). The queue has a limit of its own: waiting behind a burst of questions on a
-        busy process is not the database failing."""
+        `on_loop`: a small transaction (bounded work), which on SQLite runs on the event loop unless it
+        would have to wait for a lock. SQLite has one writer at a time: in a thread, writes take turns on
+        a lock (rather than in sqlite's busy handler, which sleeps). The queue has a limit of its own:
+        waiting behind a burst of questions on a busy process is not the database failing."""
         limit = self._timeout if limit == 0 else limit
         queued = writes and self._sqlite
         try:
+            if on_loop and self._loop_engine is not None and not (writes and self._write_lock.locked()):
+                with contextlib.suppress(_LockHeld):
+                    return self._on_loop(self._loop_engine, work, writes)
             if queued:
                 async with asyncio.timeout(None if limit is None else limit * _QUEUE_FACTOR):
                     await self._write_lock.acquire()
@@ -426,9 +451,65 @@ class SqlStore:
             abandoned.set()
             raise
 
+    def _on_loop(self, engine: Engine, work: Callable[[Connection], T], writes: bool) -> T:
+        """`work` in a transaction right here, on a connection that does not wait for locks: _LockHeld
+        (rolled back) when another connection holds the one it needs."""
+        try:
+            with engine.connect() as connection:
+                connection.execution_options(sqlite_begin="BEGIN IMMEDIATE" if writes else "BEGIN")
+                with connection.begin():
+                    result = work(connection)
+        except OperationalError as exc:
+            if _lock_held(exc):
+                raise _LockHeld from exc
+            raise
+        if writes:
+            self._loop_writes += 1
+            if self._loop_writes % self._checkpoint_every == 0 and self._checkpointing is None:
+                self._checkpointing = asyncio.ensure_future(self._checkpoint())
+        return result
+
+    async def _checkpoint(self) -> None:
+        """The event loop's connection does not checkpoint the WAL into the database (the fsyncs would
+        stall every answer): a store thread does, every `checkpoint_every` of its writes. RESTART, not
+        PASSIVE: the WAL only starts over when a write begins after a complete checkpoint, which with
+        the loop writing meanwhile hardly ever happened, and the file grew by every answer. RESTART holds
+        the write lock for the moment it copies (the loop's writes meanwhile wait in a thread), so the
+        next write starts the file over."""
+        assert self._engine is not None and self._threads is not None
+        engine = self._engine
+
+        def checkpoint() -> None:
+            # On the DB-API connection: a Connection would begin a transaction first, and a checkpoint
+            # inside one cannot pass that transaction's snapshot.
+            connection = engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(RESTART)")
+                cursor.close()
+            finally:
+                connection.close()
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._threads, checkpoint)
+        except (SQLAlchemyError, OSError):
+            logger.warning("checkpointing the SQLite WAL failed", exc_info=True)
+        finally:
+            self._checkpointing = None
+
 
 class _Abandoned(Exception):
     """Raised in a store thread to roll back a transaction whose caller has given up on it."""
+
+
+class _LockHeld(Exception):
+    """A transaction on the event loop found the lock it needs held by another connection."""
+
+
+def _lock_held(exc: OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, with any extended code."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 # The statements of every answer, built once: a statement is immutable, and SQLAlchemy then finds its
@@ -566,6 +647,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_loop_pragmas(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")  # on the event loop: never wait for a lock, let a thread
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in a thread (SqlStore._checkpoint)
     cursor.close()
 
 
