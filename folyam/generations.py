@@ -258,12 +258,14 @@ class Generations:
         return exchange is not None and exchange.running and await self.end_if_abandoned(exchange)
 
     def flush_interval(self) -> float:
-        """How long an answer's deltas are coalesced into one event: the configured interval while few
-        answers run here, growing to the busy interval as they near `busy_answers` (fewer, larger events
-        keep a loaded process on time; readers do not see 20 updates a second as smoother than 10)."""
+        """How long an answer's deltas are coalesced into one event: the configured interval for one
+        answer, growing in proportion to the answers running here up to the busy interval at
+        `busy_answers` (fewer, larger events keep a loaded process on time; readers do not see 20
+        updates a second as smoother than 10). Never shorter than the configured interval."""
         settings = self._settings
         load = min(1.0, len(self._running) / max(1, settings.busy_answers))
-        return max(settings.flush_interval, settings.busy_flush_interval * load)
+        base = settings.flush_interval
+        return max(base, base + (settings.busy_flush_interval - base) * load)
 
     def forget(self, generation_ids: Iterable[str]) -> None:
         """Drop the event streams of answers deleted from the store (truncated, replaced)."""

@@ -39,9 +39,9 @@ class Settings:
     generation_timeout: float = 600.0
     # Deltas are coalesced into at most one event per flush interval; the first goes out at once.
     flush_interval: float = 0.050
-    # The interval grows (linearly) to this as the answers running in a process near `busy_answers`.
+    # The interval grows in proportion to the answers running in a process, to this at `busy_answers`.
     busy_flush_interval: float = 0.150
-    busy_answers: int = 150
+    busy_answers: int = 100
     # An SSE comment is sent after this many idle seconds so proxies keep the connection open.
     keepalive_interval: float = 15.0
     # Finished answers stay resumable (and their conversation page renders) this long, seconds.

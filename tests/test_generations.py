@@ -204,7 +204,7 @@ async def test_the_flush_interval_grows_with_the_answers_running() -> None:
             await generations.start(
                 session_id=f"s{n}", conversation_id=f"c{n}", request_id=f"r{n}", query="q", client=f"c{n}"
             )
-            assert generations.flush_interval() == pytest.approx(max(0.03, 0.1 * (n + 1) / 4))
+            assert generations.flush_interval() == pytest.approx(0.03 + (0.1 - 0.03) * (n + 1) / 4)
 
 
 async def test_the_answers_of_a_process_flush_on_the_same_clock_ticks() -> None:
