@@ -286,16 +286,22 @@ def _reading_paused(
 
     async def paused() -> None:
         # Looked up each time: once the body has ended, the connection goes back to the pool (None here).
+        # The transport, not aiohttp's protocol: the protocol's pause_reading() also pauses its parser,
+        # and that flag outlives the pause, so after each resume the parser handed over one token and
+        # held the rest of the read back for the next one (a whole flush interval later). Left alone
+        # when aiohttp has paused it itself (its buffer is full).
         connection = getattr(aiohttp_response, "connection", None)
-        protocol = getattr(connection, "protocol", None)
-        if protocol is None or not hasattr(protocol, "pause_reading"):
+        transport: Any = getattr(getattr(connection, "protocol", None), "transport", None)
+        # (uvloop's transports are not asyncio.ReadTransport subclasses: by the methods)
+        if not callable(getattr(transport, "is_reading", None)) or not transport.is_reading():
             await wait()
             return
-        protocol.pause_reading()
+        transport.pause_reading()
         try:
             await wait()
         finally:
-            protocol.resume_reading()
+            if not transport.is_closing():
+                transport.resume_reading()
 
     return paused
 
