@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
     args.pin = args.pin or ("1" if args.workers == 1 else "0-1")
+    streams.keep_off_the_app_cores(args)
     rows = []
     for load in QUICK if args.quick else LOADS:
         seed = measure(load, seed=True, args=args) if load.seed else None
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"- command: `{' '.join(sys.orig_argv)}`",
             f"- machine: {streams.machine()}",
             f"- app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
-            f"- servers pinned to CPU {args.pin} (taskset); the client and the fake upstream share the machine",
+            f"- servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores, if any",
             "",
             text,
             "",
