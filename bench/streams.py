@@ -791,7 +791,7 @@ def details(m: Measurement, rounds: Sequence[Measurement]) -> list[str]:
 
 
 def machine() -> str:
-    cpus = len(os.sched_getaffinity(0))
+    cpus = os.cpu_count() or 0  # (not this process's affinity: with --pin it runs off the app's cores)
     model = next(
         (
             line.split(":", 1)[1].strip()
@@ -801,7 +801,7 @@ def machine() -> str:
         platform.processor() or "unknown CPU",
     )
     system = f"{platform.system()} {platform.release()}"
-    return f"{cpus} CPUs (nproc), {model}, Python {platform.python_version()}, {system}"
+    return f"{cpus} CPUs, {model}, Python {platform.python_version()}, {system}"
 
 
 def revision(args: argparse.Namespace) -> str:
