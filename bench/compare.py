@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"- command: `{' '.join(sys.orig_argv)}`",
             f"- machine: {streams.machine()}",
             f"- app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
-            f"- servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores, if any",
+            f"- servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores",
             "",
             text,
             "",
