@@ -122,7 +122,9 @@ class SqlStore:
             # WAL lets reads run beside the one write; an in-memory database is one connection, one thread.
             self._threads = ThreadPoolExecutor(1 if in_memory else 4, thread_name_prefix="folyam-sqlite")
             if not in_memory:  # (another connection to ":memory:" would be another, empty database)
-                self._loop_engine = create_engine(self._url, poolclass=QueuePool, pool_size=1, max_overflow=0)
+                self._loop_engine = create_engine(
+                    self._url, poolclass=QueuePool, pool_size=1, max_overflow=0, connect_args={"timeout": 0}
+                )
                 event.listen(self._loop_engine, "connect", _sqlite_loop_pragmas)
                 event.listen(self._loop_engine, "begin", _sqlite_begin)
         else:
@@ -635,26 +637,30 @@ _QUEUE_FACTOR: Final = 6
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    _configure_sqlite(dbapi_connection, busy_timeout_ms=5000, checkpoints=True)
+
+
+def _sqlite_loop_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # On the event loop: never wait for a lock (a thread does), and leave checkpoints to a thread too
+    # (SqlStore._checkpoint).
+    _configure_sqlite(dbapi_connection, busy_timeout_ms=0, checkpoints=False)
+
+
+def _configure_sqlite(dbapi_connection: Any, *, busy_timeout_ms: int, checkpoints: bool) -> None:
     # The store begins its transactions itself (_sqlite_begin): sqlite3's own implicit BEGIN comes only
     # before a write, so a transaction's reads before it would see no consistent snapshot.
     dbapi_connection.isolation_level = None
-    # WAL: readers do not block the writer, and several processes on one machine may share the file.
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")  # first: it applies to the pragmas below
+    # WAL: readers do not block the writer, and several processes on one machine may share the file.
     cursor.execute("PRAGMA journal_mode=WAL")
     # With WAL, NORMAL syncs at checkpoints, not at every commit: a commit survives the process dying
     # (the point of the store), only a power cut may lose the last ones; FULL spent an fsync per
     # question and per answer, which made the store the bottleneck of a busy process.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def _sqlite_loop_pragmas(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_pragmas(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=0")  # on the event loop: never wait for a lock, let a thread
-    cursor.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in a thread (SqlStore._checkpoint)
+    if not checkpoints:
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
