@@ -23,19 +23,21 @@ _STOPS: Final = "folyam:stop"
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-# KEYS: one sorted set per scope. ARGV: lease ms, member, then each scope's limit. Drops lapsed members,
-# refuses (returning the scope's index) when a set is full, else adds the member to every set.
+# KEYS: one sorted set per scope, then the lease key. ARGV: lease ms, member, then each scope's limit. Drops
+# lapsed members, refuses (returning the scope's index) when a set is full, else adds the member to every
+# set and takes the lease (held from then on: it says the answer's process lives).
 _TAKE_SLOT: Final = """
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', ms)
-  if redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then return i end
+for i = 1, #KEYS - 1 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ms)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[2 + i]) then return i end
 end
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, ms + tonumber(ARGV[1]), ARGV[2])
-  redis.call('PEXPIRE', key, tonumber(ARGV[1]) * 2)
+for i = 1, #KEYS - 1 do
+  redis.call('ZADD', KEYS[i], ms + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[1]) * 2)
 end
+redis.call('SET', KEYS[#KEYS], '1', 'PX', ARGV[1])
 return 0
 """
 # KEYS[1]: the client's sorted set. ARGV: window ms, limit. Returns -1 when allowed, else ms to wait.
@@ -93,14 +95,10 @@ class RedisCoordination:
         scopes = list(keys)
         refused = await self._call(
             self._take,
-            keys=[_slot_key(scope, keys[scope]) for scope in scopes],
+            keys=[*(_slot_key(scope, keys[scope]) for scope in scopes), _lease_key(generation_id)],
             args=[self._lease_ms, generation_id, *(self._limits[scope] for scope in scopes)],
         )
-        if refused:
-            return scopes[int(refused) - 1]
-        # Held from now on: the lease says the answer's process lives.
-        await self._call(self._redis.set, _lease_key(generation_id), "1", px=self._lease_ms)
-        return None
+        return scopes[int(refused) - 1] if refused else None
 
     async def give_back_slot(self, keys: Mapping[LimitScope, str], generation_id: str) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:

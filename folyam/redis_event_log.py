@@ -2,7 +2,7 @@
 their sequence numbers (`{seq}-0`), so a replay after a cursor is one XRANGE and following is XREAD.
 The stream opens with an entry at `0-1` and closes with one at `{last}-1`; superseded tail-only entries
 are deleted as the memory log drops them. The writer never waits: appends are queued and sent in
-pipelined batches by one task, at most one batch per `batch_window`; keys expire after the retention
+batches by one task, at most one batch per `batch_window`, each batch one script call; keys expire after the retention
 once closed (and, as a safety net, a while after the last write if nobody closes them).
 
 The process that writes a stream also keeps it in memory (a `MemoryEventLog`, compacted the same way):
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from folyam.event_log import Event, MemoryEventLog, Retained, StreamState, UnknownStream
 
@@ -31,6 +31,58 @@ logger = logging.getLogger(__name__)
 _OPEN_ID: Final = "0-1"
 _PAGE: Final = 500  # entries per XRANGE page on replay
 _BATCH_WINDOW: Final = 0.010
+
+# One batch of writes. KEYS: each stream's events key, then its text key. ARGV: operations, each an
+# opcode and the index of its stream's events key, then the operation's own arguments:
+#   open                          the opening entry (already there: a harmless failure)
+#   event  id frame tail_only text  the entry, and the text appended only when the entry was added
+#   delete n id1 .. idn           superseded tail-only entries
+#   close  id                     the closing entry
+#   forget                        both keys
+#   expire ms                     both keys' time to live
+# Returns the errors of entries that could not be added; everything else went through. (Each stream's keys
+# are passed, but a batch spans streams: not for Redis Cluster, whose slots would split them.)
+_WRITE_BATCH: Final = """
+local errors = {}
+local i = 1
+while i <= #ARGV do
+  local op, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
+  if op == 'e' then
+    local added = redis.pcall('XADD', key, ARGV[i + 2], 'frame', ARGV[i + 3], 'tail_only', ARGV[i + 4])
+    if type(added) == 'table' and added.err then
+      errors[#errors + 1] = added.err
+    elseif ARGV[i + 5] ~= '' then
+      redis.call('APPEND', KEYS[tonumber(ARGV[i + 1]) + 1], ARGV[i + 5])
+    end
+    i = i + 6
+  elseif op == 'o' then
+    redis.pcall('XADD', key, '0-1', 'open', '1')
+    i = i + 2
+  elseif op == 'd' then
+    local n = tonumber(ARGV[i + 2])
+    for j = 1, n do redis.call('XDEL', key, ARGV[i + 2 + j]) end
+    i = i + 3 + n
+  elseif op == 'c' then
+    local added = redis.pcall('XADD', key, ARGV[i + 2], 'closed', '1')
+    if type(added) == 'table' and added.err then errors[#errors + 1] = added.err end
+    i = i + 3
+  elseif op == 'f' then
+    redis.call('DEL', key, KEYS[tonumber(ARGV[i + 1]) + 1])
+    i = i + 2
+  else
+    redis.call('PEXPIRE', key, ARGV[i + 2])
+    redis.call('PEXPIRE', KEYS[tonumber(ARGV[i + 1]) + 1], ARGV[i + 2])
+    i = i + 3
+  end
+end
+return errors
+"""
+_OP_EVENT: Final = "e"
+_OP_OPEN: Final = "o"
+_OP_DELETE: Final = "d"
+_OP_CLOSE: Final = "c"
+_OP_FORGET: Final = "f"
+_OP_EXPIRE: Final = "x"
 
 
 def _events_key(stream_id: str) -> str:
@@ -58,6 +110,7 @@ class RedisEventLog:
         self._retention_ms = int(retention * 1000)
         self._open_ms = int(open_for * 1000)
         self._batch_window = batch_window
+        self._write_batch = client.register_script(_WRITE_BATCH)
         # The streams opened here, for this process's readers (another process may end a stream whose
         # own process died: that one is not copied).
         self._local = MemoryEventLog()
@@ -134,52 +187,50 @@ class RedisEventLog:
         return False
 
     async def _send(self, batch: dict[str, _Pending]) -> None:
+        """The batch as one script call: a pipeline's commands (an XADD and an APPEND per event) each
+        cost redis-py a packing, a parse and a timeout, about twice what the script costs in all."""
         now = asyncio.get_running_loop().time()
-        opening: set[int] = set()  # commands that may fail harmlessly: the stream is open already
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for stream_id, pending in batch.items():
-                key, last = _events_key(stream_id), None
-                for kind, payload in pending.operations:
-                    if kind == "open":
-                        opening.add(len(pipe.command_stack))
-                        pipe.xadd(key, {"open": b"1"}, id=_OPEN_ID)
-                    elif kind == "event":
-                        event, text = payload
-                        entry = f"{event.seq}-0"
-                        fields = {"frame": event.frame, "tail_only": b"1" if event.tail_only else b"0"}
-                        if event.replaces_tail and self._tail_only[stream_id]:
-                            pipe.xdel(key, *self._tail_only.pop(stream_id))
-                        if event.tail_only:
-                            self._tail_only[stream_id].append(entry)
-                        pipe.xadd(key, fields, id=entry)
-                        if text:
-                            pipe.append(_text_key(stream_id), text)
-                        last = event.seq
-                    elif kind == "forget":
-                        pipe.delete(key, _text_key(stream_id))
-                        self._tail_only.pop(stream_id, None)
-                        self._expiry_renewed.pop(stream_id, None)
-                    else:
-                        closing = last if last is not None else await self.last_seq(stream_id)
-                        pipe.xadd(key, {"closed": b"1"}, id=f"{closing}-1")
-                        self._tail_only.pop(stream_id, None)
-                        self._expiry_renewed.pop(stream_id, None)
-                last_kind = pending.operations[-1][0]
-                if last_kind == "forget":
-                    continue  # its keys are gone
-                if last_kind == "close" or self._expiry_due(stream_id, last_kind == "open", now):
-                    ttl = self._retention_ms if last_kind == "close" else self._open_ms
-                    pipe.pexpire(key, ttl)
-                    pipe.pexpire(_text_key(stream_id), ttl)
-            results = await pipe.execute(raise_on_error=False)
-        failures = [r for i, r in enumerate(results) if isinstance(r, Exception) and i not in opening]
+        keys: list[str] = []
+        args: list[Any] = []
+        for stream_id, pending in batch.items():
+            keys += (_events_key(stream_id), _text_key(stream_id))
+            index, last = len(keys) - 1, None  # the events key's (1-based in the script)
+            for kind, payload in pending.operations:
+                if kind == "open":
+                    args += (_OP_OPEN, index)
+                elif kind == "event":
+                    event, text = payload
+                    entry = f"{event.seq}-0"
+                    if event.replaces_tail and self._tail_only[stream_id]:
+                        superseded = self._tail_only.pop(stream_id)
+                        args += (_OP_DELETE, index, len(superseded), *superseded)
+                    if event.tail_only:
+                        self._tail_only[stream_id].append(entry)
+                    args += (_OP_EVENT, index, entry, event.frame, b"1" if event.tail_only else b"0", text)
+                    last = event.seq
+                elif kind == "forget":
+                    args += (_OP_FORGET, index)
+                    self._tail_only.pop(stream_id, None)
+                    self._expiry_renewed.pop(stream_id, None)
+                else:
+                    closing = last if last is not None else await self.last_seq(stream_id)
+                    args += (_OP_CLOSE, index, f"{closing}-1")
+                    self._tail_only.pop(stream_id, None)
+                    self._expiry_renewed.pop(stream_id, None)
+            last_kind = pending.operations[-1][0]
+            if last_kind == "forget":
+                continue  # its keys are gone
+            if last_kind == "close" or self._expiry_due(stream_id, last_kind == "open", now):
+                args += (_OP_EXPIRE, index, self._retention_ms if last_kind == "close" else self._open_ms)
+        failures = [failure.decode(errors="replace") for failure in await self._write_batch(keys=keys, args=args)]
         # An entry id at or below the stream's last is an event another process wrote first (it ended the
-        # answer): not worth a retry, which would fail the same way forever.
-        out_of_order = [f for f in failures if "equal or smaller" in str(f)]
+        # answer), or one this batch wrote before a retry: not worth a retry, which would fail the same
+        # way forever (and its text is not appended twice).
+        out_of_order = [failure for failure in failures if "equal or smaller" in failure]
         for failure in out_of_order:
             logger.warning("an event arrived after its stream had moved on: %s", failure)
         if len(out_of_order) < len(failures):
-            raise next(f for f in failures if f not in out_of_order)
+            raise ResponseError(next(failure for failure in failures if failure not in out_of_order))
 
     async def flush(self) -> None:
         try:

@@ -183,12 +183,17 @@ async def test_writes_go_in_batches_and_an_open_stream_s_expiry_is_not_renewed_p
     client = redis_client(request.getfixturevalue("redis").fresh_url())
     log = RedisEventLog(client, retention=30, open_for=600, batch_window=0.01)
     try:
-        before = await command_calls(client, "pexpire", "xadd")
+        before = await command_calls(client, "pexpire", "xadd", "append", "evalsha")
         log.open("g")
         for seq in range(1, 41):
             log.append("g", event(seq), "x")
             if seq % 10 == 0:
                 await log.flush()  # four batches of ten
+        # Each batch is one call (a script), whatever it holds; every event's entry and text are in it.
+        sent = await command_calls(client, "xadd", "append", "evalsha")
+        assert sent["evalsha"] - before["evalsha"] == 4
+        assert (sent["xadd"] - before["xadd"], sent["append"] - before["append"]) == (41, 40)
+        assert await client.get("folyam:text:g") == b"x" * 40
         assert 500_000 < await client.pttl("folyam:events:g") <= 600_000
         log.close("g")
         await log.flush()
@@ -201,3 +206,35 @@ async def test_writes_go_in_batches_and_an_open_stream_s_expiry_is_not_renewed_p
     finally:
         await log.aclose()
         await client.aclose()
+
+
+async def test_an_entry_written_already_is_skipped_with_its_text_and_the_rest_of_the_batch_goes_in(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A batch sent again (its first try's reply was lost), or an event another process wrote first: the
+    # entry is there already, so its text must not be appended a second time.
+    url = request.getfixturevalue("redis").fresh_url()
+    first_client, second_client = redis_client(url), redis_client(url)
+    first = RedisEventLog(first_client, retention=60, open_for=60)
+    second = RedisEventLog(second_client, retention=60, open_for=60)
+    try:
+        first.open("g")
+        first.append("g", event(1), "a")
+        first.append("g", event(2), "b")
+        await first.flush()
+        second.append("g", Event(2, b"written twice"), "b")
+        second.append("g", event(3), "c")
+        second.close("g")
+        await second.flush()
+        assert [(e.seq, e.frame) for e in await collect(second, "g", 0)] == [
+            (1, b"frame 1"),
+            (2, b"frame 2"),
+            (3, b"frame 3"),
+        ]
+        assert (await second.state("g"), await second.text("g")) == ("closed", "abc")
+        assert "an event arrived after its stream had moved on" in caplog.text
+    finally:
+        for log in (first, second):
+            await log.aclose()
+        for client in (first_client, second_client):
+            await client.aclose()

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import pytest
+
+from folyam.coordination import LimitScope
+from folyam.redis_coordination import RedisCoordination, redis_client
+
+
+@pytest.fixture
+async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[RedisCoordination]:
+    client = redis_client(request.getfixturevalue("redis").fresh_url())
+    coordination = RedisCoordination(client, {"session": 2, "server": 3}, rate_limit_per_minute=10)
+    try:
+        yield coordination
+    finally:
+        await coordination.aclose()
+
+
+async def test_a_slot_comes_with_its_lease_and_a_full_scope_refuses_without_one(
+    coordination: RedisCoordination,
+) -> None:
+    def scopes(session: str) -> Mapping[LimitScope, str]:
+        return {"session": session, "server": "all"}
+
+    keys = scopes("s1")
+    assert await coordination.take_slot(keys, "g1") is None
+    assert await coordination.take_slot(keys, "g2") is None
+    # The answer's process lives as long as its lease does (taken with the slot, in the same call).
+    assert (await coordination.alive("g1"), await coordination.alive("g2")) == (True, True)
+    assert await coordination.take_slot(keys, "g3") == "session"
+    assert await coordination.alive("g3") is False
+    # Another session still has room on the server, up to the server's own limit.
+    assert await coordination.take_slot(scopes("s2"), "g4") is None
+    assert await coordination.take_slot(scopes("s3"), "g5") == "server"
+    await coordination.give_back_slot(keys, "g1")
+    assert await coordination.alive("g1") is False
+    assert await coordination.take_slot(scopes("s3"), "g5") is None
