@@ -558,7 +558,7 @@ def run(args: argparse.Namespace) -> list[Measurement]:
             # (revisions without them ignore the variables).
             **BENCH_LIMITS,
         }
-        if args.workers > 1:
+        if args.workers > 1 or args.redis:
             env["FOLYAM_REDIS_URL"] = stack.enter_context(redis_for_bench(data))
         return run_with(args, env)
 
@@ -722,7 +722,7 @@ def summarize_profile(path: Path, top: int = 25) -> str:
 
 
 def target_name(args: argparse.Namespace) -> str:
-    workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
+    workers = f", {args.workers} workers + Redis" if args.workers > 1 else (", 1 worker + Redis" if args.redis else "")
     if args.provider == "demo":
         return "folyam demo" + workers
     name = f"{'seed relay' if args.seed else 'folyam openai'}, {args.chunks} chunks"
@@ -871,6 +871,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pin", help="pin the app (or the seed) to these CPUs with taskset, e.g. 1 or 0-1")
     parser.add_argument(
         "--workers", type=int, default=1, help="app worker processes (more than 1: with a redis-server of its own)"
+    )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="with one worker too: the scale-out machinery's own cost, apart from the processes' sharing a core",
     )
     parser.add_argument("--chunks", type=int, default=500, help="fake upstream's chunks per answer (default 500)")
     parser.add_argument(
