@@ -51,9 +51,9 @@ class UnknownStream(LookupError):
 class EventLog(Protocol):
     def open(self, stream_id: str) -> None: ...
 
-    def append(self, stream_id: str, event: Event, text: str = "") -> None:
-        """Add the next event; `text` is the model text it adds, kept (by a shared log) so that another
-        process can record what arrived if this one dies."""
+    def append(self, stream_id: str, event: Event, text: str = "", reasoning: str = "") -> None:
+        """Add the next event; `text` and `reasoning` are the model text and thinking it adds, kept (by a
+        shared log) so that another process can record what arrived if this one dies."""
 
     def close(self, stream_id: str) -> None: ...
 
@@ -64,6 +64,8 @@ class EventLog(Protocol):
     async def last_seq(self, stream_id: str) -> int: ...
 
     async def text(self, stream_id: str) -> str: ...
+
+    async def reasoning(self, stream_id: str) -> str: ...
 
     def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
         """Batches of events with seq > after, then live ones until the stream closes. Yields an
@@ -141,7 +143,7 @@ class MemoryEventLog:
     def open(self, stream_id: str) -> None:
         self._streams.setdefault(stream_id, _Stream())
 
-    def append(self, stream_id: str, event: Event, text: str = "") -> None:
+    def append(self, stream_id: str, event: Event, text: str = "", reasoning: str = "") -> None:
         stream = self._get(stream_id)
         if stream.closed:
             raise ValueError(f"event stream {stream_id!r} is closed")
@@ -182,6 +184,9 @@ class MemoryEventLog:
 
     async def text(self, stream_id: str) -> str:
         return ""  # only a shared log needs it: here the process that runs the answer serves it too
+
+    async def reasoning(self, stream_id: str) -> str:
+        return ""  # (as `text`)
 
     async def retained(self, stream_id: str) -> Retained:
         stream = self._get(stream_id)

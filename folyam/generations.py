@@ -355,10 +355,12 @@ class Generations:
         current = await self._store.exchange(exchange.session_id, exchange.id)
         if current is None:
             return  # deleted meanwhile
-        thinking: Thinking | None = None  # a dead process's thinking is lost with it
+        thinking: Thinking | None = None
         if current.running:
-            text = await self._event_log.text(exchange.id)
+            text, reasoning = await self._event_log.text(exchange.id), await self._event_log.reasoning(exchange.id)
             body = self._render_markdown(text)
+            if reasoning:  # closed, unless thinking is all that came (as an ended answer's: thinking_of)
+                thinking = Thinking(exchange.id, body=self._render_markdown(reasoning), open=not text.strip())
             ending = Ending(
                 exchange.id, exchange.conversation_id, exchange.session_id, "interrupted", INTERRUPTED, None, text
             )
@@ -369,6 +371,7 @@ class Generations:
                 notice=(INTERRUPTED.title, INTERRUPTED.message),
                 timing=None,
                 only_if_running=True,
+                reasoning=reasoning or None,
             )
             logger.warning("answer %s: its process stopped while answering; ended here", exchange.id)
         else:  # it ended, but its stream was never closed

@@ -1,9 +1,11 @@
 """The event log on Redis Streams, shared by every process: an answer's events are entries whose ids are
 their sequence numbers (`{seq}-0`), so a replay after a cursor is one XRANGE and following is XREAD.
 The stream opens with an entry at `0-1` and closes with one at `{last}-1`; superseded tail-only entries
-are deleted as the memory log drops them. The writer never waits: appends are queued and sent in
-batches by one task, at most one batch per `batch_window`, each batch one script call; keys expire after the retention
-once closed (and, as a safety net, a while after the last write if nobody closes them).
+are deleted as the memory log drops them. Beside the stream, two strings gather the model text and the
+thinking the events added: what another process records if the writer dies. The writer never waits:
+appends are queued and sent in batches by one task, at most one batch per `batch_window`, each batch one
+script call; keys expire after the retention once closed (and, as a safety net, a while after the last
+write if nobody closes them).
 
 The process that writes a stream also keeps it in memory (a `MemoryEventLog`, compacted the same way):
 its own readers, usually the browser that asked, follow that copy and never wait on Redis. Readers in
@@ -32,29 +34,32 @@ _OPEN_ID: Final = "0-1"
 _PAGE: Final = 500  # entries per XRANGE page on replay
 _BATCH_WINDOW: Final = 0.010
 
-# One batch of writes. KEYS: each stream's events key, then its text key. ARGV: operations, each an
-# opcode and the index of its stream's events key, then the operation's own arguments:
-#   open                          the opening entry (already there: a harmless failure)
-#   event  id frame tail_only text  the entry, and the text appended only when the entry was added
-#   delete n id1 .. idn           superseded tail-only entries
-#   close  id                     the closing entry
-#   forget                        both keys
-#   expire ms                     both keys' time to live
+# One batch of writes. KEYS: each stream's events key, then its text and reasoning keys. ARGV: operations,
+# each an opcode and the index of its stream's events key, then the operation's own arguments:
+#   open                                      the opening entry (already there: a harmless failure)
+#   event  id frame tail_only text reasoning  the entry; the text and thinking it adds are appended only
+#                                             when the entry was added
+#   delete n id1 .. idn                       superseded tail-only entries
+#   close  id                                 the closing entry
+#   forget                                    the stream's keys
+#   expire ms                                 the stream's keys' time to live
 # Returns the errors of entries that could not be added; everything else went through. (Each stream's keys
 # are passed, but a batch spans streams: not for Redis Cluster, whose slots would split them.)
 _WRITE_BATCH: Final = """
 local errors = {}
 local i = 1
 while i <= #ARGV do
-  local op, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
+  local op, at = ARGV[i], tonumber(ARGV[i + 1])
+  local key = KEYS[at]
   if op == 'e' then
     local added = redis.pcall('XADD', key, ARGV[i + 2], 'frame', ARGV[i + 3], 'tail_only', ARGV[i + 4])
     if type(added) == 'table' and added.err then
       errors[#errors + 1] = added.err
-    elseif ARGV[i + 5] ~= '' then
-      redis.call('APPEND', KEYS[tonumber(ARGV[i + 1]) + 1], ARGV[i + 5])
+    else
+      if ARGV[i + 5] ~= '' then redis.call('APPEND', KEYS[at + 1], ARGV[i + 5]) end
+      if ARGV[i + 6] ~= '' then redis.call('APPEND', KEYS[at + 2], ARGV[i + 6]) end
     end
-    i = i + 6
+    i = i + 7
   elseif op == 'o' then
     redis.pcall('XADD', key, '0-1', 'open', '1')
     i = i + 2
@@ -67,11 +72,10 @@ while i <= #ARGV do
     if type(added) == 'table' and added.err then errors[#errors + 1] = added.err end
     i = i + 3
   elseif op == 'f' then
-    redis.call('DEL', key, KEYS[tonumber(ARGV[i + 1]) + 1])
+    redis.call('DEL', key, KEYS[at + 1], KEYS[at + 2])
     i = i + 2
   else
-    redis.call('PEXPIRE', key, ARGV[i + 2])
-    redis.call('PEXPIRE', KEYS[tonumber(ARGV[i + 1]) + 1], ARGV[i + 2])
+    for k = at, at + 2 do redis.call('PEXPIRE', KEYS[k], ARGV[i + 2]) end
     i = i + 3
   end
 end
@@ -91,6 +95,10 @@ def _events_key(stream_id: str) -> str:
 
 def _text_key(stream_id: str) -> str:
     return f"folyam:text:{stream_id}"
+
+
+def _reasoning_key(stream_id: str) -> str:
+    return f"folyam:reasoning:{stream_id}"
 
 
 @dataclass(slots=True)
@@ -129,14 +137,14 @@ class RedisEventLog:
         self._local.open(stream_id)
         self._queue(stream_id, "open", None)
 
-    def append(self, stream_id: str, event: Event, text: str = "") -> None:
+    def append(self, stream_id: str, event: Event, text: str = "", reasoning: str = "") -> None:
         try:
             self._local.append(stream_id, event)
         except UnknownStream:
             pass  # not opened here: a stream another process began
         except ValueError:  # its first events were written elsewhere: only Redis has them all
             self._local.forget(stream_id)
-        self._queue(stream_id, "event", (event, text))
+        self._queue(stream_id, "event", (event, text, reasoning))
 
     def close(self, stream_id: str) -> None:
         with contextlib.suppress(UnknownStream):
@@ -193,20 +201,21 @@ class RedisEventLog:
         keys: list[str] = []
         args: list[Any] = []
         for stream_id, pending in batch.items():
-            keys += (_events_key(stream_id), _text_key(stream_id))
-            index, last = len(keys) - 1, None  # the events key's (1-based in the script)
+            keys += (_events_key(stream_id), _text_key(stream_id), _reasoning_key(stream_id))
+            index, last = len(keys) - 2, None  # the events key's (1-based in the script)
             for kind, payload in pending.operations:
                 if kind == "open":
                     args += (_OP_OPEN, index)
                 elif kind == "event":
-                    event, text = payload
+                    event, text, reasoning = payload
                     entry = f"{event.seq}-0"
                     if event.replaces_tail and self._tail_only[stream_id]:
                         superseded = self._tail_only.pop(stream_id)
                         args += (_OP_DELETE, index, len(superseded), *superseded)
                     if event.tail_only:
                         self._tail_only[stream_id].append(entry)
-                    args += (_OP_EVENT, index, entry, event.frame, b"1" if event.tail_only else b"0", text)
+                    tail_only = b"1" if event.tail_only else b"0"
+                    args += (_OP_EVENT, index, entry, event.frame, tail_only, text, reasoning)
                     last = event.seq
                 elif kind == "forget":
                     args += (_OP_FORGET, index)
@@ -265,6 +274,9 @@ class RedisEventLog:
 
     async def text(self, stream_id: str) -> str:
         return bytes(await self._redis.get(_text_key(stream_id)) or b"").decode()
+
+    async def reasoning(self, stream_id: str) -> str:
+        return bytes(await self._redis.get(_reasoning_key(stream_id)) or b"").decode()
 
     async def retained(self, stream_id: str) -> Retained:
         entries = await self._redis.xrange(_events_key(stream_id))

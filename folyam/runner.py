@@ -124,6 +124,7 @@ class GenerationRun:
         self._chars = 0
         self._usage: Usage | None = None
         self._unsent_text: list[str] = []  # model text not yet sent along with an event (for the log)
+        self._unsent_reasoning: list[str] = []  # and thinking
 
     async def execute(self, pieces: AsyncGenerator[StreamPiece], *, model: str) -> None:
         notice: ErrorNotice | None = None
@@ -245,6 +246,7 @@ class GenerationRun:
         if not generation.reasoning:
             self._emit(self._fragments.thinking_started())
         generation.reasoning.append(text)
+        self._unsent_reasoning.append(text)
         self._emit_reasoning(generation.reasoning_renderer.feed(text))
         self._next_flush_at = self._next_tick()
 
@@ -350,9 +352,11 @@ class GenerationRun:
         self, data: str, event: str | None = None, *, replaces_tail: bool = False, tail_only: bool = False
     ) -> None:
         seq = self._generation.last_seq + 1
-        text = "".join(self._unsent_text)
+        text, reasoning = "".join(self._unsent_text), "".join(self._unsent_reasoning)
         self._unsent_text.clear()
-        self._log.append(self._id, Event(seq, encode_event(seq, data, event), replaces_tail, tail_only), text)
+        self._unsent_reasoning.clear()
+        frame = encode_event(seq, data, event)
+        self._log.append(self._id, Event(seq, frame, replaces_tail, tail_only), text, reasoning)
         self._generation.last_seq = seq
 
 

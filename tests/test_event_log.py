@@ -122,11 +122,14 @@ async def test_a_forgotten_stream_is_gone_at_once(request: pytest.FixtureRequest
     try:
         for stream_id in ("kept", "gone"):
             log.open(stream_id)
-            log.append(stream_id, event(1), "text")
+            log.append(stream_id, event(1), "text", "thought")
             log.close(stream_id)
         log.forget("gone")
         await log.flush()
         assert (await log.state("kept"), await log.state("gone")) == ("closed", "missing")
+        if client is not None:  # its text and thinking with it
+            assert await client.keys("folyam:*:gone") == []
+            assert (await log.text("kept"), await log.reasoning("kept")) == ("text", "thought")
     finally:
         await log.aclose()
         if client is not None:
@@ -199,8 +202,9 @@ async def test_writes_go_in_batches_and_an_open_stream_s_expiry_is_not_renewed_p
         await log.flush()
         after = await command_calls(client, "pexpire", "xadd")
         assert after["xadd"] - before["xadd"] == 42  # open, 40 events, closed
-        # Both keys (events, text) when the stream opened and when it closed; not per batch or event.
-        assert after["pexpire"] - before["pexpire"] == 4
+        # Its three keys (events, text, reasoning) when the stream opened and when it closed; not per batch
+        # or event.
+        assert after["pexpire"] - before["pexpire"] == 6
         assert 0 < await client.pttl("folyam:events:g") <= 30_000
         assert await client.pttl("folyam:text:g") > 0
     finally:
@@ -208,7 +212,7 @@ async def test_writes_go_in_batches_and_an_open_stream_s_expiry_is_not_renewed_p
         await client.aclose()
 
 
-async def test_an_entry_written_already_is_skipped_with_its_text_and_the_rest_of_the_batch_goes_in(
+async def test_an_entry_written_already_is_skipped_with_its_text_and_thinking_and_the_rest_goes_in(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A batch sent again (its first try's reply was lost), or an event another process wrote first: the
@@ -219,11 +223,11 @@ async def test_an_entry_written_already_is_skipped_with_its_text_and_the_rest_of
     second = RedisEventLog(second_client, retention=60, open_for=60)
     try:
         first.open("g")
-        first.append("g", event(1), "a")
-        first.append("g", event(2), "b")
+        first.append("g", event(1), "a", "thinking ")
+        first.append("g", event(2), "b", "more ")
         await first.flush()
-        second.append("g", Event(2, b"written twice"), "b")
-        second.append("g", event(3), "c")
+        second.append("g", Event(2, b"written twice"), "b", "more ")
+        second.append("g", event(3), "c", "done")
         second.close("g")
         await second.flush()
         assert [(e.seq, e.frame) for e in await collect(second, "g", 0)] == [
@@ -232,6 +236,7 @@ async def test_an_entry_written_already_is_skipped_with_its_text_and_the_rest_of
             (3, b"frame 3"),
         ]
         assert (await second.state("g"), await second.text("g")) == ("closed", "abc")
+        assert await second.reasoning("g") == "thinking more done"
         assert "an event arrived after its stream had moved on" in caplog.text
     finally:
         for log in (first, second):

@@ -224,11 +224,14 @@ def app_process(settings: Settings) -> Iterator[tuple[subprocess.Popen[str], str
 def test_a_process_killed_mid_answer_leaves_nobody_waiting(
     client: httpx.Client, shared: Settings, upstream: FakeUpstream
 ) -> None:
-    upstream.script(Script(chunks=[f"word{n} " for n in range(1000)], delay=0.02))
+    # A reasoning model: its thinking, then its answer. What arrived of both is kept.
+    thoughts = [f"thought{n} " for n in range(10)]
+    upstream.script(Script(reasoning=thoughts, chunks=[f"word{n} " for n in range(1000)], delay=0.02))
     with app_process(shared) as (doomed, a), serve(create_app(shared)) as b:
         asked = post(client, a, composer_form(client, a + "/"), "long answer")
         conversation = asked.headers["HX-Push-Url"]
         seen = read_some(client, b + events_path(asked), 20)
+        assert "word0" in "".join(frame.data for frame in seen)  # thinking over, the answer begun
         doomed.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         _, rest = read_events(client, b + events_path(asked), last_event_id=seen[-1].id)
@@ -237,8 +240,10 @@ def test_a_process_killed_mid_answer_leaves_nobody_waiting(
         assert frames[-1].event == "done" and "The server stopped while answering" in frames[-2].data
         shown = answer_html(frames)
         assert shown.startswith("<p>word0 word1") and "word999" not in shown
+        assert "thought0 thought1" in frames[-2].data and "thought9" in frames[-2].data  # the ended answer's
         page = client.get(b + conversation)  # a reload: the interrupted answer, as far as it came
         assert "The server stopped while answering" in page.text and "word0 word1" in page.text
+        assert "thought0 thought1" in page.text and "thought9" in page.text
         assert "hx-sse:connect" not in page.text
 
 

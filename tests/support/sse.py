@@ -8,7 +8,7 @@ from html import unescape
 
 import httpx
 
-from tests.support.dom import Document
+from tests.support.dom import Document, Element, parse_fragment
 
 _PARTIAL = re.compile(r'<hx-partial hx-target="#([^"]+)" hx-swap="([^"]+)">(.*?)</hx-partial>', re.S)
 
@@ -88,6 +88,7 @@ def apply_partials(frames: list[Frame], initial: dict[str, str] | None = None) -
                 raise AssertionError(f"a swap inside #{element_id}: {target!r}")
             elif swap == "innerHTML":
                 targets[element_id] = content
+                _replace_tails(document, content)
             elif swap == "beforeend":
                 targets[element_id] = targets.get(element_id, "") + content
             elif swap == "outerHTML":  # the composer's button: kept as the element it becomes
@@ -98,6 +99,18 @@ def apply_partials(frames: list[Frame], initial: dict[str, str] | None = None) -
                 raise AssertionError(f"unexpected swap {swap!r} in {frame.data!r}")
     targets.update({element_id: element.inner_html() for element_id, element in document.by_id.items()})
     return targets
+
+
+def _replace_tails(document: Document, html: str) -> None:
+    """A swap whose content holds a live tail (a whole thinking block) replaces that tail element too."""
+    nodes: list[Element | str] = list(parse_fragment(html))
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, Element):
+            element_id = dict(node.attrs).get("id") or ""
+            if element_id.endswith("-tail"):
+                document.by_id[element_id] = node
+            nodes.extend(node.children)
 
 
 def answer_html(frames: list[Frame], *, reasoning: bool = False) -> str:
