@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncGenerator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from markupsafe import Markup
@@ -359,8 +359,8 @@ class Generations:
         if current.running:
             text, reasoning = await self._event_log.text(exchange.id), await self._event_log.reasoning(exchange.id)
             body = self._render_markdown(text)
-            if reasoning:  # closed, unless thinking is all that came (as an ended answer's: thinking_of)
-                thinking = Thinking(exchange.id, body=self._render_markdown(reasoning), open=not text.strip())
+            # Shown as an ended answer's thinking is: closed, unless thinking is all that came.
+            thinking = thinking_of(replace(current, answer=text, reasoning=reasoning or None), self._render_markdown)
             ending = Ending(
                 exchange.id, exchange.conversation_id, exchange.session_id, "interrupted", INTERRUPTED, None, text
             )
