@@ -403,9 +403,11 @@ async def run_clients(
     timeout: float,
     first: int = 0,
     window: Window | None = None,
+    waves: int = 1,
 ) -> list[StreamResult]:
     """`streams` visitors started over `ramp` seconds inside the measured `window`: each loads the page
-    (`setup`) and streams an answer; unfinished ones fail at `timeout`.
+    (`setup`) and streams an answer, `waves` times over, as a new visitor each time (no cookies kept), so
+    `streams` answers run at once throughout; unfinished ones fail at `timeout`.
 
     Each visitor has an httpx client of its own (its own cookies: its own session): one client's
     connection pool costs O(connections) per request (httpcore checks every connection), which at hundreds
@@ -421,30 +423,38 @@ async def run_clients(
         ]
 
         async def one(index: int) -> StreamResult:
-            if ramp > 0:
-                await asyncio.sleep(ramp * index / streams)
+            client = clients[index % streams]
+            client.cookies.clear()
             try:
-                form = await setup(clients[index], base)
+                form = await setup(client, base)
             except Exception as exc:
                 return StreamResult(error=f"page: {type(exc).__name__}: {exc}")
             try:
-                return await stream(clients[index], base, first + index, expected, form)
+                return await stream(client, base, first + index, expected, form)
             except Exception as exc:
                 return StreamResult(error=f"{type(exc).__name__}: {exc}")
 
+        async def visitor(index: int) -> list[StreamResult]:
+            if ramp > 0:
+                await asyncio.sleep(ramp * index / streams)
+            results: list[StreamResult] = []
+            try:
+                for wave in range(waves):
+                    results.append(await one(wave * streams + index))
+            except asyncio.CancelledError:
+                results += [StreamResult(error=f"unfinished after {timeout:g} s")] * (waves - len(results))
+            return results
+
         if window is not None:
             window.start()
-        tasks = [asyncio.create_task(one(index)) for index in range(streams)]
+        tasks = [asyncio.create_task(visitor(index)) for index in range(streams)]
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         if window is not None:
             window.stop()
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-    return [
-        task.result() if not task.cancelled() else StreamResult(error=f"unfinished after {timeout:g} s")
-        for task in tasks
-    ]
+    return [result for task in tasks for result in task.result()]
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -505,6 +515,7 @@ def measure(args: argparse.Namespace, app: Server, upstream: Server | None) -> l
             timeout=args.timeout,
             first=first,
             window=window,
+            waves=args.waves if window else 1,
         )
         return run_loop(run)
 
@@ -519,7 +530,7 @@ def measure(args: argparse.Namespace, app: Server, upstream: Server | None) -> l
     # A round disturbed by other work on the machine is run again (at most twice per round).
     while sum(m.kept for m in rounds) < args.repeat and len(rounds) < 3 * args.repeat:
         window = Window(app.pid, upstream.pid if upstream else None)
-        results = clients(args.streams, len(rounds) * args.streams, window)
+        results = clients(args.streams, len(rounds) * args.streams * args.waves, window)
         rounds.append(
             Measurement(
                 results=results,
@@ -741,7 +752,7 @@ def row(args: argparse.Namespace, m: Measurement) -> list[str]:
 
     return [
         target_name(args),
-        str(args.streams),
+        str(args.streams) + (f" × {args.waves}" if args.waves > 1 else ""),
         f"{args.rate:g}" if args.rate > 0 else "no delay",
         "n/a" if args.seed else ("default" if args.flush_interval is None else f"{args.flush_interval * 1000:g}"),
         str(len(m.results) - len(ok)),
@@ -892,6 +903,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--flush-interval", type=float, help="Folyam's flush interval, s (default: the app's, which grows with load)"
     )
     parser.add_argument("--ramp", type=float, default=0.0, help="spread the streams' starts over this many s")
+    parser.add_argument(
+        "--waves",
+        type=int,
+        default=1,
+        help="answers each stream's visitor asks, one after another (a new visitor each time): a short load "
+        "made long enough to measure, as CPU time is read in 10 ms ticks (default 1)",
+    )
     parser.add_argument("--warmup", type=int, default=5, help="sequential streams before measuring (default 5)")
     parser.add_argument(
         "--repeat", type=int, default=1, help="measured rounds; the median by CPU per token is reported"
@@ -911,8 +929,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.provider = "openai" if args.seed else (args.provider or "demo")
     if not 1 <= args.streams <= MAX_STREAMS:
         parser.error(f"--streams must be between 1 and {MAX_STREAMS}")
-    if args.chunks < 1 or args.timeout <= 0 or not 1 <= args.repeat <= 20:
-        parser.error("--chunks and --timeout must be positive, --repeat between 1 and 20")
+    if args.chunks < 1 or args.timeout <= 0 or not 1 <= args.repeat <= 20 or not 1 <= args.waves <= 100:
+        parser.error("--chunks and --timeout must be positive, --repeat between 1 and 20, --waves between 1 and 100")
     if min(args.paragraph, args.rate, args.flush_interval or 0, args.first_token_delay, args.ramp) < 0:
         parser.error("--paragraph, --rate, --flush-interval, --first-token-delay and --ramp must not be negative")
     if args.record and args.profile:
