@@ -30,6 +30,7 @@ from folyam.components import ErrorNotice, Timing
 from folyam.event_log import Event, EventLog
 from folyam.fragments import AnswerFragments, Ending
 from folyam.providers import (
+    CHARS_PER_TOKEN,
     BetweenReads,
     Finished,
     ProviderError,
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["CHARS_PER_TOKEN", "DONE_EVENT", "GenerationRun", "Outcome", "StopReason", "start_run"]
 
 DONE_EVENT: Final = "done"
-# An answer longer than this many characters per allowed token is a stream that ignores max_tokens.
-CHARS_PER_TOKEN: Final = 32
 StopReason = Literal["stopped", "shutdown"]
 # The flush clock's tick, s: flushes fall on its multiples.
 _TICK: Final = 0.025
@@ -133,9 +132,9 @@ class GenerationRun:
             async with contextlib.aclosing(pieces), asyncio.timeout(self._settings.generation_timeout):
                 async for piece in pieces:
                     if isinstance(piece, TextDelta):
-                        self._on_text(piece.text)
+                        self._on_text(piece.text, piece.chunks)
                     elif isinstance(piece, ReasoningDelta):
-                        self._on_reasoning(piece.text)
+                        self._on_reasoning(piece.text, piece.chunks)
                     elif isinstance(piece, RefusalDelta):
                         self._on_refusal(piece.text)
                     elif isinstance(piece, Usage):
@@ -177,17 +176,17 @@ class GenerationRun:
             reason = self._generation.stop_reason or "shutdown"
             self._finish(_NOTICES[reason], _STOPPED_STATUS[reason], model)
 
-    def _on_text(self, text: str) -> None:
+    def _on_text(self, text: str, chunks: int = 1) -> None:
         if self._first_token_at is None:
             self._first_token_at = self._loop.time()
-        self._count(text)
+        self._count(text, chunks)
         self._pending.append(text)
         self._schedule()
 
-    def _on_reasoning(self, text: str) -> None:
+    def _on_reasoning(self, text: str, chunks: int) -> None:
         if self._first_reasoning_at is None:
             self._first_reasoning_at = self._loop.time()
-        self._count(text)
+        self._count(text, chunks)
         self._pending_reasoning.append(text)
         self._schedule()
 
@@ -197,8 +196,8 @@ class GenerationRun:
             self._emit(self._fragments.refused())
         self._on_text(text)
 
-    def _count(self, text: str) -> None:
-        self._chunks += 1
+    def _count(self, text: str, chunks: int) -> None:
+        self._chunks += chunks
         self._chars += len(text)
         limit = self._settings.max_output_tokens
         if self._chunks > limit or self._chars > limit * CHARS_PER_TOKEN:

@@ -546,3 +546,18 @@ async def test_thinking_without_an_answer_does_not_look_finished_and_fine() -> N
 async def test_without_usage_the_timing_says_tokens_are_estimated() -> None:
     frames = [f for _, f in await run(ScriptedProvider(_steps(TextDelta("a"))), flush_interval=0)]
     assert "≈1 (estimated)" in frames[-2].data
+
+
+async def test_a_piece_of_several_chunks_counts_them_all() -> None:
+    # A provider hands a read's text over as one piece; the timing counts the upstream's chunks in it.
+    steps = _steps(ReasoningDelta("Hm, ", 2), TextDelta("one two three", 3), TextDelta(" four"))
+    frames = [f for _, f in await run(ScriptedProvider(steps), flush_interval=0)]
+    assert answer_html(frames) == "one two three four"
+    assert "<dt>Chunks</dt><dd>6</dd>" in frames[-2].data and "≈6 (estimated)" in frames[-2].data
+
+
+async def test_the_output_limit_counts_the_chunks_of_a_joined_piece() -> None:
+    steps = _steps(TextDelta("a b ", 2), TextDelta("c ", 1), TextDelta("d e ", 2), TextDelta("f"))
+    frames = [f for _, f in await run(ScriptedProvider(steps), flush_interval=0, max_output_tokens=4)]
+    assert answer_html(frames) == "a b c "  # the piece that crosses the limit is not taken
+    assert "The answer reached the output limit" in frames[-2].data

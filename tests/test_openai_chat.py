@@ -26,7 +26,8 @@ from folyam.providers import (
     Usage,
 )
 from folyam.providers._chunks import ChunkReader
-from folyam.providers.openai_chat import OpenAIChatProvider
+from folyam.providers._sse import EventStreamDecoder
+from folyam.providers.openai_chat import OpenAIChatProvider, _ReadPieces
 from folyam.redaction import Redactor
 from tests.support.fake_upstream import FakeUpstream, ModelList, Script
 from tests.support.servers import free_port
@@ -44,7 +45,10 @@ async def test_streams_text_deltas_then_usage(provider: OpenAIChatProvider, upst
     upstream.script(Script(chunks=["a", "b"]))
     pieces = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=7)]
     await provider.aclose()
-    assert pieces == [TextDelta("a"), TextDelta("b"), Finished("stop"), Usage(11, 2, 13)]
+    # The text of one read comes as one piece (this fast upstream's two chunks may arrive together).
+    texts = [p for p in pieces if isinstance(p, TextDelta)]
+    assert "".join(p.text for p in texts) == "ab" and sum(p.chunks for p in texts) == 2
+    assert pieces[len(texts) :] == [Finished("stop"), Usage(11, 2, 13)]
     assert upstream.requests[0].body["max_tokens"] == 7
     # Without a key (Ollama, llama.cpp) the SDK still needs one; a placeholder is sent.
     assert upstream.requests[0].headers["authorization"] == "Bearer not-needed"
@@ -250,7 +254,7 @@ async def test_the_upstream_socket_is_not_read_while_the_consumer_waits(
 
     async def between_reads() -> None:
         reading_while_waiting.append(any(c.transport is not None and c.transport.is_reading() for c in connections))
-        texts_at_each_wait.append(sum(isinstance(p, TextDelta) for p in pieces))
+        texts_at_each_wait.append(sum(p.chunks for p in pieces if isinstance(p, TextDelta)))
         await asyncio.sleep(0.1)
 
     messages: list[ChatMessage] = [{"role": "user", "content": "q"}]
@@ -263,6 +267,56 @@ async def test_the_upstream_socket_is_not_read_while_the_consumer_waits(
     assert 2 <= len(reading_while_waiting) <= 8
     assert not any(reading_while_waiting[:-1])
     # Each read takes every token that came during the wait (~10), not one of them with the rest held
-    # back for the read after (aiohttp's protocol-level pause did that: its parser stayed paused).
+    # back for the read after (aiohttp's protocol-level pause did that: its parser stayed paused); and
+    # they come as one piece.
     per_read = [later - earlier for earlier, later in itertools.pairwise(texts_at_each_wait)][1:-1]
     assert per_read and min(per_read) >= 4, texts_at_each_wait
+    assert sum(isinstance(p, TextDelta) for p in pieces) <= len(texts_at_each_wait) + 1
+
+
+def _sse(*deltas: dict[str, str]) -> bytes:
+    return b"".join(b"data: " + json.dumps({"choices": [{"delta": delta}]}).encode() + b"\n\n" for delta in deltas)
+
+
+def _read(max_tokens: int, body: bytes) -> list[StreamPiece]:
+    return list(_ReadPieces(ChunkReader(NO_SECRETS), EventStreamDecoder(), max_tokens).of(body))
+
+
+def test_a_reads_text_and_thinking_come_as_one_piece_each_in_order() -> None:
+    body = _sse({"reasoning_content": "a"}, {"reasoning": "b"}, {"content": "c"}, {"content": "d"}, {"content": "e"})
+    assert _read(99, body) == [ReasoningDelta("ab", 2), TextDelta("cde", 3)]
+    body = _sse({"content": "a"}, {"refusal": "no"}, {"content": "b"}, {"content": "c"})
+    body += b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": {"total_tokens": 9}}\n\n'
+    assert _read(99, body) == [TextDelta("a"), RefusalDelta("no"), TextDelta("bc", 2), Finished("stop"), Usage(0, 0, 9)]
+
+
+def test_pieces_are_joined_only_within_the_output_limit() -> None:
+    # The runner takes pieces up to the limit (in chunks, and in characters per chunk): the one that
+    # crosses it comes alone, so the text before it is kept, as when each chunk came alone.
+    assert _read(3, _sse(*({"content": c} for c in "abcde"))) == [
+        TextDelta("abc", 3),
+        TextDelta("d"),
+        TextDelta("e"),
+    ]
+    long = _sse({"content": "x" * 300}, {"content": "y" * 20}, {"content": "z"}, {"content": "w"})
+    assert _read(10, long) == [TextDelta("x" * 300 + "y" * 20, 2), TextDelta("z"), TextDelta("w")]
+    # Refusals count too.
+    assert _read(2, _sse({"refusal": "r"}, {"content": "a"}, {"content": "b"})) == [
+        RefusalDelta("r"),
+        TextDelta("a"),
+        TextDelta("b"),
+    ]
+
+
+def test_an_error_after_text_in_the_same_read_comes_after_that_text() -> None:
+    reads = _ReadPieces(ChunkReader(NO_SECRETS), EventStreamDecoder(), 99)
+    body = _sse({"content": "a"}, {"content": "b"}) + b'event: error\ndata: {"message": "boom"}\n\n'
+    got: list[StreamPiece] = []
+    with pytest.raises(UpstreamBroken, match="boom"):
+        got.extend(reads.of(body))
+    assert got == [TextDelta("ab", 2)]
+    reads = _ReadPieces(ChunkReader(NO_SECRETS), EventStreamDecoder(), 99)
+    got = []
+    with pytest.raises(UpstreamBroken, match="malformed"):
+        got.extend(reads.of(_sse({"content": "a"}) + b"data: {not json\n\n"))
+    assert got == [TextDelta("a")]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypedDict
+from typing import Final, Literal, Protocol, TypedDict
 
 __all__ = [
+    "CHARS_PER_TOKEN",
     "BetweenReads",
     "ChatMessage",
     "Finished",
@@ -36,15 +37,20 @@ class ChatMessage(TypedDict):
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """Text of the answer: of `chunks` of the upstream's chunks (a provider may hand over a read's worth
+    of them as one piece; they count apart, as the upstream's tokens, in the timing and the limits)."""
+
     text: str
+    chunks: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
     """Text of the model's thinking (`reasoning_content`, `reasoning`, `<think>…</think>`, a thinking part):
-    shown apart from the answer, never part of it or of the history."""
+    shown apart from the answer, never part of it or of the history. `chunks` as a TextDelta's."""
 
     text: str
+    chunks: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,8 @@ class Finished:
 
 
 StreamPiece = TextDelta | ReasoningDelta | RefusalDelta | Usage | Finished
+# An answer longer than this many characters per allowed token is a stream that ignores max_tokens.
+CHARS_PER_TOKEN: Final = 32
 # Awaited by a provider between two reads of its upstream, once the pieces of the last read are yielded:
 # the consumer may make it wait, so that the next read takes several tokens at once.
 BetweenReads = Callable[[], Awaitable[None]]

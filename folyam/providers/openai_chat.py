@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -20,11 +20,15 @@ import msgspec
 import openai
 
 from folyam.providers import (
+    CHARS_PER_TOKEN,
     BetweenReads,
     ChatMessage,
     Finished,
     ProviderError,
+    ReasoningDelta,
+    RefusalDelta,
     StreamPiece,
+    TextDelta,
     UpstreamAuthFailed,
     UpstreamBroken,
     UpstreamDropped,
@@ -159,27 +163,31 @@ class OpenAIChatProvider:
         try:
             response = await self._client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
             try:
-                reader = ChunkReader(self._redact)
-                events = 0
                 aiohttp_response = _aiohttp_response_of(response)
-                chunks = _body(response, aiohttp_response) or response.aiter_bytes()
+                body_reads = _body(response, aiohttp_response) or response.aiter_bytes()
                 paced = _reading_paused(between_reads, aiohttp_response)
-                async for kind, data in _events(chunks, paced):
-                    events += 1
-                    if events % _YIELD_EVERY == 0:
-                        # Events already buffered are read without a real await: give the other
-                        # answers (and this one's flush timer) a turn.
-                        await asyncio.sleep(0)
-                    if kind == ERROR:
-                        raise reader.error_event(data)
-                    if data == b"[DONE]":
-                        for piece in reader.close():
-                            yield piece
-                        return
-                    for piece in reader.read(data):
+                reads = _ReadPieces(ChunkReader(self._redact), EventStreamDecoder(), max_tokens)
+                yielded_at = 0
+                async for data in body_reads:
+                    # A read's pieces go out together (its text as one piece), then the reading may pause.
+                    for piece in reads.of(data):
                         yield piece
-                for piece in reader.close():
+                    if reads.done:
+                        return
+                    if reads.events - yielded_at >= _YIELD_EVERY:
+                        # Events already buffered are read without a real await: give the other answers
+                        # (and this one's flush timer) a turn.
+                        yielded_at = reads.events
+                        await asyncio.sleep(0)
+                    if paced is not None:
+                        # While the consumer waits here, the tokens that arrive gather in the HTTP
+                        # client's buffer, and the next read takes them all at once.
+                        await paced()
+                for piece in reads.at_end():
                     yield piece
+                if reads.done:
+                    return
+                events = reads.events
                 content_type = response.headers.get("content-type", "")
                 if not events and "event-stream" not in content_type:
                     # An HTML page from a proxy or portal, say: nothing of it is an answer.
@@ -187,7 +195,7 @@ class OpenAIChatProvider:
                         "The model server's answer was not an event stream.",
                         detail=self._redact(f"content-type {content_type or 'missing'}, no events"),
                     )
-                if not reader.finished:
+                if not reads.finished:
                     raise UpstreamEndedEarly(
                         "The model server ended the answer early.", detail="EOF without a finish_reason or [DONE]"
                     )
@@ -235,17 +243,81 @@ def _aiohttp_cause(exc: BaseException) -> aiohttp.ClientError | None:
     return None
 
 
-async def _events(body: AsyncIterator[bytes], between_reads: BetweenReads | None) -> AsyncGenerator[Event]:
-    decoder = EventStreamDecoder()
-    async for chunk in body:
-        for event in decoder.feed(chunk):
-            yield event
-        if between_reads is not None:
-            # Every piece of this read is handled by now. While the consumer waits here, the tokens that
-            # arrive gather in the HTTP client's buffer, and the next read takes them all at once.
-            await between_reads()
-    for event in decoder.close():
-        yield event
+class _ReadPieces:
+    """The pieces of each read of the body, in order, with the adjacent text (or thinking) of a read as one
+    piece: one hand-over to the consumer per read, not per token. Pieces are joined only while the answer's
+    text stays within the output limit the consumer enforces (`max_tokens` chunks, `CHARS_PER_TOKEN` per
+    chunk), so a piece that crosses it still comes alone, as it was sent. An error ends the pieces: the
+    ones read before it go out first, then it is raised."""
+
+    __slots__ = ("_chars_left", "_chunks_left", "_decoder", "_reader", "done", "events")
+
+    def __init__(self, reader: ChunkReader, decoder: EventStreamDecoder, max_tokens: int) -> None:
+        self._reader = reader
+        self._decoder = decoder
+        self._chunks_left = max_tokens
+        self._chars_left = max_tokens * CHARS_PER_TOKEN
+        self.events = 0
+        self.done = False  # `[DONE]` has come: nothing after it is read
+
+    @property
+    def finished(self) -> bool:
+        return self._reader.finished
+
+    def of(self, data: bytes) -> Iterator[StreamPiece]:
+        """The pieces of a read's bytes."""
+        return self._pieces(lambda: self._decoder.feed(data), at_end=False)
+
+    def at_end(self) -> Iterator[StreamPiece]:
+        """The pieces left at the end of the body."""
+        return self._pieces(self._decoder.close, at_end=True)
+
+    def _pieces(self, events: Callable[[], list[Event]], *, at_end: bool) -> Iterator[StreamPiece]:
+        pieces: list[StreamPiece] = []
+        failure: ProviderError | None = None
+        try:
+            self._read(events(), pieces, at_end=at_end)
+        except ProviderError as exc:
+            failure = exc
+        yield from self._join(pieces)  # (before an error too: they are the answer's)
+        if failure is not None:
+            raise failure
+
+    def _read(self, events: list[Event], pieces: list[StreamPiece], *, at_end: bool) -> None:
+        reader = self._reader
+        for kind, data in events:
+            self.events += 1
+            if kind == ERROR:
+                raise reader.error_event(data)
+            if data == b"[DONE]":
+                pieces += reader.close()
+                self.done = True
+                return
+            pieces += reader.read(data)
+        if at_end:
+            pieces += reader.close()
+
+    def _join(self, pieces: list[StreamPiece]) -> list[StreamPiece]:
+        joined: list[StreamPiece] = []
+        run: type[TextDelta] | type[ReasoningDelta] | None = None  # the type of the run being joined
+        texts: list[str] = []  # and its texts
+        for piece in pieces:
+            if isinstance(piece, TextDelta | ReasoningDelta | RefusalDelta):
+                self._chunks_left -= 1
+                self._chars_left -= len(piece.text)
+                if type(piece) is run and self._chunks_left >= 0 and self._chars_left >= 0:
+                    texts.append(piece.text)
+                    continue
+            if run is not None:
+                joined.append(run("".join(texts), len(texts)))
+                run = None
+            if isinstance(piece, TextDelta | ReasoningDelta):
+                run, texts = type(piece), [piece.text]
+            else:
+                joined.append(piece)
+        if run is not None:
+            joined.append(run("".join(texts), len(texts)))
+        return joined
 
 
 def _aiohttp_response_of(response: httpx2.Response) -> aiohttp.ClientResponse | None:

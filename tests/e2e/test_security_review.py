@@ -154,12 +154,13 @@ def test_a_finished_answer_keeps_its_blocks_not_every_tail_frame(
 ) -> None:
     settings = openai_settings(LONG_ANSWERS, fake_upstream[1])
     app = create_app(settings)
-    upstream.script(Script(chunks=one_token_per_chunk(LONG_FENCE)))
+    # A line a chunk, a millisecond apart: about a read, and so an event, each (a read's chunks are one).
+    upstream.script(Script(chunks=LONG_FENCE.splitlines(keepends=True), delay=0.001))
     with serve(app) as server:
         url = ask(client, server, "a long fence please")
         raw, frames = read_events(client, url)
         retained = asyncio.run(app.state.event_log.retained(url.split("/")[-2]))  # (plain reads: any loop)
-    assert len(frames) > 10_000
+    assert len(frames) > 500
     # What stays is the highlighted fence (Pygments spans: several times the text), status and done.
     assert retained.events <= 5
     assert retained.bytes < 12 * len(LONG_FENCE), (retained, len(LONG_FENCE), len(raw))
