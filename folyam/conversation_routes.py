@@ -10,18 +10,18 @@ import jinja2
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from folyam.components import render_component
 from folyam.components._confirm_delete import ConfirmDelete
-from folyam.components._conversation_list import ConversationEntry, RenameForm
+from folyam.components._conversation_list import ConversationEntry, ConversationItems, ConversationList, RenameForm
 from folyam.components._theme import THEME_COOKIE, THEMES
 from folyam.errors import UserFacingError
 from folyam.export import conversation_markdown
 from folyam.generations import Generations
 from folyam.guards import FORM_OVERHEAD, check_id, read_bounded_form, require_csrf
-from folyam.pages import current_conversation, is_local_path, page_context
+from folyam.pages import conversation_page, current_conversation, is_local_path, list_position, page_context
 from folyam.sessions import SessionSigner, session_id_of
 from folyam.settings import Settings
 from folyam.store import ConversationRecord, ConversationStore
@@ -65,6 +65,23 @@ async def _form_page(
     context = await page_context(request, state)
     context.update(heading=heading, form=form, intro=intro)
     return Template("pages/form.html", context=context)
+
+
+@get("/conversations", name="older_conversations")
+async def older_conversations(
+    request: AnyRequest, state: State, before: FromQuery[str] = ""
+) -> Response[str] | Template:
+    """The list's next page after a place in it: with htmx its items (and the link to the page after), in
+    place of the link that asked; without, a page of its own."""
+    position = list_position(before)
+    if position is None:
+        raise UserFacingError(400, "Not a place in the list", "Load the page again to see your conversations.")
+    htmx = _is_htmx(request)
+    current = current_conversation(request) if htmx else None
+    entries, more = await conversation_page(state, session_id_of(request.scope), current, position)
+    if htmx:
+        return _html(state.jinja, ConversationItems(entries, more))
+    return await _form_page(request, state, "Older conversations", ConversationList(entries, more, in_sidebar=False))
 
 
 @get("/chat/{conversation_id:str}/entry", name="conversation_entry")
@@ -163,4 +180,13 @@ async def set_theme(request: AnyRequest, state: State) -> Response[str]:
     return Response("", status_code=303, headers={"Location": location, "Set-Cookie": cookie})
 
 
-CONVERSATION_ROUTES = [conversation_entry, rename_form, rename, confirm_delete, delete, export, set_theme]
+CONVERSATION_ROUTES = [
+    older_conversations,
+    conversation_entry,
+    rename_form,
+    rename,
+    confirm_delete,
+    delete,
+    export,
+    set_theme,
+]

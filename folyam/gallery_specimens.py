@@ -29,7 +29,7 @@ from folyam.components import (
 from folyam.components._answer_status import Announcement, AnswerActions, AnswerStatus
 from folyam.components._composer import Composer, ComposerAction, ModelChoice
 from folyam.components._confirm_delete import ConfirmDelete
-from folyam.components._conversation_list import ConversationEntry, ConversationList, RenameForm
+from folyam.components._conversation_list import ConversationEntry, ConversationItems, ConversationList, RenameForm
 from folyam.components._export_link import ExportLink
 from folyam.components._message import EditForm
 from folyam.components._stream_assets import StreamAssets
@@ -542,6 +542,22 @@ def conversations_several(kit: Kit) -> ConversationList:
     )
 
 
+def conversations_with_more(kit: Kit) -> ConversationList:
+    """More than a page: the newest, then a link to the older ones (with htmx, they replace it)"""
+    return ConversationList(
+        entries=(ConversationEntry("c1", "How SSE resumes", current=True), ConversationEntry("c2", "Keyset paging")),
+        more="/conversations?before=1764745200000000.c2",
+    )
+
+
+def older_conversations(kit: Kit) -> ConversationItems:
+    """The next page, swapped in for "Older conversations": its entries, and the link to the page after"""
+    return ConversationItems(
+        entries=(ConversationEntry("c8", "An older question"), ConversationEntry("c9", "Older still")),
+        more="/conversations?before=1764745100000000.c9",
+    )
+
+
 def rename_in_list(kit: Kit) -> RenameForm:
     """Renaming, in place of the entry"""
     return RenameForm(conversation_id="c2", title="Compare <SSE> & WebSockets", csrf_token=TOKEN)
@@ -663,6 +679,8 @@ SHOWCASES: Final = (
         (
             Shown(conversations_empty, "sidebar", isolated=True),
             Shown(conversations_several, "sidebar", isolated=True),
+            Shown(conversations_with_more, "sidebar", isolated=True),
+            Shown(older_conversations, "list"),
             Shown(rename_in_list, "list"),
         ),
     ),

@@ -24,7 +24,7 @@ from folyam.components import (
 from folyam.components._answer_status import Announcement, AnswerActions, AnswerStatus
 from folyam.components._composer import Composer, ComposerAction, ModelChoice
 from folyam.components._confirm_delete import ConfirmDelete
-from folyam.components._conversation_list import ConversationEntry, ConversationList, RenameForm
+from folyam.components._conversation_list import ConversationEntry, ConversationItems, ConversationList, RenameForm
 from folyam.components._export_link import ExportLink
 from folyam.components._message import EditForm
 from folyam.components._theme import ThemeSwitch
@@ -75,6 +75,17 @@ COMPONENTS = {
         (ConversationEntry("C1", "Newest <one>", current=True), ConversationEntry("C2", "Older “quoted”"))
     ),
     "conversation_list_empty": ConversationList(()),
+    "conversation_list_with_more": ConversationList(
+        (ConversationEntry("C1", "Newest"),), more="/conversations?before=1764745200000000.C1"
+    ),
+    "conversation_list_older_page": ConversationList(
+        (ConversationEntry("C9", "Older <one>"),), more="/conversations?before=1.C9", in_sidebar=False
+    ),
+    "conversation_items": ConversationItems(
+        (ConversationEntry("C9", "Older <one>"), ConversationEntry("C8", "Oldest")),
+        more="/conversations?before=1.C8",
+    ),
+    "conversation_items_last": ConversationItems((ConversationEntry("C7", "The first ever"),)),
     "rename_form_in_list": RenameForm("C1", "Old <title>", "T1"),
     "rename_form_page": RenameForm("C1", "Old title", "T1", in_list=False),
     "confirm_delete": ConfirmDelete("C1", "A <title>", "T1"),

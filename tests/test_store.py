@@ -9,7 +9,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import alembic.command
@@ -19,7 +19,15 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from folyam.components import Timing, make_environment, render_component
-from folyam.store import ConversationBusy, NotYours, StartedExchange, StoreUnavailable, UnknownExchange
+from folyam.store import (
+    ConversationBusy,
+    ListPosition,
+    NotYours,
+    StartedExchange,
+    StoreUnavailable,
+    UnknownExchange,
+    sql,
+)
 from folyam.store.sql import MIGRATIONS, SqlStore, database_url_with_driver, title_of
 from tests.support.services import Postgres
 
@@ -121,6 +129,31 @@ async def test_conversations_are_listed_newest_first_renamed_and_deleted(store: 
     assert await store.delete("s1", "old")
     assert [c.id for c in await store.conversations("s1", limit=10)] == ["new"]
     assert await store.exchanges("s1", "old") is None and await store.exchange("s1", "e1") is None
+
+
+async def test_the_list_comes_a_page_at_a_time_from_any_place_in_it(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noon = datetime(2026, 12, 3, 12, 0, 0, 123_456)
+    clock = [noon]
+    monkeypatch.setattr(sql, "_now", lambda: clock[0])
+    # "a" and "b" at the same instant (the id orders them), then "c", "d", "e" a second apart; another
+    # session's conversation at that instant too.
+    for name, seconds in [("b", 0), ("a", 0), ("c", 1), ("d", 2), ("e", 3)]:
+        clock[0] = noon + timedelta(seconds=seconds)
+        await start(store, f"e{name}", f"r{name}", conversation=name)
+    clock[0] = noon
+    await start(store, "ex", "rx", session="s2", conversation="a2")
+
+    pages, after = [], None
+    while page := await store.conversations("s1", 2, older_than=after):
+        pages.append([c.id for c in page])
+        after = page[-1].position
+    assert pages == [["e", "d"], ["c", "a"], ["b"]]
+    assert after == ListPosition(noon, "b")
+    # From a place whose conversation is gone (deleted meanwhile), the list goes on where it would have.
+    assert await store.delete("s1", "a")
+    assert [c.id for c in await store.conversations("s1", 9, older_than=ListPosition(noon, "a"))] == ["b"]
 
 
 def test_titles_are_one_trimmed_line() -> None:

@@ -20,8 +20,23 @@ class ConversationEntry:
 
 @dataclass(frozen=True)
 class ConversationList:
+    """A page of the list; `more` is the URL of the next (older) page, if there is one. The sidebar's
+    list has the page's id; another (the older conversations' own page, without JavaScript) has none."""
+
     template: ClassVar[str] = "folyam/conversation_list.html"
     entries: tuple[ConversationEntry, ...]
+    more: str | None = None
+    in_sidebar: bool = True
+    ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ConversationItems:
+    """A page of the list's items, then a link to the next: what "Older conversations" swaps in for itself."""
+
+    template: ClassVar[str] = "folyam/conversation_items.html"
+    entries: tuple[ConversationEntry, ...]
+    more: str | None = None
     ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "ConversationSummary",
     "ExchangeRecord",
     "ExchangeStatus",
+    "ListPosition",
     "NotYours",
     "StartedExchange",
     "StoreUnavailable",
@@ -92,6 +93,18 @@ class ConversationSummary:
     id: str
     title: str
     updated_at: datetime
+
+    @property
+    def position(self) -> ListPosition:
+        return ListPosition(self.updated_at, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class ListPosition:
+    """A place in the conversation list (newest first, then by id): a page of it begins after one."""
+
+    updated_at: datetime
+    conversation_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +188,10 @@ class ConversationStore(Protocol):
     async def history(self, conversation_id: str, limit: int) -> list[ChatMessage]:
         """The last `limit` ended exchanges as messages, for a follow-up question's context."""
 
-    async def conversations(self, session_id: str, limit: int) -> list[ConversationSummary]:
-        """The session's conversations, newest first."""
+    async def conversations(
+        self, session_id: str, limit: int, *, older_than: ListPosition | None = None
+    ) -> list[ConversationSummary]:
+        """The session's conversations, newest first; with `older_than`, those after that place in the list."""
 
     async def rename(self, session_id: str, conversation_id: str, title: str) -> bool: ...
 

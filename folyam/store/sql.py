@@ -57,6 +57,7 @@ from folyam.store import (
     ConversationSummary,
     ExchangeRecord,
     ExchangeStatus,
+    ListPosition,
     NotYours,
     StartedExchange,
     StoreUnavailable,
@@ -328,9 +329,15 @@ class SqlStore:
 
         return await self._run(find, on_loop=True)
 
-    async def conversations(self, session_id: str, limit: int) -> list[ConversationSummary]:
+    async def conversations(
+        self, session_id: str, limit: int, *, older_than: ListPosition | None = None
+    ) -> list[ConversationSummary]:
         def find(connection: Connection) -> list[ConversationSummary]:
-            rows = connection.execute(_CONVERSATIONS, {"session_id": session_id, "limit": limit})
+            if older_than is None:
+                rows = connection.execute(_CONVERSATIONS, {"session_id": session_id, "limit": limit})
+            else:
+                after = {"updated_at": older_than.updated_at, "id": older_than.conversation_id}
+                rows = connection.execute(_OLDER_CONVERSATIONS, {"session_id": session_id, "limit": limit, **after})
             return [ConversationSummary(id=row.id, title=row.title, updated_at=row.updated_at) for row in rows]
 
         return await self._run(find, on_loop=True)
@@ -536,6 +543,14 @@ _CONVERSATIONS: Final = (
     .where(conversations.c.session_id == bindparam("session_id"))
     .order_by(conversations.c.updated_at.desc(), conversations.c.id)
     .limit(bindparam("limit", type_=Integer))
+)
+# The page after a place in that order: a keyset, so a page costs the same however deep it is (on the
+# (session_id, updated_at) index), and deleting or asking meanwhile shifts no later page.
+_OLDER_CONVERSATIONS: Final = _CONVERSATIONS.where(
+    or_(
+        conversations.c.updated_at < bindparam("updated_at"),
+        and_(conversations.c.updated_at == bindparam("updated_at"), conversations.c.id > bindparam("id")),
+    )
 )
 # The conversation's owner, its row locked until the transaction ends: on PostgreSQL, whoever else starts
 # or truncates in it waits, then sees what this transaction did (SQLite ignores FOR UPDATE; there, a

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from folyam import pages
 from folyam.providers.demo import demo_answer
 from tests.browser.conftest import (
     ANSWER_TIMEOUT_MS,
@@ -23,7 +24,7 @@ from tests.browser.conftest import (
     open_chat,
     run_axe,
 )
-from tests.conftest import TEST_SETTINGS, openai_settings
+from tests.conftest import TEST_SETTINGS, form_fields, openai_settings
 from tests.support.fake_upstream import FakeUpstream, ModelList, Script
 from tests.support.servers import serve
 
@@ -206,6 +207,28 @@ def test_sidebar_lists_renames_and_deletes(page: Page, page_events: PageEvents, 
     page.get_by_role("link", name="Delete “Second one, on lakes”").click()
     expect(page).to_have_url(ui_server + "/")
     expect(page.locator(".conversation-list__empty")).to_be_visible()
+    assert page_events.unexpected_console_errors() == []
+
+
+def test_older_conversations_come_in_place_of_their_link(
+    page: Page, page_events: PageEvents, ui_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "LIST_PAGE", 2)  # (the server runs in this process)
+    open_chat(page, ui_server)
+    for n in range(3):  # asked in the browser's session, not waiting for the answers
+        fields = form_fields(page.request.get(ui_server + "/").text(), '<form id="composer"')
+        action = fields.pop("action")
+        asked = page.request.post(ui_server + action, form={**fields, "query": f"Question {n}"}, max_redirects=0)
+        assert asked.status == 303
+    page.reload()
+    entries = page.locator("#conversation-list .conversation__link")
+    expect(entries).to_have_text(["Question 2", "Question 1"])
+    older = page.get_by_role("link", name="Older conversations")
+    older.focus()
+    page.keyboard.press("Enter")
+    expect(entries).to_have_text(["Question 2", "Question 1", "Question 0"])
+    expect(older).to_have_count(0)  # that was all
+    expect(page).to_have_url(ui_server + "/")  # in place: no navigation
     assert page_events.unexpected_console_errors() == []
 
 

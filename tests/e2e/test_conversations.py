@@ -8,6 +8,7 @@ import time
 
 import httpx
 
+from folyam.pages import LIST_PAGE
 from tests.conftest import HTMX_HEADERS, ask, composer_form, form_fields
 from tests.support.fake_upstream import FakeUpstream, Script
 from tests.support.sse import read_events
@@ -267,3 +268,28 @@ def test_a_follow_up_leaves_the_list_alone(demo_server: str, client: httpx.Clien
     assert follow_up.status_code == 200 and "#conversation-list" not in follow_up.text
     _finish(demo_server + re.search(r'hx-sse:connect="([^"]+)"', follow_up.text).group(1), client)
     assert _list_titles(client.get(demo_server + "/").text) == ["Listed once"]
+
+
+def test_the_list_comes_a_page_at_a_time_and_older_ones_follow(demo_server: str, client: httpx.Client) -> None:
+    for n in range(LIST_PAGE + 2):
+        _finish(ask(client, demo_server, f"Question {n}"), client)
+    page = client.get(demo_server + "/").text
+    assert _list_titles(page) == [f"Question {n}" for n in range(LIST_PAGE + 1, 1, -1)]  # the newest page
+    [more] = re.findall(r'<a class="conversation-list__more-link" href="([^"]+)" hx-get="\1"', page)
+
+    # With htmx: the next page's items, to replace the link (and no link after them: that was all).
+    older = client.get(demo_server + more)
+    assert older.status_code == 200 and "<ul" not in older.text
+    assert _list_titles(older.text) == ["Question 1", "Question 0"] and "conversation-list__more" not in older.text
+    # Without JavaScript: a page of its own, the frame's list still the newest.
+    with httpx.Client(timeout=10, cookies=client.cookies) as browser:
+        plain = browser.get(demo_server + more)
+    assert plain.status_code == 200 and '<h2 class="form-page__heading">Older conversations</h2>' in plain.text
+    assert _list_titles(plain.text)[-2:] == ["Question 1", "Question 0"]
+    assert _list_titles(plain.text)[:LIST_PAGE] == _list_titles(page)
+    # Another session following the link sees none of them; a made-up place in the list is refused.
+    with httpx.Client(timeout=10, headers=HTMX_HEADERS) as stranger:
+        assert _list_titles(stranger.get(demo_server + more).text) == []
+    for nonsense in ["", "?before=", "?before=12", "?before=1.x", "?before=" + "9" * 18 + ".abcdefgh", "?before=1.<b>"]:
+        refused = client.get(demo_server + "/conversations" + nonsense)
+        assert refused.status_code == 400 and "Not a place in the list" in refused.text, nonsense
