@@ -555,6 +555,7 @@ def older_conversations(kit: Kit) -> ConversationItems:
     return ConversationItems(
         entries=(ConversationEntry("c8", "An older question"), ConversationEntry("c9", "Older still")),
         more="/conversations?before=1764745100000000.c9",
+        focus_first=False,  # (here, the gallery page's focus stays where it is)
     )
 
 

@@ -15,6 +15,7 @@ class ConversationEntry:
     conversation_id: str
     title: str
     current: bool = False
+    autofocus: bool = False
     ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)
 
 
@@ -32,11 +33,13 @@ class ConversationList:
 
 @dataclass(frozen=True)
 class ConversationItems:
-    """A page of the list's items, then a link to the next: what "Older conversations" swaps in for itself."""
+    """A page of the list's items, then a link to the next: what "Older conversations" swaps in for itself.
+    The first item takes the focus (htmx focuses `autofocus` in what it swaps in), where the link had it."""
 
     template: ClassVar[str] = "folyam/conversation_items.html"
     entries: tuple[ConversationEntry, ...]
     more: str | None = None
+    focus_first: bool = True
     ids: PageIds = field(default=PAGE_IDS, init=False, repr=False, compare=False)
 
 

@@ -227,6 +227,7 @@ def test_older_conversations_come_in_place_of_their_link(
     older.focus()
     page.keyboard.press("Enter")
     expect(entries).to_have_text(["Question 2", "Question 1", "Question 0"])
+    expect(entries.nth(2)).to_be_focused()  # the keyboard goes on where the link was
     expect(older).to_have_count(0)  # that was all
     expect(page).to_have_url(ui_server + "/")  # in place: no navigation
     assert page_events.unexpected_console_errors() == []
