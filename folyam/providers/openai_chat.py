@@ -76,7 +76,7 @@ class OpenAIChatProvider:
         self._backoff = retry_backoff
         # Retries are ours (below), so that a connection dropped before the first token counts too. The
         # HTTP client is the SDK's aiohttp one: its C parser reads a streamed body for a fraction of
-        # httpx's pure-Python cost, and a read takes everything buffered since the last (see `_events`).
+        # httpx's pure-Python cost, and a read takes everything buffered since the last (see `_reading_paused`).
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or _PLACEHOLDER_KEY,
