@@ -279,7 +279,9 @@ def _sse(*deltas: dict[str, str]) -> bytes:
 
 
 def _read(max_tokens: int, body: bytes) -> list[StreamPiece]:
-    return list(_ReadPieces(ChunkReader(NO_SECRETS), EventStreamDecoder(), max_tokens).of(body))
+    pieces, failure = _ReadPieces(ChunkReader(NO_SECRETS), EventStreamDecoder(), max_tokens).of(body)
+    assert failure is None
+    return pieces
 
 
 def test_a_reads_text_and_thinking_come_as_one_piece_each_in_order() -> None:
@@ -311,12 +313,22 @@ def test_pieces_are_joined_only_within_the_output_limit() -> None:
 def test_an_error_after_text_in_the_same_read_comes_after_that_text() -> None:
     reads = _ReadPieces(ChunkReader(NO_SECRETS), EventStreamDecoder(), 99)
     body = _sse({"content": "a"}, {"content": "b"}) + b'event: error\ndata: {"message": "boom"}\n\n'
-    got: list[StreamPiece] = []
-    with pytest.raises(UpstreamBroken, match="boom"):
-        got.extend(reads.of(body))
-    assert got == [TextDelta("ab", 2)]
+    pieces, failure = reads.of(body)
+    assert pieces == [TextDelta("ab", 2)]
+    assert isinstance(failure, UpstreamBroken) and "boom" in str(failure)
     reads = _ReadPieces(ChunkReader(NO_SECRETS), EventStreamDecoder(), 99)
-    got = []
-    with pytest.raises(UpstreamBroken, match="malformed"):
-        got.extend(reads.of(_sse({"content": "a"}) + b"data: {not json\n\n"))
-    assert got == [TextDelta("a")]
+    pieces, failure = reads.of(_sse({"content": "a"}) + b"data: {not json\n\n")
+    assert pieces == [TextDelta("a")]
+    assert isinstance(failure, UpstreamBroken) and "malformed" in str(failure)
+
+
+async def test_text_read_before_an_error_event_is_kept(provider: OpenAIChatProvider, upstream: FakeUpstream) -> None:
+    # Over HTTP, in one read: the pieces before the error come out, then the error is raised.
+    body = _sse({"content": "kept "}, {"content": "text"}) + b'event: error\ndata: {"message": "overloaded"}\n\n'
+    upstream.script(Script(raw=body))
+    pieces: list[StreamPiece] = []
+    with pytest.raises(UpstreamBroken, match="overloaded"):
+        async for piece in provider.stream([{"role": "user", "content": "q"}], max_tokens=99):
+            pieces.append(piece)
+    await provider.aclose()
+    assert "".join(p.text for p in pieces if isinstance(p, TextDelta)) == "kept text"

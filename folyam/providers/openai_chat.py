@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any, Final
 
 import aiohttp
 import httpx2
@@ -170,8 +170,11 @@ class OpenAIChatProvider:
                 yielded_at = 0
                 async for data in body_reads:
                     # A read's pieces go out together (its text as one piece), then the reading may pause.
-                    for piece in reads.of(data):
+                    pieces, failure = reads.of(data)
+                    for piece in pieces:
                         yield piece
+                    if failure is not None:
+                        raise failure
                     if reads.done:
                         return
                     if reads.events - yielded_at >= _YIELD_EVERY:
@@ -183,8 +186,11 @@ class OpenAIChatProvider:
                         # While the consumer waits here, the tokens that arrive gather in the HTTP
                         # client's buffer, and the next read takes them all at once.
                         await paced()
-                for piece in reads.at_end():
+                pieces, failure = reads.at_end()
+                for piece in pieces:
                     yield piece
+                if failure is not None:
+                    raise failure
                 if reads.done:
                     return
                 events = reads.events
@@ -243,12 +249,15 @@ def _aiohttp_cause(exc: BaseException) -> aiohttp.ClientError | None:
     return None
 
 
+_TEXTS: Final = (TextDelta, ReasoningDelta, RefusalDelta)  # what counts toward the output limit
+
+
 class _ReadPieces:
     """The pieces of each read of the body, in order, with the adjacent text (or thinking) of a read as one
     piece: one hand-over to the consumer per read, not per token. Pieces are joined only while the answer's
     text stays within the output limit the consumer enforces (`max_tokens` chunks, `CHARS_PER_TOKEN` per
-    chunk), so a piece that crosses it still comes alone, as it was sent. An error ends the pieces: the
-    ones read before it go out first, then it is raised."""
+    chunk), so a piece that crosses it still comes alone, as it was sent. An error ends a read's pieces:
+    they come with it, to go out before it is raised."""
 
     __slots__ = ("_chars_left", "_chunks_left", "_decoder", "_reader", "done", "events")
 
@@ -264,26 +273,28 @@ class _ReadPieces:
     def finished(self) -> bool:
         return self._reader.finished
 
-    def of(self, data: bytes) -> Iterator[StreamPiece]:
-        """The pieces of a read's bytes."""
-        return self._pieces(lambda: self._decoder.feed(data), at_end=False)
-
-    def at_end(self) -> Iterator[StreamPiece]:
-        """The pieces left at the end of the body."""
-        return self._pieces(self._decoder.close, at_end=True)
-
-    def _pieces(self, events: Callable[[], list[Event]], *, at_end: bool) -> Iterator[StreamPiece]:
+    def of(self, data: bytes) -> tuple[list[StreamPiece], ProviderError | None]:
+        """The pieces of a read's bytes, and the error that ended them, if one did (the pieces before an
+        error are the answer's: they go out first)."""
         pieces: list[StreamPiece] = []
-        failure: ProviderError | None = None
         try:
-            self._read(events(), pieces, at_end=at_end)
+            self._read(self._decoder.feed(data), pieces)
         except ProviderError as exc:
-            failure = exc
-        yield from self._join(pieces)  # (before an error too: they are the answer's)
-        if failure is not None:
-            raise failure
+            return self._join(pieces), exc
+        return self._join(pieces), None
 
-    def _read(self, events: list[Event], pieces: list[StreamPiece], *, at_end: bool) -> None:
+    def at_end(self) -> tuple[list[StreamPiece], ProviderError | None]:
+        """The pieces left at the end of the body, as `of`'s."""
+        pieces: list[StreamPiece] = []
+        try:
+            self._read(self._decoder.close(), pieces)
+            if not self.done:
+                pieces += self._reader.close()
+        except ProviderError as exc:
+            return self._join(pieces), exc
+        return self._join(pieces), None
+
+    def _read(self, events: list[Event], pieces: list[StreamPiece]) -> None:
         reader = self._reader
         for kind, data in events:
             self.events += 1
@@ -294,29 +305,34 @@ class _ReadPieces:
                 self.done = True
                 return
             pieces += reader.read(data)
-        if at_end:
-            pieces += reader.close()
 
     def _join(self, pieces: list[StreamPiece]) -> list[StreamPiece]:
+        if len(pieces) < 2:  # (a read of one token, as at a real model's pace)
+            for piece in pieces:
+                if isinstance(piece, _TEXTS):
+                    self._chunks_left -= 1
+                    self._chars_left -= len(piece.text)
+            return pieces
         joined: list[StreamPiece] = []
-        run: type[TextDelta] | type[ReasoningDelta] | None = None  # the type of the run being joined
-        texts: list[str] = []  # and its texts
+        first: TextDelta | ReasoningDelta | None = None  # the run being joined: its first piece, its texts
+        texts: list[str] = []
         for piece in pieces:
-            if isinstance(piece, TextDelta | ReasoningDelta | RefusalDelta):
+            if isinstance(piece, _TEXTS):
+                text = piece.text
                 self._chunks_left -= 1
-                self._chars_left -= len(piece.text)
-                if type(piece) is run and self._chunks_left >= 0 and self._chars_left >= 0:
-                    texts.append(piece.text)
+                self._chars_left -= len(text)
+                if type(piece) is type(first) and self._chunks_left >= 0 and self._chars_left >= 0:
+                    texts.append(text)
                     continue
-            if run is not None:
-                joined.append(run("".join(texts), len(texts)))
-                run = None
+            if first is not None:
+                joined.append(first if len(texts) == 1 else type(first)("".join(texts), len(texts)))
+                first = None
             if isinstance(piece, TextDelta | ReasoningDelta):
-                run, texts = type(piece), [piece.text]
+                first, texts = piece, [piece.text]
             else:
                 joined.append(piece)
-        if run is not None:
-            joined.append(run("".join(texts), len(texts)))
+        if first is not None:
+            joined.append(first if len(texts) == 1 else type(first)("".join(texts), len(texts)))
         return joined
 
 
