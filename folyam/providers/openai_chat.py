@@ -193,9 +193,8 @@ class OpenAIChatProvider:
                     raise failure
                 if reads.done:
                     return
-                events = reads.events
                 content_type = response.headers.get("content-type", "")
-                if not events and "event-stream" not in content_type:
+                if not reads.events and "event-stream" not in content_type:
                     # An HTML page from a proxy or portal, say: nothing of it is an answer.
                     raise UpstreamBroken(
                         "The model server's answer was not an event stream.",
@@ -276,28 +275,26 @@ class _ReadPieces:
     def of(self, data: bytes) -> tuple[list[StreamPiece], ProviderError | None]:
         """The pieces of a read's bytes, and the error that ended them, if one did (the pieces before an
         error are the answer's: they go out first)."""
-        pieces: list[StreamPiece] = []
-        try:
-            self._read(self._decoder.feed(data), pieces)
-        except ProviderError as exc:
-            return self._join(pieces), exc
-        return self._join(pieces), None
+        return self._pieces(data, at_end=False)
 
     def at_end(self) -> tuple[list[StreamPiece], ProviderError | None]:
         """The pieces left at the end of the body, as `of`'s."""
+        return self._pieces(b"", at_end=True)
+
+    def _pieces(self, data: bytes, *, at_end: bool) -> tuple[list[StreamPiece], ProviderError | None]:
         pieces: list[StreamPiece] = []
         try:
-            self._read(self._decoder.close(), pieces)
-            if not self.done:
+            self._read(self._decoder.close() if at_end else self._decoder.feed(data), pieces)
+            if at_end and not self.done:
                 pieces += self._reader.close()
         except ProviderError as exc:
             return self._join(pieces), exc
         return self._join(pieces), None
 
     def _read(self, events: list[Event], pieces: list[StreamPiece]) -> None:
+        self.events += len(events)
         reader = self._reader
         for kind, data in events:
-            self.events += 1
             if kind == ERROR:
                 raise reader.error_event(data)
             if data == b"[DONE]":
