@@ -30,6 +30,7 @@ from folyam.providers._sse import EventStreamDecoder
 from folyam.providers.openai_chat import OpenAIChatProvider, _ReadPieces
 from folyam.redaction import Redactor
 from tests.support.fake_upstream import FakeUpstream, ModelList, Script
+from tests.support.forward_proxy import ForwardProxy
 from tests.support.servers import free_port
 
 NO_SECRETS = Redactor()
@@ -52,6 +53,87 @@ async def test_streams_text_deltas_then_usage(provider: OpenAIChatProvider, upst
     assert upstream.requests[0].body["max_tokens"] == 7
     # Without a key (Ollama, llama.cpp) the SDK still needs one; a placeholder is sent.
     assert upstream.requests[0].headers["authorization"] == "Bearer not-needed"
+
+
+async def test_the_chat_request_carries_the_sdks_headers_and_says_which_try_it_is(
+    fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream
+) -> None:
+    # The SDK makes the headers (its auth, user agent and platform headers); aiohttp sends them.
+    _, url = fake_upstream
+    provider = OpenAIChatProvider(
+        model="m", base_url=url, api_key="sk-test-key", timeout=2, max_retries=1, retry_backoff=0.01
+    )
+    upstream.script(Script(fault="status", status=503), Script(chunks=["hi"]))
+    pieces = [p async for p in provider.stream([{"role": "user", "content": "q"}], max_tokens=7)]
+    await provider.aclose()
+    assert pieces[0] == TextDelta("hi")
+    first, second = upstream.requests[-2:]
+    for request in (first, second):
+        assert request.path.endswith("/v1/chat/completions")
+        assert request.headers["authorization"] == "Bearer sk-test-key"
+        assert request.headers["user-agent"].startswith("AsyncOpenAI/Python ")
+        assert request.headers["content-type"] == "application/json"
+        assert request.headers["x-stainless-lang"] == "python"
+        assert request.headers["x-stainless-read-timeout"] == "2.0"
+    assert [first.headers["x-stainless-retry-count"], second.headers["x-stainless-retry-count"]] == ["0", "1"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"error": {"message": "no such model", "type": "invalid_request_error"}}', "no such model"),
+        (b'{"error": "no such model"}', "no such model"),
+        (b'{"detail": "Not Found"}', "Not Found"),
+        (b"<html><body>Not Found</body></html>\n", "<html><body>Not Found</body></html>"),
+        (b"", "Error code: 404"),
+    ],
+    ids=["openai", "error string", "detail", "html", "empty"],
+)
+async def test_an_error_status_is_told_in_the_servers_words(
+    provider: OpenAIChatProvider, upstream: FakeUpstream, raw: bytes, words: str
+) -> None:
+    upstream.script(Script(raw=raw, raw_status=404, content_type="application/json"))
+    with pytest.raises(UpstreamRejected) as caught:
+        async for _ in provider.stream([{"role": "user", "content": "q"}], max_tokens=7):
+            pass
+    await provider.aclose()
+    assert caught.value.detail == f"HTTP 404: {words}"
+
+
+async def test_of_a_huge_error_body_only_the_first_64_kib_are_read(
+    provider: OpenAIChatProvider, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(raw=b"x" * 4_000_000, raw_status=502, content_type="text/plain"))
+    with pytest.raises(UpstreamUnavailable) as caught:
+        async for _ in provider.stream([{"role": "user", "content": "q"}], max_tokens=7):
+            pass
+    await provider.aclose()
+    assert caught.value.detail == "HTTP 502: " + "x" * 65_536
+
+
+async def test_the_environments_proxy_carries_the_request_unless_no_proxy_exempts_it(
+    fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = fake_upstream
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    messages: list[ChatMessage] = [{"role": "user", "content": "q"}]
+    async with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://pu%40x:pp@"))
+        provider = OpenAIChatProvider(model="m", base_url=url, api_key="k", timeout=2, max_retries=0)
+        pieces = [p async for p in provider.stream(messages, max_tokens=99)]
+        await provider.aclose()
+        assert "".join(p.text for p in pieces if isinstance(p, TextDelta)) == "Hello from the fake upstream."
+        credentials = base64.b64encode(b"pu@x:pp").decode()
+        assert proxy.seen == [(f"POST {url}/chat/completions HTTP/1.1", f"Basic {credentials}")]
+        assert upstream.requests[-1].headers["authorization"] == "Bearer k"
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        provider = OpenAIChatProvider(model="m", base_url=url, api_key="k", timeout=2, max_retries=0)
+        pieces = [p async for p in provider.stream(messages, max_tokens=99)]
+        await provider.aclose()
+        assert pieces[-1] == Usage(11, 6, 17)
+        assert len(proxy.seen) == 1 and len(upstream.requests) == 2
 
 
 def _pieces(payload: str, redact: Redactor) -> list[object]:

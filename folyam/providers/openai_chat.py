@@ -1,9 +1,13 @@
-"""OpenAI-compatible chat completions, streamed as a raw response of the openai SDK's generic `post`.
+"""OpenAI-compatible chat completions, streamed.
 
-The SDK still does auth, headers, timeouts and error mapping, over its aiohttp transport (retries are
-ours); we skip its per-chunk pydantic parsing (most of a naive relay's CPU): the body's bytes are split
-into events by `_sse` and each event's data is decoded with msgspec by `_chunks`, which knows the
-servers' dialects.
+The openai SDK resolves the configuration (key, base URL, organization and project, from the arguments
+or its own environment variables) and makes the headers, auth included; it also lists the models. The
+chat stream itself goes straight over an aiohttp session with those headers, the SDK's timeouts and
+limits: the SDK's request path (options, URL merging, an httpx request, the transport's adapter and an
+httpx response around aiohttp's) cost three times what aiohttp's own request does, per answer. Retries
+and the mapping of failures to `ProviderError`s are ours. The body's bytes are split into events by
+`_sse`, and each event's data is decoded with msgspec by `_chunks`, which knows the servers' dialects
+(no per-chunk pydantic parsing: most of a naive relay's CPU).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+import urllib.request
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final
 
 import aiohttp
@@ -51,6 +56,11 @@ _PLACEHOLDER_KEY = "not-needed"
 _MAX_RETRY_DELAY = 20.0
 _YIELD_EVERY = 32
 _MAX_MODELS_BYTES = 1_048_576
+_MAX_ERROR_BYTES = 65_536  # of an error's body: its words are all we show of it
+# The SDK's defaults for its aiohttp client (`DEFAULT_CONNECTION_LIMITS`, httpx's redirects and keep-alive).
+_MAX_CONNECTIONS = 1000
+_KEEPALIVE_SECONDS = 5.0
+_MAX_REDIRECTS = 20
 
 
 class _ModelList(msgspec.Struct):
@@ -58,6 +68,7 @@ class _ModelList(msgspec.Struct):
 
 
 _decode_models = msgspec.json.Decoder(_ModelList).decode
+_encode_request = msgspec.json.Encoder().encode
 
 
 class OpenAIChatProvider:
@@ -90,10 +101,30 @@ class OpenAIChatProvider:
         if resolved.userinfo:
             # Credentials in the URL (a proxy's basic auth in front of a local server) go in the
             # Authorization header, as httpx's own transport sends them; aiohttp refuses both at once.
-            basic = base64.b64encode(f"{resolved.username}:{resolved.password}".encode()).decode()
             self._client = self._client.with_options(
-                base_url=str(resolved.copy_with(userinfo=b"")), default_headers={"Authorization": f"Basic {basic}"}
+                base_url=str(resolved.copy_with(userinfo=b"")),
+                default_headers={"Authorization": _basic_auth(resolved.username, resolved.password)},
             )
+        # The chat request as the SDK would send it: its URL (merged as `_prepare_url` does) and headers
+        # (its auth, then its defaults with any custom ones, as `_build_headers` merges them).
+        sdk = self._client
+        self._chat_url = str(sdk.base_url.copy_with(raw_path=sdk.base_url.raw_path + b"chat/completions"))
+        headers = {**sdk.auth_headers, **sdk.default_headers}
+        self._headers: dict[str, str] = {
+            name: value for name, value in headers.items() if not isinstance(value, openai.Omit)
+        }
+        self._headers["X-Stainless-Retry-Count"] = "0"  # (our retries say their number)
+        self._headers["X-Stainless-Read-Timeout"] = str(float(timeout))
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
+        chat_url = httpx2.URL(self._chat_url)
+        self._proxy, proxy_auth = _env_proxy(chat_url)
+        # A proxy's credentials go with the request itself to an http:// server, with its CONNECT to https://.
+        self._proxy_headers = None
+        if proxy_auth is not None and chat_url.scheme == "https":
+            self._proxy_headers = {"Proxy-Authorization": proxy_auth}
+        elif proxy_auth is not None:
+            self._headers["Proxy-Authorization"] = proxy_auth
+        self._session: aiohttp.ClientSession | None = None  # made on the first answer, on the running loop
 
     @property
     def model(self) -> str:
@@ -104,7 +135,20 @@ class OpenAIChatProvider:
         return False
 
     async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
         await self._client.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The session for chat streams, as the SDK's aiohttp client makes its own: its connection limits
+        and keep-alive, and httpx's TLS context (which honours SSL_CERT_FILE). Not `trust_env`: that reads
+        the environment's proxy (and ~/.netrc) in a thread for every request; `_env_proxy` reads it once."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_SECONDS, ssl=httpx2.create_ssl_context()
+            )
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
 
     async def list_models(self) -> list[str]:
         """`GET /models`: the ids in its `data`, as sent. Read without the SDK's pydantic models, and at
@@ -119,7 +163,8 @@ class OpenAIChatProvider:
                             "The model server's list of models is too large.", detail=f"over {_MAX_MODELS_BYTES} bytes"
                         )
         except openai.APIStatusError as exc:
-            raise _status_error(exc, self._redact) from exc
+            words = error_message(exc.body) if exc.body else exc.message
+            raise _status_error(exc.status_code, words, exc.response.headers.get("retry-after"), self._redact) from exc
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise UpstreamUnreachable("Could not read the model server's models.", detail=self._where(exc)) from exc
         return _model_ids(bytes(body), self._redact)
@@ -137,7 +182,7 @@ class OpenAIChatProvider:
         for attempt in range(self._retries + 1):
             answered = False
             try:
-                async for piece in self._attempt(messages, max_tokens, model or self._model, between_reads):
+                async for piece in self._attempt(messages, max_tokens, model or self._model, between_reads, attempt):
                     answered = answered or not isinstance(piece, Usage | Finished)
                     yield piece
                 return
@@ -147,83 +192,113 @@ class OpenAIChatProvider:
                 await asyncio.sleep(_delay(attempt, self._backoff, exc.retry_after))
 
     async def _attempt(
-        self, messages: Sequence[ChatMessage], max_tokens: int, model: str, between_reads: BetweenReads | None
+        self,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        model: str,
+        between_reads: BetweenReads | None,
+        attempt: int,
     ) -> AsyncGenerator[StreamPiece]:
-        # The SDK's generic `post` (its documented way to any endpoint): its auth, headers, timeouts and
-        # error mapping, without `chat.completions.create`'s wrappers and the type-driven transform of its
-        # forty typed params (a fifth of the request's CPU; typing introspection per option, over a
-        # millisecond for messages sent as typed params). The body goes as sent: plain strings and numbers.
-        body = {
-            "model": model,
-            "messages": list(messages),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": max_tokens,
-        }
+        body = _encode_request(
+            {
+                "model": model,
+                "messages": list(messages),
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "max_tokens": max_tokens,
+            }
+        )
+        headers = self._headers if not attempt else {**self._headers, "X-Stainless-Retry-Count": str(attempt)}
         try:
-            response = await self._client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
-            try:
-                aiohttp_response = _aiohttp_response_of(response)
-                body_reads = _body(response, aiohttp_response) or response.aiter_bytes()
-                paced = _reading_paused(between_reads, aiohttp_response)
-                reads = _ReadPieces(ChunkReader(self._redact), EventStreamDecoder(), max_tokens)
-                yielded_at = 0
-                async for data in body_reads:
-                    # A read's pieces go out together (its text as one piece), then the reading may pause.
-                    pieces, failure = reads.of(data)
-                    for piece in pieces:
-                        yield piece
-                    if failure is not None:
-                        raise failure
-                    if reads.done:
-                        return
-                    if reads.events - yielded_at >= _YIELD_EVERY:
-                        # Events already buffered are read without a real await: give the other answers
-                        # (and this one's flush timer) a turn.
-                        yielded_at = reads.events
-                        await asyncio.sleep(0)
-                    if paced is not None:
-                        # While the consumer waits here, the tokens that arrive gather in the HTTP
-                        # client's buffer, and the next read takes them all at once.
-                        await paced()
-                pieces, failure = reads.at_end()
+            response = await self._http().post(
+                self._chat_url,
+                data=body,
+                headers=headers,
+                timeout=self._timeout,
+                max_redirects=_MAX_REDIRECTS,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._connection_error(exc, answering=False) from exc
+        try:
+            if not 200 <= response.status < 300:
+                raise await self._status_error(response)
+            read = response.content.readany
+            paced = _reading_paused(between_reads, response)
+            reads = _ReadPieces(ChunkReader(self._redact), EventStreamDecoder(), max_tokens)
+            yielded_at = 0
+            while True:
+                try:
+                    data = await read()
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise self._connection_error(exc, answering=True) from exc
+                if not data:
+                    break
+                # A read's pieces go out together (its text as one piece), then the reading may pause.
+                pieces, failure = reads.of(data)
                 for piece in pieces:
                     yield piece
                 if failure is not None:
                     raise failure
                 if reads.done:
                     return
-                content_type = response.headers.get("content-type", "")
-                if not reads.events and "event-stream" not in content_type:
-                    # An HTML page from a proxy or portal, say: nothing of it is an answer.
-                    raise UpstreamBroken(
-                        "The model server's answer was not an event stream.",
-                        detail=self._redact(f"content-type {content_type or 'missing'}, no events"),
-                    )
-                if not reads.finished:
-                    raise UpstreamEndedEarly(
-                        "The model server ended the answer early.", detail="EOF without a finish_reason or [DONE]"
-                    )
-            finally:
-                # Also when the answer is stopped (the generator is closed): the upstream connection with it.
-                await response.aclose()
-        except openai.APIStatusError as exc:
-            raise _status_error(exc, self._redact) from exc
-        except (openai.APIConnectionError, httpx2.TransportError) as exc:
-            raise self._connection_error(exc) from exc
+                if reads.events - yielded_at >= _YIELD_EVERY:
+                    # Events already buffered are read without a real await: give the other answers (and
+                    # this one's flush timer) a turn.
+                    yielded_at = reads.events
+                    await asyncio.sleep(0)
+                if paced is not None:
+                    # While the consumer waits here, the tokens that arrive gather in the socket's buffer,
+                    # and the next read takes them all at once.
+                    await paced()
+            pieces, failure = reads.at_end()
+            for piece in pieces:
+                yield piece
+            if failure is not None:
+                raise failure
+            if reads.done:
+                return
+            content_type = response.headers.get("content-type", "")
+            if not reads.events and "event-stream" not in content_type:
+                # An HTML page from a proxy or portal, say: nothing of it is an answer.
+                raise UpstreamBroken(
+                    "The model server's answer was not an event stream.",
+                    detail=self._redact(f"content-type {content_type or 'missing'}, no events"),
+                )
+            if not reads.finished:
+                raise UpstreamEndedEarly(
+                    "The model server ended the answer early.", detail="EOF without a finish_reason or [DONE]"
+                )
+        finally:
+            # Back to the pool once the body has ended; otherwise (the answer stopped, the generator closed,
+            # or a failure) the connection closes, which is how the model server learns to stop.
+            if response.content.is_eof():
+                response.release()
+            else:
+                response.close()
 
-    def _connection_error(self, exc: Exception) -> ProviderError:
-        """A failure of the connection, before the answer began (the SDK's errors) or in its middle. Told
-        by the aiohttp error beneath where there is one: the transport maps a refused connection and a
-        server that hung up to timeouts."""
+    async def _status_error(self, response: aiohttp.ClientResponse) -> ProviderError:
+        """An HTTP error status, in the server's words (the first `_MAX_ERROR_BYTES` of its body)."""
+        body = bytearray()
+        try:
+            while len(body) < _MAX_ERROR_BYTES:
+                data = await response.content.read(_MAX_ERROR_BYTES - len(body))
+                if not data:
+                    break
+                body += data
+        except (aiohttp.ClientError, TimeoutError):
+            pass  # the status says enough
+        text = body.decode("utf-8", "replace").strip()
+        words = _error_words(response.status, text)
+        return _status_error(response.status, words, response.headers.get("retry-after"), self._redact)
+
+    def _connection_error(self, exc: Exception, *, answering: bool) -> ProviderError:
+        """A failure of the connection (aiohttp's error, or a timeout, which are TimeoutErrors): before
+        the answer began, or in its middle."""
         where = self._where(exc)
-        cause = _aiohttp_cause(exc)
-        timed_out = (
-            isinstance(cause, TimeoutError)
-            if cause is not None
-            else isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException)
-        )
-        if isinstance(exc, openai.APIConnectionError):
+        timed_out = isinstance(exc, TimeoutError)
+        if not answering:
             if timed_out:
                 return UpstreamTimedOut("No answer from the model server.", detail=where)
             return UpstreamUnreachable("Could not connect to the model server.", detail=where)
@@ -236,16 +311,6 @@ class OpenAIChatProvider:
         cause = exc.__cause__ or exc.__context__
         reason = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {exc}"
         return self._redact(f"{self._client.base_url} — {reason}")
-
-
-def _aiohttp_cause(exc: BaseException) -> aiohttp.ClientError | None:
-    """The aiohttp error an exception was raised from, if any."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None or isinstance(seen, aiohttp.ClientError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 _TEXTS: Final = (TextDelta, ReasoningDelta, RefusalDelta)  # what counts toward the output limit
@@ -333,43 +398,31 @@ class _ReadPieces:
         return joined
 
 
-def _aiohttp_response_of(response: httpx2.Response) -> aiohttp.ClientResponse | None:
-    """The aiohttp response beneath the SDK's aiohttp transport (found by attribute), if that is the
-    transport."""
-    stream = getattr(response, "stream", None)
-    found = getattr(getattr(stream, "_stream", stream), "_aiohttp_response", None)
-    return found if isinstance(found, aiohttp.ClientResponse) else None
+def _env_proxy(url: httpx2.URL) -> tuple[str | None, str | None]:
+    """The proxy the environment names for the model server (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+    unless `NO_PROXY` exempts it), as the SDK's httpx client takes it: once. With the basic auth of the
+    credentials in its URL, if any."""
+    if urllib.request.proxy_bypass(url.host):
+        return None, None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy:
+        return None, None
+    parsed = httpx2.URL(proxy if "://" in proxy else f"http://{proxy}")
+    auth = _basic_auth(parsed.username, parsed.password) if parsed.username else None
+    return str(parsed.copy_with(userinfo=b"")), auth
 
 
-def _body(response: httpx2.Response, aiohttp_response: aiohttp.ClientResponse | None) -> AsyncIterator[bytes] | None:
-    """The body read straight from aiohttp, when it is not content-encoded (an event stream hardly ever
-    is): each read otherwise passes five async iterators of the SDK, httpx and the transport, a good part
-    of what a read costs at a real model's pace. aiohttp's errors become httpx's, as the transport's are."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if aiohttp_response is None or encoding not in ("", "identity"):
-        return None
-    return _aiohttp_body(aiohttp_response.content)
+def _basic_auth(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
-async def _aiohttp_body(content: aiohttp.StreamReader) -> AsyncGenerator[bytes]:
-    try:
-        async for chunk in content.iter_any():
-            yield chunk
-    except TimeoutError as exc:  # (aiohttp's read timeout is one too)
-        raise httpx2.ReadTimeout(str(exc)) from exc
-    except aiohttp.ClientError as exc:
-        raise httpx2.ReadError(str(exc)) from exc
-
-
-def _reading_paused(
-    between_reads: BetweenReads | None, aiohttp_response: aiohttp.ClientResponse | None
-) -> BetweenReads | None:
+def _reading_paused(between_reads: BetweenReads | None, response: aiohttp.ClientResponse) -> BetweenReads | None:
     """`between_reads` with the upstream connection's reading paused meanwhile: the tokens that arrive
     wait in the kernel's socket buffer and come in with one read when it resumes, instead of one read,
-    parse and timer reset each as they arrive (the cost that remained per token at a real model's pace).
-    Unpaused when the transport is not the SDK's aiohttp one."""
-    if between_reads is None or aiohttp_response is None:
-        return between_reads
+    parse and timer reset each as they arrive (the cost that remained per token at a real model's pace)."""
+    if between_reads is None:
+        return None
     wait = between_reads
 
     async def paused() -> None:
@@ -378,7 +431,7 @@ def _reading_paused(
         # and that flag outlives the pause, so after each resume the parser handed over one token and
         # held the rest of the read back for the next one (a whole flush interval later). Left alone
         # when aiohttp has paused it itself (its buffer is full).
-        connection = getattr(aiohttp_response, "connection", None)
+        connection = response.connection
         transport: Any = getattr(getattr(connection, "protocol", None), "transport", None)
         # (uvloop's transports are not asyncio.ReadTransport subclasses: by the methods)
         if not callable(getattr(transport, "is_reading", None)) or not transport.is_reading():
@@ -404,16 +457,24 @@ def _model_ids(body: bytes, redact: Redactor) -> list[str]:
     return [entry["id"] for entry in listing.data if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
 
 
-def _status_error(exc: openai.APIStatusError, redact: Redactor) -> ProviderError:
-    status = exc.status_code
-    # The server's words from its body (JSON with a message, or plain text); the SDK's own text otherwise.
-    words = error_message(exc.body) if exc.body else exc.message
+def _error_words(status: int, body: str) -> str:
+    """The server's words in an error's body: JSON with a message (in an `error` object or not), or plain
+    text; as the SDK takes them for its errors."""
+    try:
+        decoded: object = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        decoded = body
+    error = decoded.get("error", decoded) if isinstance(decoded, dict) else decoded
+    return error_message(error) if error else body or f"Error code: {status}"
+
+
+def _status_error(status: int, words: str, retry_after_header: str | None, redact: Redactor) -> ProviderError:
     detail = redact(f"HTTP {status}: {words}")
     if status in (401, 403):
         return UpstreamAuthFailed(
             f"The model server answered HTTP {status}: check OPENAI_API_KEY and the account's access.", detail=detail
         )
-    retry_after = _retry_after(exc.response.headers.get("retry-after"))
+    retry_after = _retry_after(retry_after_header)
     if status == 429:
         return UpstreamRateLimited(
             f"The model server answered HTTP {status} (too many requests or no quota left). Try again later.",
