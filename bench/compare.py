@@ -1,5 +1,6 @@
 """Folyam against the seed relay it replaced, in one run: the three loads of issue 11, and the capacity
-check at 80 % of the goal, each server pinned to one core, both through the fake OpenAI upstream.
+check at 80 % of the goal, each server pinned to one core, both through the fake OpenAI upstream. With
+`--repeat N` the two servers take turns, round by round, and "÷ seed" is the median of the rounds' ratios.
 
     .venv/bin/python bench/compare.py            # prints the table
     .venv/bin/python bench/compare.py --record   # and appends it to bench/RESULTS.md
@@ -68,20 +69,43 @@ COLUMNS = (
 )
 
 
-def measure(load: Load, *, seed: bool, args: argparse.Namespace) -> streams.Measurement:
+def measure(load: Load, *, seed: bool, args: argparse.Namespace, repeat: int) -> list[streams.Measurement]:
     argv = [
         "--streams", str(load.streams), "--chunks", str(args.chunks), "--rate", str(load.rate),
-        "--ramp", str(load.ramp), "--repeat", str(args.repeat), "--warmup", "5", "--waves", str(load.waves),
+        "--ramp", str(load.ramp), "--repeat", str(repeat), "--warmup", "5", "--waves", str(load.waves),
         "--pin", args.pin,
     ]  # fmt: skip
     argv += ["--seed"] if seed else ["--provider", "openai", "--workers", str(args.workers)]
     if args.app_rev and not seed:
         argv += ["--app-rev", args.app_rev]
     options = streams.parse_args(argv)
-    return streams.median_round(streams.run(options))
+    return streams.run(options)
 
 
-def cells(load: Load, server: str, m: streams.Measurement, seed: streams.Measurement | None) -> list[str]:
+@dataclass(frozen=True)
+class Compared:
+    folyam: streams.Measurement
+    seed: streams.Measurement | None
+    ratio: float | None  # the median of the rounds' Folyam ÷ seed
+
+
+def compare(load: Load, args: argparse.Namespace) -> Compared:
+    """The load's rounds, the seed's and Folyam's taking turns (seed, Folyam, seed, …): this machine's
+    speed drifts by half from one minute to the next, and a ratio of two runs minutes apart carried the
+    drift. Each round is compared with the seed's just before it; the median ratio is shown."""
+    if not load.seed:
+        return Compared(streams.median_round(measure(load, seed=False, args=args, repeat=args.repeat)), None, None)
+    seeds: list[streams.Measurement] = []
+    folyams: list[streams.Measurement] = []
+    for _ in range(args.repeat):
+        seeds += measure(load, seed=True, args=args, repeat=1)
+        folyams += measure(load, seed=False, args=args, repeat=1)
+    ratios = sorted(f.cpu_per_token / s.cpu_per_token for s, f in zip(seeds, folyams, strict=True))
+    print(f"{load.name}: Folyam ÷ seed per round: {', '.join(f'{r:.2f}' for r in ratios)}", flush=True)
+    return Compared(streams.median_round(folyams), streams.median_round(seeds), ratios[(len(ratios) - 1) // 2])
+
+
+def cells(load: Load, server: str, m: streams.Measurement, ratio: float | None) -> list[str]:
     ok = [r for r in m.results if r.error is None]
     first = [r.first_event for r in ok if r.first_event is not None]
     durations = [r.duration for r in ok]
@@ -90,7 +114,7 @@ def cells(load: Load, server: str, m: streams.Measurement, seed: streams.Measure
         server,
         str(len(m.results) - len(ok)),
         f"{m.cpu_per_token:.1f}",
-        f"{m.cpu_per_token / seed.cpu_per_token:.2f}" if seed is not None else "",
+        f"{ratio:.2f}" if ratio is not None else "",
         f"{sum(r.events for r in ok) / max(1, len(ok)):.0f}",
         f"{streams.percentile(first, 50) * 1000:.0f} / {streams.percentile(first, 99) * 1000:.0f}",
         f"{streams.percentile([r.max_gap for r in ok], 99) * 1000:.0f}",
@@ -108,7 +132,9 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--chunks", type=int, default=200, help="tokens per answer (default 200)")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds per load; the median is shown")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds per load (the two servers take turns); the medians are shown"
+    )
     parser.add_argument("--workers", type=int, default=1, help="Folyam's worker processes (2: with Redis)")
     parser.add_argument("--pin", help="CPU list the servers are pinned to (default: 1, or 0-1 for 2 workers)")
     parser.add_argument("--app-rev", help="measure Folyam as committed at this revision")
@@ -119,13 +145,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     streams.keep_off_the_app_cores(args)
     rows = []
     for load in QUICK if args.quick else LOADS:
-        seed = measure(load, seed=True, args=args) if load.seed else None
-        folyam = measure(load, seed=False, args=args)
-        if seed is not None:
-            rows.append(cells(load, "seed (FastAPI + openai SDK)", seed, None))
+        compared = compare(load, args)
+        if compared.seed is not None:
+            rows.append(cells(load, "seed (FastAPI + openai SDK)", compared.seed, None))
         workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
-        rows.append(cells(load, f"Folyam{workers}", folyam, seed))
-        print(table(rows[-2 if seed else -1 :]), flush=True)
+        rows.append(cells(load, f"Folyam{workers}", compared.folyam, compared.ratio))
+        print(table(rows[-2 if compared.seed else -1 :]), flush=True)
     text = table(rows)
     print("\n" + text)
     if args.record:
