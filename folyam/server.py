@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import httptools
 import uvicorn
@@ -242,6 +242,22 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **overrides: Any) -> uvicor
     return uvicorn.Config(app, **{**options, **overrides})
 
 
+# Generation 0 after this many allocations (Python's default: 700), then 1 every 20 of those, 2 every 50 of
+# 1. Answers in flight allocate fast and make almost no cycles: at 400 answers the default thresholds ran
+# ~200 collections in a 7 s run, which found nothing and took ~7 % of the CPU, with a full one that
+# stopped every answer for 50-70 ms (bench/RESULTS.md, issue 11, seventh round).
+COLLECTOR_THRESHOLDS: Final = (20_000, 20, 50)
+
+
+def settle_collector() -> None:
+    """Once the app has started. What exists then (modules, templates, the app's objects) lives as long as
+    the process: out of the cyclic collector's sight, which otherwise walked all of it again on every full
+    collection (about 8 % of a busy process's CPU). And collections far apart (`COLLECTOR_THRESHOLDS`)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+
+
 class DrainingServer(uvicorn.Server):
     """On the first SIGTERM/SIGINT, stop starting answers, let running ones finish within the grace
     period (then end them with a notice), and only then close the connections. A second signal quits."""
@@ -256,11 +272,7 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)  # the app's lifespan has started
-        # What exists now (modules, templates, the app's objects) lives as long as the process: out of the
-        # cyclic collector's sight, which otherwise walked all of it again on every full collection
-        # (about 8 % of a busy process's CPU).
-        gc.collect()
-        gc.freeze()
+        settle_collector()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining is not None and sig == signal.SIGTERM:

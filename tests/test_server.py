@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+
 from litestar import Litestar
 
-from folyam.server import FolyamHttpProtocol, uvicorn_config
+from folyam.server import COLLECTOR_THRESHOLDS, FolyamHttpProtocol, settle_collector, uvicorn_config
 from folyam.settings import Settings
 
 
@@ -34,3 +36,15 @@ def test_overrides_win() -> None:
     config = uvicorn_config(Litestar([]), Settings(), timeout_graceful_shutdown=2, port=0)
 
     assert (config.timeout_graceful_shutdown, config.port) == (2, 0)
+
+
+def test_once_started_the_app_is_frozen_and_collections_come_far_apart() -> None:
+    thresholds = gc.get_threshold()
+    try:
+        settle_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+        assert COLLECTOR_THRESHOLDS[0] > thresholds[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
