@@ -37,7 +37,7 @@ class Script:
     fault: Fault = "none"
     status: int = 500
     fail_after: int = 0
-    # Seconds between chunks (the first chunk is sent at once, or after first_delay).
+    # Seconds between chunks, on a schedule from the first (which is sent at once, or after first_delay).
     delay: float = 0.0
     first_delay: float = 0.0
     usage: bool = True
@@ -182,12 +182,18 @@ class FakeUpstream:
         await _event(send, _chunk(model, {"role": "assistant", "content": ""}))
         if script.first_delay:
             await asyncio.wait([disconnected], timeout=script.first_delay)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         for index, (key, text) in enumerate(_deltas(script)):
             if script.fault != "none" and index == script.fail_after:
                 await self._fail(script, disconnected, send, echo)
                 return
-            if index and script.delay:
-                await asyncio.wait([disconnected], timeout=script.delay)
+            # On the model's own clock: a chunk every `delay` seconds from the first, however late this
+            # loop woke for the one before (a busy benchmark upstream otherwise slowed every answer by
+            # its own lateness, token after token).
+            due = began + index * script.delay - loop.time()
+            if index and due > 0:
+                await asyncio.wait([disconnected], timeout=due)
             if disconnected.done():
                 return  # the client went away: stop generating, as a real server does
             await _event(send, _chunk(model, {key: text}))
