@@ -3,8 +3,8 @@
 It is the tests' `FakeUpstream` (tests/support/fake_upstream.py) with one default script for every
 request: `--chunks` content chunks of a short word each (like a real model's tokens), `--delay` seconds
 apart on a schedule from the first (as a model generates: a late wake-up of this busy process does not
-push back every chunk after it), with a blank line after every `--paragraph` chunks (default: none, one long paragraph), then the
-finish chunk, the usage chunk and `[DONE]`. Run it from the repository root:
+push back every chunk after it), with a blank line after every `--paragraph` chunks (default: none, one
+long paragraph), then the finish chunk, the usage chunk and `[DONE]`. Run it from the repository root:
 
     .venv/bin/python -m bench.upstream --port 8101 --chunks 500 --delay 0
 """
