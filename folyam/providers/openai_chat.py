@@ -233,16 +233,17 @@ class OpenAIChatProvider:
                     data = await read()
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     raise self._connection_error(exc, answering=True) from exc
-                if not data:
-                    break
-                # A read's pieces go out together (its text as one piece), then the reading may pause.
-                pieces, failure = reads.of(data)
+                # A read's pieces go out together (its text as one piece), then the reading may pause; an
+                # empty read is the body's end, whose pieces are what the decoder still held.
+                pieces, failure = reads.of(data) if data else reads.at_end()
                 for piece in pieces:
                     yield piece
                 if failure is not None:
                     raise failure
                 if reads.done:
                     return
+                if not data:
+                    break
                 if reads.events - yielded_at >= _YIELD_EVERY:
                     # Events already buffered are read without a real await: give the other answers (and
                     # this one's flush timer) a turn.
@@ -252,13 +253,6 @@ class OpenAIChatProvider:
                     # While the consumer waits here, the tokens that arrive gather in the socket's buffer,
                     # and the next read takes them all at once.
                     await paced()
-            pieces, failure = reads.at_end()
-            for piece in pieces:
-                yield piece
-            if failure is not None:
-                raise failure
-            if reads.done:
-                return
             content_type = response.headers.get("content-type", "")
             if not reads.events and "event-stream" not in content_type:
                 # An HTML page from a proxy or portal, say: nothing of it is an answer.
