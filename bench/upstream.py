@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between chunks")
     parser.add_argument("--paragraph", type=int, default=0, help="chunks per paragraph (0: one paragraph)")
     args = parser.parse_args(argv)
-    upstream = BenchUpstream(Script(chunks=answer_chunks(args.chunks, args.paragraph), delay=args.delay))
+    upstream = BenchUpstream(
+        Script(chunks=answer_chunks(args.chunks, args.paragraph), delay=args.delay, on_schedule=True)
+    )
     uvicorn.run(upstream, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

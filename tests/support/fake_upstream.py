@@ -37,8 +37,12 @@ class Script:
     fault: Fault = "none"
     status: int = 500
     fail_after: int = 0
-    # Seconds between chunks, on a schedule from the first (which is sent at once, or after first_delay).
+    # Seconds between chunks (the first chunk is sent at once, or after first_delay).
     delay: float = 0.0
+    # True: `delay` apart on a schedule from the first chunk, as a model generates (the benchmarks' busy
+    # upstream otherwise slowed every answer by its own late wake-ups, token after token). False: a
+    # `delay` after each write, so each chunk comes in a read of its own (what some tests need).
+    on_schedule: bool = False
     first_delay: float = 0.0
     usage: bool = True
     # A Retry-After header on a "status" fault.
@@ -188,12 +192,13 @@ class FakeUpstream:
             if script.fault != "none" and index == script.fail_after:
                 await self._fail(script, disconnected, send, echo)
                 return
-            # On the model's own clock: a chunk every `delay` seconds from the first, however late this
-            # loop woke for the one before (a busy benchmark upstream otherwise slowed every answer by
-            # its own lateness, token after token).
-            due = began + index * script.delay - loop.time()
-            if index and due > 0:
-                await asyncio.wait([disconnected], timeout=due)
+            wait = script.delay
+            if script.on_schedule:
+                # On the model's own clock: a chunk every `delay` seconds from the first, however late
+                # this loop woke for the one before.
+                wait = began + index * script.delay - loop.time()
+            if index and wait > 0:
+                await asyncio.wait([disconnected], timeout=wait)
             if disconnected.done():
                 return  # the client went away: stop generating, as a real server does
             await _event(send, _chunk(model, {key: text}))
