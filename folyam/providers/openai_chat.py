@@ -108,7 +108,8 @@ class OpenAIChatProvider:
         # The chat request as the SDK would send it: its URL (merged as `_prepare_url` does) and headers
         # (its auth, then its defaults with any custom ones, as `_build_headers` merges them).
         sdk = self._client
-        self._chat_url = str(sdk.base_url.copy_with(raw_path=sdk.base_url.raw_path + b"chat/completions"))
+        chat_url = sdk.base_url.copy_with(raw_path=sdk.base_url.raw_path + b"chat/completions")
+        self._chat_url = str(chat_url)
         headers = {**sdk.auth_headers, **sdk.default_headers}
         self._headers: dict[str, str] = {
             name: value for name, value in headers.items() if not isinstance(value, openai.Omit)
@@ -116,7 +117,6 @@ class OpenAIChatProvider:
         self._headers["X-Stainless-Retry-Count"] = "0"  # (our retries say their number)
         self._headers["X-Stainless-Read-Timeout"] = str(float(timeout))
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
-        chat_url = httpx2.URL(self._chat_url)
         self._proxy, proxy_auth = _env_proxy(chat_url)
         # A proxy's credentials go with the request itself to an http:// server, with its CONNECT to https://.
         self._proxy_headers = None
