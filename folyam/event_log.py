@@ -99,7 +99,7 @@ class _Stream:
         self.waiters.clear()
 
 
-class _Wait:
+class IdleWait:
     """A reader's waits for the next change, each ended by the change or by `timeout` seconds without one.
     One timer serves all of a reader's waits and is set again only when it fires before its wait's
     deadline: not a timer set and cancelled for every event of every reader."""
@@ -201,7 +201,7 @@ class MemoryEventLog:
     async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
         stream = self._get(stream_id)
         cursor = max(after, 0)  # events[i] has seq i + 1, so the cursor is also an index
-        wait = _Wait(asyncio.get_running_loop(), idle_timeout)
+        wait = IdleWait(asyncio.get_running_loop(), idle_timeout)
         waiter: asyncio.Future[None] | None = None
         try:
             while True:

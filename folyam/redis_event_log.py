@@ -1,5 +1,6 @@
 """The event log on Redis Streams, shared by every process: an answer's events are entries whose ids are
-their sequence numbers (`{seq}-0`), so a replay after a cursor is one XRANGE and following is XREAD.
+their sequence numbers (`{seq}-0`), so a replay after a cursor is one XRANGE, and following is XREAD
+(one for all of a process's readers: `folyam.redis_follower`).
 The stream opens with an entry at `0-1` and closes with one at `{last}-1`; superseded tail-only entries
 are deleted as the memory log drops them. Beside the stream, two strings gather the model text and the
 thinking the events added: what another process records if the writer dies. The writer never waits:
@@ -9,7 +10,7 @@ write if nobody closes them).
 
 The process that writes a stream also keeps it in memory (a `MemoryEventLog`, compacted the same way):
 its own readers, usually the browser that asked, follow that copy and never wait on Redis. Readers in
-other processes follow the Redis stream.
+other processes (behind a load balancer, most of them) follow the Redis stream.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
 
 from folyam.event_log import Event, MemoryEventLog, Retained, StreamState, UnknownStream
+from folyam.redis_follower import Entry, RedisFollower
 
 __all__ = ["RedisEventLog"]
 
@@ -122,6 +124,8 @@ class RedisEventLog:
         # The streams opened here, for this process's readers (another process may end a stream whose
         # own process died: that one is not copied).
         self._local = MemoryEventLog()
+        # Readers of streams written elsewhere all follow them through one XREAD.
+        self._follower = RedisFollower(client)
         # When an open stream's expiry was last pushed back (once in a while is enough: it is a safety net).
         self._expiry_renewed: dict[str, float] = {}
         self._pending: dict[str, _Pending] = defaultdict(_Pending)
@@ -253,6 +257,7 @@ class RedisEventLog:
         await self.flush()
         if self._writer is not None:
             self._writer.cancel()
+        await self._follower.aclose()
 
     # -- Reading (any process) ------------------------------------------------------------------------
 
@@ -290,28 +295,41 @@ class RedisEventLog:
             return
         key = _events_key(stream_id)
         position = f"{max(after, 0)}-0"
-        replaying = True
         while True:
-            if replaying:
-                # Everything after the cursor, a page at a time (exclusive start: "(" + id).
-                entries = await self._redis.xrange(key, min="(" + position, count=_PAGE)
-                replaying = len(entries) == _PAGE
-            else:
-                block = max(1, int(idle_timeout * 1000))
-                found = await self._redis.xread({key: position}, count=_PAGE, block=block)
-                entries = found[0][1] if found else []
-                if not entries:
-                    yield ()
-                    continue
-            batch, closed = [], False
-            for entry_id, fields in entries:
-                position = entry_id.decode()
-                if b"closed" in fields:
-                    closed = True
-                elif b"frame" in fields:
-                    seq = int(position.partition("-")[0])
-                    batch.append(Event(seq, bytes(fields[b"frame"]), tail_only=fields.get(b"tail_only") == b"1"))
+            # Everything after the cursor, a page at a time (exclusive start: "(" + id).
+            entries = await self._redis.xrange(key, min="(" + position, count=_PAGE)
+            batch, closed, position = _events_of(entries, position)
             if batch:
                 yield batch
             if closed:
                 return
+            if len(entries) < _PAGE:
+                break
+        # Then live, with every other stream this process follows from Redis.
+        followed = self._follower.join(key, position, idle_timeout)
+        try:
+            while True:
+                entries = await followed.next()
+                if not entries:
+                    yield ()  # idle_timeout without an event
+                    continue
+                batch, closed, position = _events_of(entries, position)
+                if batch:
+                    yield batch
+                if closed:
+                    return
+        finally:
+            self._follower.leave(followed)
+
+
+def _events_of(entries: Sequence[Entry], position: str) -> tuple[list[Event], bool, str]:
+    """The events among a stream's entries, whether its closing entry is one of them, and the last id."""
+    batch, closed = [], False
+    for entry_id, fields in entries:
+        position = entry_id.decode()
+        if b"closed" in fields:
+            closed = True
+        elif b"frame" in fields:
+            seq = int(position.partition("-")[0])
+            batch.append(Event(seq, bytes(fields[b"frame"]), tail_only=fields.get(b"tail_only") == b"1"))
+    return batch, closed, position

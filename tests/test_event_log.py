@@ -5,6 +5,7 @@ import itertools
 from collections.abc import Sequence
 
 import pytest
+import redis.asyncio as redis
 
 from folyam.event_log import Event, EventLog, MemoryEventLog, UnknownStream
 from folyam.redis_coordination import redis_client
@@ -242,4 +243,120 @@ async def test_an_entry_written_already_is_skipped_with_its_text_and_thinking_an
         for log in (first, second):
             await log.aclose()
         for client in (first_client, second_client):
+            await client.aclose()
+
+
+async def blocked_readers(client: object, url: str) -> int:
+    """How many connections to this test's Redis database are blocked in a read (CLIENT LIST)."""
+    database = url.rsplit("/", 1)[1]
+    clients = await client.client_list()  # type: ignore[attr-defined]
+    return sum(1 for c in clients if c["db"] == database and "b" in c["flags"])
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_readers_in_another_process_share_one_blocking_read(
+    request: pytest.FixtureRequest, protocol: int
+) -> None:
+    # Behind a load balancer most event streams reach another process than the question did: each of
+    # them waiting in its own XREAD held a Redis connection for the whole answer. (XREAD answers pairs
+    # in RESP2, a map in RESP3.)
+    url = request.getfixturevalue("redis").fresh_url()
+    writer_client, reader_client = redis_client(url), redis.from_url(url, protocol=protocol)
+    writer = RedisEventLog(writer_client, retention=60, open_for=60)
+    reader = RedisEventLog(reader_client, retention=60, open_for=60)
+    streams = [f"g{n}" for n in range(4)]
+    try:
+        for stream_id in streams:
+            writer.open(stream_id)
+            writer.append(stream_id, event(1))
+        await writer.flush()
+        readers = [asyncio.create_task(collect(reader, s, 0)) for s in streams for _ in range(3)]
+        await asyncio.sleep(0.3)
+        assert await blocked_readers(writer_client, url) == 1
+        before = await command_calls(writer_client, "xread")
+        for seq in (2, 3, 4):
+            for stream_id in streams:
+                writer.append(stream_id, event(seq))
+            await writer.flush()
+            await asyncio.sleep(0.05)
+        for stream_id in streams:
+            writer.close(stream_id)
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(*readers)
+        assert results == [[event(n) for n in range(1, 5)]] * len(readers)
+        # One XREAD answers every stream's readers: far fewer than one per reader per event.
+        assert (await command_calls(writer_client, "xread"))["xread"] - before["xread"] < len(readers)
+        await asyncio.sleep(0.4)  # nobody follows any more: the blocking read ends
+        assert await blocked_readers(writer_client, url) == 0
+    finally:
+        for log in (writer, reader):
+            await log.aclose()
+        for client in (writer_client, reader_client):
+            await client.aclose()
+
+
+async def test_a_reader_joining_behind_the_others_gets_everything_after_its_cursor(
+    request: pytest.FixtureRequest,
+) -> None:
+    url = request.getfixturevalue("redis").fresh_url()
+    writer_client, reader_client = redis_client(url), redis_client(url)
+    writer = RedisEventLog(writer_client, retention=60, open_for=60)
+    reader = RedisEventLog(reader_client, retention=60, open_for=60)
+    try:
+        writer.open("g")
+        for seq in (1, 2, 3):
+            writer.append("g", event(seq))
+        await writer.flush()
+        ahead = reader.follow("g", 2, idle_timeout=5)
+        assert await anext(ahead) == [event(3)]
+        waiting = asyncio.ensure_future(anext(ahead))
+        await asyncio.sleep(0.05)
+        # A second reader from the start (a reload), and one right after the last event: each gets
+        # what follows its own cursor, at once, from the one blocking read.
+        behind, level = reader.follow("g", 0, idle_timeout=5), reader.follow("g", 3, idle_timeout=5)
+        assert await anext(behind) == [event(1), event(2), event(3)]
+        level_waiting = asyncio.ensure_future(anext(level))
+        await asyncio.sleep(0.05)
+        writer.append("g", event(4))
+        await writer.flush()
+        async with asyncio.timeout(0.2):  # not the XREAD's block: the joins interrupted it
+            assert await waiting == [event(4)]
+            assert await anext(behind) == [event(4)]
+            assert await level_waiting == [event(4)]
+        writer.close("g")
+        for stream in (ahead, behind, level):
+            with pytest.raises(StopAsyncIteration):
+                await anext(stream)
+    finally:
+        for log in (writer, reader):
+            await log.aclose()
+        for client in (writer_client, reader_client):
+            await client.aclose()
+
+
+async def test_a_reader_in_another_process_gets_the_keepalive_tick_and_survives_a_lost_connection(
+    request: pytest.FixtureRequest,
+) -> None:
+    url = request.getfixturevalue("redis").fresh_url()
+    writer_client, reader_client = redis_client(url), redis_client(url)
+    writer = RedisEventLog(writer_client, retention=60, open_for=60)
+    reader = RedisEventLog(reader_client, retention=60, open_for=60)
+    try:
+        writer.open("g")
+        await writer.flush()
+        stream = reader.follow("g", 0, idle_timeout=0.05)
+        async with asyncio.timeout(1):
+            assert await anext(stream) == ()
+        # The blocking connection dies (a Redis restart, a proxy's timeout): the read goes on.
+        await writer_client.client_kill_filter(_type="normal", skipme=True, _id=None)  # type: ignore[attr-defined]
+        writer.append("g", event(1))
+        writer.close("g")
+        await writer.flush()
+        async with asyncio.timeout(5):
+            seen = [e async for batch in stream for e in batch]
+        assert seen == [event(1)]
+    finally:
+        for log in (writer, reader):
+            await log.aclose()
+        for client in (writer_client, reader_client):
             await client.aclose()
