@@ -105,26 +105,31 @@ def compare(load: Load, args: argparse.Namespace) -> Compared:
     return Compared(streams.median_round(folyams), streams.median_round(seeds), ratios[(len(ratios) - 1) // 2])
 
 
-def cells(load: Load, server: str, m: streams.Measurement, ratio: float | None) -> list[str]:
+def figures(m: streams.Measurement) -> dict[str, str]:
+    """A measurement's figures, by column name (bench/scaling.py shows them too)."""
     ok = [r for r in m.results if r.error is None]
     first = [r.first_event for r in ok if r.first_event is not None]
     durations = [r.duration for r in ok]
-    return [
-        load.name,
-        server,
-        str(len(m.results) - len(ok)),
-        f"{m.cpu_per_token:.1f}",
-        f"{ratio:.2f}" if ratio is not None else "",
-        f"{sum(r.events for r in ok) / max(1, len(ok)):.0f}",
-        f"{streams.percentile(first, 50) * 1000:.0f} / {streams.percentile(first, 99) * 1000:.0f}",
-        f"{streams.percentile([r.max_gap for r in ok], 99) * 1000:.0f}",
-        f"{streams.percentile(durations, 50):.1f} / {streams.percentile(durations, 99):.1f}",
-        f"{m.wall:.1f}",
-    ]
+    return {
+        "errors": str(len(m.results) - len(ok)),
+        "CPU µs/token": f"{m.cpu_per_token:.1f}",
+        "events/answer": f"{sum(r.events for r in ok) / max(1, len(ok)):.0f}",
+        "first event p50 / p99 ms": (
+            f"{streams.percentile(first, 50) * 1000:.0f} / {streams.percentile(first, 99) * 1000:.0f}"
+        ),
+        "max gap p99 ms": f"{streams.percentile([r.max_gap for r in ok], 99) * 1000:.0f}",
+        "stream p50 / p99 s": f"{streams.percentile(durations, 50):.1f} / {streams.percentile(durations, 99):.1f}",
+        "wall s": f"{m.wall:.1f}",
+    }
 
 
-def table(rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+def cells(load: Load, server: str, m: streams.Measurement, ratio: float | None) -> list[str]:
+    row = {"load": load.name, "server": server, "÷ seed": f"{ratio:.2f}" if ratio is not None else "", **figures(m)}
+    return [row[column] for column in COLUMNS]
+
+
+def table(rows: Sequence[Sequence[str]], columns: Sequence[str] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
