@@ -26,7 +26,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,22 +158,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = table(rows)
     print("\n" + text)
     if args.record:
-        date = datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
-        entry = [
-            "",
-            f"## {date}: Folyam against the seed relay (bench/compare.py)",
-            "",
-            f"- command: `{' '.join(sys.orig_argv)}`",
-            f"- machine: {streams.machine()}",
-            f"- app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
-            f"- servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores",
-            "",
-            text,
-            "",
+        facts = [
+            f"app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
+            f"servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores",
         ]
-        with streams.RESULTS.open("a") as out:
-            out.write("\n".join(entry))
-        print(f"\nrecorded in {streams.RESULTS.relative_to(ROOT)}")
+        streams.append_record("Folyam against the seed relay (bench/compare.py)", facts, text)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,20 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     revision = streams.git("-C", str(args.root), "rev-parse", "--short", "HEAD")
     print(f"{args.root} at {revision}\n{text}")
     if args.record:
-        date = datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
-        entry = [
-            "",
-            f"## {date}: readers in another process (bench/readers.py)",
-            "",
-            f"- command: `{' '.join(sys.orig_argv)}`",
-            f"- machine: {streams.machine()}",
-            f"- event log of {args.root} at {revision}; the reader pinned to CPU {args.pin}",
-            "",
-            text,
-            "",
-        ]
-        with streams.RESULTS.open("a") as out:
-            out.write("\n".join(entry))
+        facts = [f"event log of {args.root} at {revision}; the reader pinned to CPU {args.pin}"]
+        streams.append_record("readers in another process (bench/readers.py)", facts, text)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,28 +117,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = compare.table(rows, COLUMNS)
     print(f"\n{text}\n\n{verdict}")
     if args.record:
-        date = datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
-        entry = [
-            "",
-            f"## {date}: one worker against {args.workers} sharing Redis (bench/scaling.py)",
-            "",
-            f"- command: `{' '.join(sys.orig_argv)}`",
-            f"- machine: {streams.machine()}",
-            f"- app revision: {streams.git('rev-parse', '--short', 'HEAD')}",
-            f"- every worker pinned to CPU {args.pin} (taskset); the client, the fake upstream and redis-server"
-            " on the other cores",
+        facts = [
+            f"app revision: {streams.git('rev-parse', '--short', 'HEAD')}",
+            f"every worker pinned to CPU {args.pin} (taskset); the client, the fake upstream and redis-server on"
+            " the other cores",
             *(
-                f"- per round, {setup.name} ÷ 1 worker: {', '.join(f'{r:.2f}' for r in setup_ratios)}"
+                f"per round, {setup.name} ÷ 1 worker: {', '.join(f'{r:.2f}' for r in setup_ratios)}"
                 for setup, setup_ratios in ratios.items()
             ),
-            f"- {verdict}",
-            "",
-            text,
-            "",
+            verdict,
         ]
-        with streams.RESULTS.open("a") as out:
-            out.write("\n".join(entry))
-        print(f"\nrecorded in {streams.RESULTS.relative_to(ROOT)}")
+        streams.append_record(f"one worker against {args.workers} sharing Redis (bench/scaling.py)", facts, text)
 
 
 if __name__ == "__main__":

@@ -850,24 +850,30 @@ handles more chunks per wake-up, and a saturated app coalesces more per event): 
 
 
 def record(args: argparse.Namespace, m: Measurement, rounds: Sequence[Measurement], cells: Sequence[str]) -> None:
+    facts = [f"app revision: {revision(args)}", *details(m, rounds)]
+    append_record(f"{target_name(args)}, {args.streams} streams", facts, table(cells))
+
+
+def append_record(title: str, facts: Sequence[str], text: str) -> None:
+    """A result at the end of bench/RESULTS.md: a dated heading, the command and the machine, `facts` (a
+    bullet each), then `text`. Every bench script records this way."""
     date = datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")  # as `date -u` prints it
-    text = "" if RESULTS.exists() else RESULTS_HEADER
-    text += "\n".join(
+    entry = "" if RESULTS.exists() else RESULTS_HEADER
+    entry += "\n".join(
         [
             "",
-            f"## {date}: {target_name(args)}, {args.streams} streams",
+            f"## {date}: {title}",
             "",
             f"- command: `{shlex.join(sys.orig_argv)}`",
             f"- machine: {machine()}",
-            f"- app revision: {revision(args)}",
-            *(f"- {line}" for line in details(m, rounds)),
+            *(f"- {fact}" for fact in facts),
             "",
-            table(cells),
+            text,
             "",
         ]
     )
     with RESULTS.open("a") as out:
-        out.write(text)
+        out.write(entry)
     print(f"\nrecorded in {RESULTS.relative_to(ROOT)}")
 
 

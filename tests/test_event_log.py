@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import redis.asyncio as redis
@@ -137,6 +138,27 @@ async def test_a_forgotten_stream_is_gone_at_once(request: pytest.FixtureRequest
             await client.aclose()
 
 
+@contextlib.asynccontextmanager
+async def two_processes(
+    request: pytest.FixtureRequest, *, reader_protocol: int | None = None
+) -> AsyncIterator[tuple[redis.Redis, RedisEventLog, RedisEventLog]]:
+    """Two logs on one (fresh) Redis database, as two processes have them, each with its own client: the
+    first's client, the first log (the one that runs the answer), the second (one that only reads it)."""
+    url = request.getfixturevalue("redis").fresh_url()
+    clients = [
+        redis_client(url),
+        redis.from_url(url, protocol=reader_protocol) if reader_protocol else redis_client(url),
+    ]
+    logs = [RedisEventLog(client, retention=60, open_for=60) for client in clients]
+    try:
+        yield clients[0], logs[0], logs[1]
+    finally:
+        for log in logs:
+            await log.aclose()
+        for client in clients:
+            await client.aclose()
+
+
 async def command_calls(client: object, *commands: str) -> dict[str, int]:
     """How many times the Redis server ran each command so far (INFO commandstats)."""
     stats = await client.info("commandstats")  # type: ignore[attr-defined]
@@ -147,12 +169,8 @@ async def test_the_writing_process_follows_its_own_copy_and_another_reads_the_re
     request: pytest.FixtureRequest,
 ) -> None:
     # Two logs on one Redis are two processes: one runs the answer, the other only reads it.
-    url = request.getfixturevalue("redis").fresh_url()
-    writer_client, reader_client = redis_client(url), redis_client(url)
-    writer = RedisEventLog(writer_client, retention=60, open_for=60)
-    reader = RedisEventLog(reader_client, retention=60, open_for=60)
     expected = [event(1), Event(3, b"tail again", replaces_tail=True), event(4)]
-    try:
+    async with two_processes(request) as (writer_client, writer, reader):
         writer.open("g")
         writer.append("g", event(1), "a")
         writer.append("g", Event(2, b"tail", tail_only=True), "b")
@@ -174,11 +192,6 @@ async def test_the_writing_process_follows_its_own_copy_and_another_reads_the_re
         assert [(e.seq, e.frame) for e in await collect(reader, "g", 3)] == [(4, b"frame 4")]
         assert (await command_calls(writer_client, "xrange"))["xrange"] > before["xrange"]
         assert (await reader.state("g"), await reader.text("g")) == ("closed", "abcd")
-    finally:
-        for log in (writer, reader):
-            await log.aclose()
-        for client in (writer_client, reader_client):
-            await client.aclose()
 
 
 async def test_writes_go_in_batches_and_an_open_stream_s_expiry_is_not_renewed_per_event(
@@ -218,11 +231,7 @@ async def test_an_entry_written_already_is_skipped_with_its_text_and_thinking_an
 ) -> None:
     # A batch sent again (its first try's reply was lost), or an event another process wrote first: the
     # entry is there already, so its text must not be appended a second time.
-    url = request.getfixturevalue("redis").fresh_url()
-    first_client, second_client = redis_client(url), redis_client(url)
-    first = RedisEventLog(first_client, retention=60, open_for=60)
-    second = RedisEventLog(second_client, retention=60, open_for=60)
-    try:
+    async with two_processes(request) as (_, first, second):
         first.open("g")
         first.append("g", event(1), "a", "thinking ")
         first.append("g", event(2), "b", "more ")
@@ -239,17 +248,12 @@ async def test_an_entry_written_already_is_skipped_with_its_text_and_thinking_an
         assert (await second.state("g"), await second.text("g")) == ("closed", "abc")
         assert await second.reasoning("g") == "thinking more done"
         assert "an event arrived after its stream had moved on" in caplog.text
-    finally:
-        for log in (first, second):
-            await log.aclose()
-        for client in (first_client, second_client):
-            await client.aclose()
 
 
-async def blocked_readers(client: object, url: str) -> int:
-    """How many connections to this test's Redis database are blocked in a read (CLIENT LIST)."""
-    database = url.rsplit("/", 1)[1]
-    clients = await client.client_list()  # type: ignore[attr-defined]
+async def blocked_readers(client: redis.Redis) -> int:
+    """How many connections to this client's Redis database are blocked in a read (CLIENT LIST)."""
+    database = str(client.connection_pool.connection_kwargs.get("db", 0))
+    clients = await client.client_list()
     return sum(1 for c in clients if c["db"] == database and "b" in c["flags"])
 
 
@@ -260,19 +264,15 @@ async def test_readers_in_another_process_share_one_blocking_read(
     # Behind a load balancer most event streams reach another process than the question did: each of
     # them waiting in its own XREAD held a Redis connection for the whole answer. (XREAD answers pairs
     # in RESP2, a map in RESP3.)
-    url = request.getfixturevalue("redis").fresh_url()
-    writer_client, reader_client = redis_client(url), redis.from_url(url, protocol=protocol)
-    writer = RedisEventLog(writer_client, retention=60, open_for=60)
-    reader = RedisEventLog(reader_client, retention=60, open_for=60)
     streams = [f"g{n}" for n in range(4)]
-    try:
+    async with two_processes(request, reader_protocol=protocol) as (writer_client, writer, reader):
         for stream_id in streams:
             writer.open(stream_id)
             writer.append(stream_id, event(1))
         await writer.flush()
         readers = [asyncio.create_task(collect(reader, s, 0)) for s in streams for _ in range(3)]
         await asyncio.sleep(0.3)
-        assert await blocked_readers(writer_client, url) == 1
+        assert await blocked_readers(writer_client) == 1
         before = await command_calls(writer_client, "xread")
         for seq in (2, 3, 4):
             for stream_id in streams:
@@ -287,22 +287,13 @@ async def test_readers_in_another_process_share_one_blocking_read(
         # One XREAD answers every stream's readers: far fewer than one per reader per event.
         assert (await command_calls(writer_client, "xread"))["xread"] - before["xread"] < len(readers)
         await asyncio.sleep(0.4)  # nobody follows any more: the blocking read ends
-        assert await blocked_readers(writer_client, url) == 0
-    finally:
-        for log in (writer, reader):
-            await log.aclose()
-        for client in (writer_client, reader_client):
-            await client.aclose()
+        assert await blocked_readers(writer_client) == 0
 
 
 async def test_a_reader_joining_behind_the_others_gets_everything_after_its_cursor(
     request: pytest.FixtureRequest,
 ) -> None:
-    url = request.getfixturevalue("redis").fresh_url()
-    writer_client, reader_client = redis_client(url), redis_client(url)
-    writer = RedisEventLog(writer_client, retention=60, open_for=60)
-    reader = RedisEventLog(reader_client, retention=60, open_for=60)
-    try:
+    async with two_processes(request) as (_, writer, reader):
         writer.open("g")
         for seq in (1, 2, 3):
             writer.append("g", event(seq))
@@ -327,36 +318,22 @@ async def test_a_reader_joining_behind_the_others_gets_everything_after_its_curs
         for stream in (ahead, behind, level):
             with pytest.raises(StopAsyncIteration):
                 await anext(stream)
-    finally:
-        for log in (writer, reader):
-            await log.aclose()
-        for client in (writer_client, reader_client):
-            await client.aclose()
 
 
 async def test_a_reader_in_another_process_gets_the_keepalive_tick_and_survives_a_lost_connection(
     request: pytest.FixtureRequest,
 ) -> None:
-    url = request.getfixturevalue("redis").fresh_url()
-    writer_client, reader_client = redis_client(url), redis_client(url)
-    writer = RedisEventLog(writer_client, retention=60, open_for=60)
-    reader = RedisEventLog(reader_client, retention=60, open_for=60)
-    try:
+    async with two_processes(request) as (writer_client, writer, reader):
         writer.open("g")
         await writer.flush()
         stream = reader.follow("g", 0, idle_timeout=0.05)
         async with asyncio.timeout(1):
             assert await anext(stream) == ()
         # The blocking connection dies (a Redis restart, a proxy's timeout): the read goes on.
-        await writer_client.client_kill_filter(_type="normal", skipme=True, _id=None)  # type: ignore[attr-defined]
+        await writer_client.client_kill_filter(_type="normal", skipme=True, _id=None)
         writer.append("g", event(1))
         writer.close("g")
         await writer.flush()
         async with asyncio.timeout(5):
             seen = [e async for batch in stream for e in batch]
         assert seen == [event(1)]
-    finally:
-        for log in (writer, reader):
-            await log.aclose()
-        for client in (writer_client, reader_client):
-            await client.aclose()
