@@ -12,8 +12,9 @@ instead, on the same core(s), three setups taking turns round by round:
 "÷ one worker" is the median of the rounds' ratios of CPU per token (all the workers' CPU). N workers on N
 cores serve about N ÷ the second setup's ratio times the answers of one. The third also pays for N
 processes taking turns on one core (their caches, the switches), which workers on cores of their own
-would not: N ÷ its ratio is a floor. The redis-server's own CPU is not in these: it is among the
-machine's other processes, shown apart (with one worker and no Redis, that column is whatever else ran).
+would not. The machine's speed drifts from one round to the next: take several runs' rounds together.
+The redis-server's own CPU is not in these: it is among the machine's other processes, shown apart (with
+one worker and no Redis, that column is whatever else ran).
 
     .venv/bin/python bench/scaling.py                 # L = 100, N = 2, on CPU 1
     .venv/bin/python bench/scaling.py --repeat 5 --record
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     machinery, shared = (statistics.median_low(r) for r in ratios.values())
     verdict = (
         f"{args.workers} workers on {args.workers} cores: ≈ {args.workers / machinery:.1f}× the answers of one"
-        f" (at worst {args.workers / shared:.1f}×, as when they share a core)"
+        f" (from the rounds of {args.workers} workers sharing a core: {args.workers / shared:.1f}×)"
     )
     text = compare.table(rows, COLUMNS)
     print(f"\n{text}\n\n{verdict}")
