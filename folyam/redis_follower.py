@@ -46,7 +46,7 @@ class FollowedStream:
 
     __slots__ = ("_entries", "_error", "_position", "_wait", "_waiter", "key")
 
-    def __init__(self, key: str, position: str, idle_timeout: float) -> None:
+    def __init__(self, key: bytes, position: str, idle_timeout: float) -> None:
         self.key = key
         self._position = entry_position(position)
         self._entries: list[Entry] = []
@@ -71,12 +71,13 @@ class FollowedStream:
         entries, self._entries = self._entries, []
         return entries
 
-    def deliver(self, entries: list[Entry]) -> None:
-        fresh = [entry for entry in entries if entry_position(entry[0]) > self._position]
+    def deliver(self, entries: list[tuple[tuple[int, int], Entry]]) -> None:
+        """`entries` with their positions (read once for all of a stream's readers)."""
+        fresh = [entry for position, entry in entries if position > self._position]
         if not fresh:
             return
         self._entries += fresh
-        self._position = entry_position(fresh[-1][0])
+        self._position = entries[-1][0]
         self._wake()
 
     def fail(self, error: BaseException) -> None:
@@ -97,7 +98,7 @@ class RedisFollower:
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis: Any = client  # (redis-py's result types are wide unions)
-        self._followers: dict[str, set[FollowedStream]] = {}
+        self._followers: dict[bytes, set[FollowedStream]] = {}  # by stream key
         # Each followed stream's earliest reader position, as XREAD takes it: kept up to date as readers
         # join, leave and read, not made again for every XREAD.
         self._ids: dict[bytes, bytes] = {}
@@ -107,9 +108,9 @@ class RedisFollower:
 
     def join(self, key: str, position: str, idle_timeout: float) -> FollowedStream:
         """Follow `key` from after `position` (an entry id)."""
-        follower = FollowedStream(key, position, idle_timeout)
-        self._followers.setdefault(key, set()).add(follower)
-        self._update(key)
+        follower = FollowedStream(key.encode(), position, idle_timeout)
+        self._followers.setdefault(follower.key, set()).add(follower)
+        self._update(follower.key)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-event-log-follower")
         else:
@@ -130,13 +131,13 @@ class RedisFollower:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    def _update(self, key: str) -> None:
+    def _update(self, key: bytes) -> None:
         followers = self._followers.get(key)
         if followers:
-            self._ids[key.encode()] = b"%d-%d" % min(f.position for f in followers)
+            self._ids[key] = b"%d-%d" % min(f.position for f in followers)
         else:
             self._followers.pop(key, None)
-            self._ids.pop(key.encode(), None)
+            self._ids.pop(key, None)
 
     async def _run(self) -> None:
         reconnecting_since: float | None = None
@@ -183,14 +184,16 @@ class RedisFollower:
         answer = await connection.read_response()
         # A map in RESP3 (redis-py's default from version 8), pairs in RESP2; nothing when the block ended.
         for key, entries in answer.items() if isinstance(answer, dict) else answer or ():
-            name = key.decode()
-            followers = self._followers.get(name)
+            followers = self._followers.get(key)
             if not followers:
                 continue  # left meanwhile
-            decoded = [(entry_id, dict(zip(fields[::2], fields[1::2], strict=True))) for entry_id, fields in entries]
+            decoded = [
+                (entry_position(entry_id), (entry_id, dict(zip(fields[::2], fields[1::2], strict=True))))
+                for entry_id, fields in entries
+            ]
             for follower in list(followers):
                 follower.deliver(decoded)
-            self._update(name)
+            self._update(key)
 
     def _interrupt(self) -> None:
         """End the XREAD under way, so the next one reads the streams as they are now."""
