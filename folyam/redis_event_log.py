@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from folyam.event_log import Event, MemoryEventLog, Retained, StreamState, UnknownStream
 from folyam.redis_follower import Entry, RedisFollower
+from folyam.redis_packed import PackedScript
 
 __all__ = ["RedisEventLog"]
 
@@ -120,7 +121,7 @@ class RedisEventLog:
         self._retention_ms = int(retention * 1000)
         self._open_ms = int(open_for * 1000)
         self._batch_window = batch_window
-        self._write_batch = client.register_script(_WRITE_BATCH)
+        self._write_batch = PackedScript(client, _WRITE_BATCH)
         # The streams opened here, for this process's readers (another process may end a stream whose
         # own process died: that one is not copied).
         self._local = MemoryEventLog()
@@ -200,7 +201,8 @@ class RedisEventLog:
 
     async def _send(self, batch: dict[str, _Pending]) -> None:
         """The batch as one script call: a pipeline's commands (an XADD and an APPEND per event) each
-        cost redis-py a packing, a parse and a timeout, about twice what the script costs in all."""
+        cost redis-py a packing, a parse and a timeout, about twice what the script costs in all. (The
+        script's call is packed by hiredis: `folyam.redis_packed`.)"""
         now = asyncio.get_running_loop().time()
         keys: list[str] = []
         args: list[Any] = []

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import hiredis
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from folyam.event_log import IdleWait
+from folyam.redis_packed import send
 
 __all__ = ["Entry", "FollowedStream", "RedisFollower"]
 
@@ -177,11 +177,9 @@ class RedisFollower:
 
     async def _read(self, connection: Any) -> None:
         """One XREAD of every followed stream, from the earliest position of its readers; each reader
-        takes what is new to it. Packed by hiredis: redis-py's packer copies the command so far for each
-        of its arguments, which for a few hundred streams cost more than everything else here."""
-        command = (*_XREAD, *self._ids, *self._ids.values())
-        await connection.send_packed_command(hiredis.pack_command(cast(Any, command)), check_health=False)
-        answer = await connection.read_response()
+        takes what is new to it. Packed by hiredis (`folyam.redis_packed`): for a few hundred streams,
+        redis-py's packing cost more than everything else here."""
+        answer = await send(connection, (*_XREAD, *self._ids, *self._ids.values()))
         # A map in RESP3 (redis-py's default from version 8), pairs in RESP2; nothing when the block ended.
         for key, entries in answer.items() if isinstance(answer, dict) else answer or ():
             followers = self._followers.get(key)

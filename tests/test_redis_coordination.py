@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
+import redis.utils
 
 from folyam.coordination import LimitScope
 from folyam.redis_coordination import RedisCoordination, redis_client
@@ -37,3 +39,27 @@ async def test_a_slot_comes_with_its_lease_and_a_full_scope_refuses_without_one(
     await coordination.give_back_slot(keys, "g1")
     assert await coordination.alive("g1") is False
     assert await coordination.take_slot(scopes("s3"), "g5") is None
+
+
+async def test_a_burst_of_new_connections_reads_no_package_metadata(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # redis-py looks its own version up in its package metadata for every new connection unless it is
+    # given one DriverInfo for the pool: a burst of questions opens dozens of connections at once.
+    lookups = 0
+    real = redis.utils.get_lib_version
+
+    def counted() -> str:
+        nonlocal lookups
+        lookups += 1
+        return real()
+
+    monkeypatch.setattr(redis.utils, "get_lib_version", counted)
+    client = redis_client(request.getfixturevalue("redis").fresh_url())
+    try:
+        await asyncio.gather(*(client.blpop([f"nothing:{n}"], timeout=0.05) for n in range(20)))
+        pool = client.connection_pool
+        assert len(pool._available_connections) >= 20  # type: ignore[attr-defined]
+        assert lookups <= 1
+    finally:
+        await client.aclose()
