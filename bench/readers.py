@@ -3,7 +3,8 @@ whose browsers read them (behind a load balancer, most event streams reach anoth
 question did). A writer process appends events to S streams at a busy process's pace (one every 150 ms
 per stream, each a rendered tail's size); a reader process, pinned to one core, follows every stream
 with R readers each, through the same `RedisEventLog` the app uses. Reported: the reader process's CPU
-per event it delivers, the Redis connections it holds while following, and how late events reach it.
+per event it delivers, the Redis connections it holds while following, how late events reach it, and
+the writer's CPU per event it appends (its batches to Redis, as the process running the answers pays).
 
     .venv/bin/python bench/readers.py                         # 200 streams, 1 reader each
     .venv/bin/python bench/readers.py --root /tmp/old --record  # another checkout's event log
@@ -26,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import streams  # noqa: E402
 
+_FLUSH_TICK = 0.025  # the app's flush clock (folyam/runner.py)
+
 
 async def write(url: str, count: int, interval: float, events: int, frame_bytes: int) -> None:
     from folyam.event_log import Event
@@ -40,18 +43,23 @@ async def write(url: str, count: int, interval: float, events: int, frame_bytes:
     await log.flush()
     print("ready", flush=True)
     sys.stdin.readline()  # the readers follow: go
+    started = time.process_time()
     loop = asyncio.get_running_loop()
     start = loop.time()
+    ticks = max(1, round(interval / _FLUSH_TICK))
     for seq in range(1, events + 1):
-        # Each stream's event on a tick of its own within the interval, as answers started apart flush.
-        for n, stream_id in enumerate(ids):
-            at = start + (seq - 1 + n / count) * interval
+        # The streams' events spread over the interval on the app's flush clock, as answers started
+        # apart flush: a share of the streams on each tick.
+        for tick in range(ticks):
+            at = start + (seq - 1 + tick / ticks) * interval
             await asyncio.sleep(max(0.0, at - loop.time()))
             stamp = f"{time.time():.6f}".encode()
-            log.append(stream_id, Event(seq, stamp + b" " + b"x" * frame_bytes))
+            for stream_id in ids[tick::ticks]:
+                log.append(stream_id, Event(seq, stamp + b" " + b"x" * frame_bytes))
     for stream_id in ids:
         log.close(stream_id)
     await log.aclose()
+    print(time.process_time() - started, flush=True)
     await client.aclose()
 
 
@@ -124,18 +132,20 @@ def main(argv: list[str] | None = None) -> None:
         writer.stdin.write("go\n")
         writer.stdin.flush()
         result = reader.stdout.readline().split()
+        writer_cpu = float(writer.stdout.readline())
         reader.wait(timeout=60)
         writer.wait(timeout=60)
     cpu, seen, p50, p99, connections = float(result[0]), int(result[1]), *map(float, result[2:4]), int(result[4])
     expected = args.streams * args.readers * args.events
     line = (
         f"| {args.streams} × {args.readers} | {seen} of {expected} | {cpu * 1e6 / max(1, seen):.1f} | {connections} |"
-        f" {p50 * 1000:.0f} / {p99 * 1000:.0f} |"
+        f" {p50 * 1000:.0f} / {p99 * 1000:.0f} | {writer_cpu * 1e6 / (args.streams * args.events):.1f} |"
     )
     header = (
         "| streams × readers | events read | reader CPU µs/event | blocked Redis connections | delay p50 / p99 ms |"
+        " writer CPU µs/event |"
     )
-    text = "\n".join([header, "|---|---|---|---|---|", line])
+    text = "\n".join([header, "|---|---|---|---|---|---|", line])
     revision = streams.git("-C", str(args.root), "rev-parse", "--short", "HEAD")
     print(f"{args.root} at {revision}\n{text}")
     if args.record:

@@ -682,4 +682,11 @@ def _configure_sqlite(dbapi_connection: Any, *, busy_timeout_ms: int, checkpoint
 def _sqlite_begin(connection: Connection) -> None:
     # IMMEDIATE for a write: it takes the write lock at once (waiting for it up to busy_timeout), so a
     # transaction never reads, then finds another process wrote meanwhile and fails on its first write.
-    connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+    # Straight on the sqlite3 connection: `exec_driver_sql` gave the BEGIN a statement's whole execution
+    # (events, context, a result), a fifth of a small transaction's cost. Its error is raised as SQLAlchemy
+    # would have wrapped it (a lock held, for one: see `SqlStore._on_loop`).
+    statement = connection.get_execution_options().get("sqlite_begin", "BEGIN")
+    try:
+        connection.connection.driver_connection.execute(statement).close()  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
