@@ -25,8 +25,8 @@ async def send(connection: Any, command: Sequence[Argument]) -> Any:
 
 
 class PackedScript:
-    """A Lua script run by EVALSHA, sent along (EVAL) when Redis does not have it (a restart, SCRIPT
-    FLUSH): what redis-py's `Script` does, with the command packed by hiredis."""
+    """A Lua script run by EVALSHA, and sent along (EVAL, which also caches it) when Redis does not
+    have it (a restart, SCRIPT FLUSH); redis-py's `Script` loads it and sends EVALSHA again instead."""
 
     def __init__(self, client: redis.Redis, script: str) -> None:
         self._pool: Any = client.connection_pool

@@ -50,12 +50,17 @@ async def test_a_call_cancelled_before_its_reply_does_not_leave_the_reply_to_the
         # Redis holds writes (a script may write) for a while: the call is cancelled while its reply is
         # still to come. Its connection must not go back to the pool as it is, or the next call on it
         # would read this reply as its own.
-        await client.client_pause(400, all=False)
-        late = asyncio.create_task(script(["n"], ["cancelled"]))
-        await asyncio.sleep(0.1)
-        late.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await late
+        await client.client_pause(5000, all=False)
+        try:
+            late = asyncio.create_task(script(["n"], ["cancelled"]))
+            await asyncio.sleep(0.1)
+            assert not late.done()  # waiting for its reply
+            late.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await late
+            assert late.cancelled()
+        finally:
+            await client.client_unpause()  # (the server is the whole test session's)
         assert (await script(["n"], ["next"]))[0] == b"next"
         # An error reply is read whole: the connection stays and the next call gets its own reply.
         with pytest.raises(ResponseError, match="Wrong number of args"):

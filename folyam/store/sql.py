@@ -686,7 +686,8 @@ def _sqlite_begin(connection: Connection) -> None:
     # (events, context, a result), a fifth of a small transaction's cost. Its error is raised as SQLAlchemy
     # would have wrapped it (a lock held, for one: see `SqlStore._on_loop`).
     statement = connection.get_execution_options().get("sqlite_begin", "BEGIN")
+    dbapi = connection.dialect.loaded_dbapi
     try:
         connection.connection.driver_connection.execute(statement).close()  # type: ignore[union-attr]
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=connection.dialect) from exc
