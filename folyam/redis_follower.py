@@ -145,15 +145,14 @@ class RedisFollower:
         pool = self._redis.connection_pool
         try:
             while self._followers:
-                connection = await pool.get_connection()  # the pool's, for as long as somebody follows
-                idle = False  # whether it may go back to the pool as it is (no reply still to come)
+                # The pool's, for as long as somebody follows. (A read cancelled or cut off before its reply:
+                # redis-py closes the connection itself, so it goes back to the pool with none to come.)
+                connection = await pool.get_connection()
                 try:
-                    await connection.send_command("CLIENT", "ID")
-                    self._client_id = int(await connection.read_response())
+                    self._client_id = int(await send(connection, (b"CLIENT", b"ID")))
                     while self._followers:
                         await self._read(connection)
                         reconnecting_since = None
-                    idle = True
                 except (RedisConnectionError, RedisTimeoutError, OSError):
                     # A lost connection (a Redis restart, a proxy's idle timeout): the readers keep their
                     # positions, so a new one reads on from there. Only a Redis gone for good ends them.
@@ -163,8 +162,6 @@ class RedisFollower:
                     await asyncio.sleep(_RECONNECT_PAUSE)
                 finally:
                     self._client_id = None
-                    if not idle:
-                        await connection.disconnect()
                     await pool.release(connection)
         except (RedisError, OSError) as exc:
             for followers in self._followers.values():
