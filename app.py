@@ -17,6 +17,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
+from folyam.assets import StaticAssets
 from folyam.backends import make_backends
 from folyam.components import make_environment
 from folyam.conversation_routes import CONVERSATION_ROUTES
@@ -32,7 +33,7 @@ from folyam.providers.factory import make_provider
 from folyam.redaction import RedactingFilter, Redactor
 from folyam.routes import ROUTES
 from folyam.secret import load_or_create_secret
-from folyam.security import add_security_headers
+from folyam.security import security_headers
 from folyam.server import run_workers, serve_app
 from folyam.sessions import SessionMiddleware, SessionSigner
 from folyam.settings import InvalidSetting, Settings
@@ -48,6 +49,8 @@ MAX_BODY_BYTES = 1_048_576
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     jinja = make_environment(ROOT / "templates")
+    assets = StaticAssets(ROOT / "static")
+    jinja.globals["static_url"] = assets.url
     # The no-JavaScript page streams through Jinja's async mode (its own template cache: compiled apart).
     streaming_jinja = jinja.overlay(enable_async=True, cache_size=64)
     signer = SessionSigner(settings.secret_key or load_or_create_secret(settings.data_dir))
@@ -123,7 +126,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: internal_error,
         },
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(jinja)),
-        before_send=[add_security_headers],
+        before_send=[security_headers(assets)],
         logging_config=_logging_config(Redactor([settings.openai_api_key, settings.secret_key])),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,

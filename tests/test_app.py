@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from app import create_app
+from folyam.assets import IMMUTABLE, REVALIDATE
 from folyam.models import ModelCatalog
 from folyam.security import CONTENT_SECURITY_POLICY
 from tests.conftest import TEST_SETTINGS, ask, openai_settings
@@ -89,6 +92,23 @@ def test_every_response_carries_the_strict_csp(client: httpx.Client, demo_server
         assert headers["x-content-type-options"] == "nosniff"
     assert sse_headers["cache-control"] == "no-store"
     assert sse_headers["x-accel-buffering"] == "no"
+
+
+def test_the_pages_static_files_are_kept_until_they_change(client: httpx.Client, demo_server: str) -> None:
+    page = client.get(f"{demo_server}/")
+    assert page.headers["cache-control"] == "no-store"
+    links = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+    assert len(links) == 7  # the icon, three stylesheets, three scripts
+    for link in links:
+        path, _, query = link.partition("?")
+        content = (ROOT / path.removeprefix("/")).read_bytes()
+        assert query == f"v={hashlib.sha256(content).hexdigest()[:12]}"
+        response = client.get(f"{demo_server}{link}")
+        assert response.status_code == 200 and response.content == content
+        assert response.headers["cache-control"] == IMMUTABLE
+        # The same file at a URL that does not name this content: asked again each time it is used.
+        for other in (path, f"{path}?v=0123456789ab"):
+            assert client.get(f"{demo_server}{other}").headers["cache-control"] == REVALIDATE
 
 
 def test_the_page_has_no_inline_script_or_style(client: httpx.Client, demo_server: str) -> None:

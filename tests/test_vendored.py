@@ -26,5 +26,5 @@ def test_htmx_reports_the_recorded_version() -> None:
 
 def test_base_template_loads_the_vendored_files() -> None:
     base = (ROOT / "templates" / "base.html").read_text()
-    scripts = re.findall(r'<script src="/static/([^"]+)"', base)
+    scripts = re.findall(r'<script src="\{\{ static_url\("([^"]+)"\) \}\}"', base)
     assert scripts == ["vendor/htmx-4.0.1.min.js", "vendor/hx-sse-4.0.1.min.js", "folyam.js"]

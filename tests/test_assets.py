@@ -1,0 +1,50 @@
+"""Static files at versioned URLs: kept for a year at the URL naming their content, revalidated elsewhere."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from folyam.assets import IMMUTABLE, REVALIDATE, StaticAssets, UnknownAsset
+
+
+def version_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:12]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "site.css").write_bytes(b"body { color: red }")
+    (tmp_path / "vendor" / "lib-1.0.js").write_bytes(b"let x = 1")
+    return tmp_path
+
+
+def test_a_url_names_the_files_content(folder: Path) -> None:
+    assets = StaticAssets(folder)
+    assert assets.url("site.css") == f"/static/site.css?v={version_of(b'body { color: red }')}"
+    assert assets.url("vendor/lib-1.0.js") == f"/static/vendor/lib-1.0.js?v={version_of(b'let x = 1')}"
+    # A changed file gets a new URL (from the next start), so no browser keeps the old content under it.
+    (folder / "site.css").write_bytes(b"body { color: blue }")
+    assert StaticAssets(folder).url("site.css") != assets.url("site.css")
+
+
+def test_a_missing_file_is_an_error_not_a_broken_link(folder: Path) -> None:
+    with pytest.raises(UnknownAsset, match=r"nope\.css"):
+        StaticAssets(folder).url("nope.css")
+
+
+def test_only_the_current_url_is_immutable(folder: Path) -> None:
+    assets = StaticAssets(folder, prefix="/assets/")
+    path, _, query = assets.url("vendor/lib-1.0.js").partition("?")
+    assert path == "/assets/vendor/lib-1.0.js"
+    assert assets.cache_control(path, query.encode()) == IMMUTABLE
+    assert assets.cache_control(path, b"") == REVALIDATE  # a link without the version
+    assert assets.cache_control(path, b"v=000000000000") == REVALIDATE  # an older page's link
+    assert assets.cache_control(path, query.encode() + b"&x=1") == REVALIDATE
+    assert assets.cache_control("/assets/site.css", query.encode()) == REVALIDATE  # another file's version
+    assert assets.cache_control("/assets/missing.js", b"") == REVALIDATE
+    assert assets.cache_control("/chat/x", b"") is None  # not a static file
+    assert assets.cache_control("/assets", b"") is None
