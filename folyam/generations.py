@@ -140,6 +140,8 @@ class Started:
     generation: Generation | None
     # The exchanges it replaced (`replaces`), deleted from the store, in order: gone from the page too.
     replaced: list[str] = field(default_factory=list)
+    # The conversation's title (the question's, when this started the conversation).
+    title: str = ""
 
 
 class Generations:
@@ -235,7 +237,7 @@ class Generations:
             raise
         if not started.created:
             await self._coordination.give_back_slot(slots, generation_id)
-            return Started(started.exchange, self._running.get(started.exchange.id))
+            return Started(started.exchange, self._running.get(started.exchange.id), title=started.title)
         self.forget(started.replaced)
         generation = Generation(
             id=generation_id,
@@ -249,7 +251,7 @@ class Generations:
         )
         system = [ChatMessage(role="system", content=prompt)] if prompt else []
         self._run(generation, [*system, *started.history, ChatMessage(role="user", content=query)], model)
-        return Started(started.exchange, generation, started.replaced)
+        return Started(started.exchange, generation, started.replaced, started.title)
 
     async def _end_abandoned(self, session_id: str, exchange_id: str) -> bool:
         if exchange_id in self._running:

@@ -155,7 +155,10 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
     raw_request_id = form.get("request_id", "")
     request_id = raw_request_id if ID.fullmatch(raw_request_id) else new_id()
     store: ConversationStore = state.store
-    stored = await store.conversation(session_id, conversation_id)
+    # The page's composer sends both fields: only a form without them (an older page, another client)
+    # falls back on what the conversation had, so only then is it read.
+    needs_stored = not form.get("model") or "system_prompt" not in form
+    stored = await store.conversation(session_id, conversation_id) if needs_stored else None
     model = await _chosen_model(state, form.get("model"), stored)
     # A form without the field (an older page) keeps the conversation's instructions; an empty one clears them.
     system_prompt = form.get("system_prompt", stored.system_prompt if stored else None)
@@ -167,7 +170,6 @@ async def ask(conversation_id: FromPath[str], request: AnyRequest, state: State)
         session_id,
         conversation_id,
         Question(query, request_id, model, system_prompt.strip() if system_prompt else None),
-        stored,
     )
 
 
@@ -182,7 +184,7 @@ async def regenerate(
     question = Question(
         record.question, new_id(), await _chosen_model(state, None, conversation), conversation.system_prompt
     )
-    return await _answer(request, state, session_id, conversation_id, question, conversation, replacing=exchange_id)
+    return await _answer(request, state, session_id, conversation_id, question, replacing=exchange_id)
 
 
 @get("/chat/{conversation_id:str}/exchanges/{exchange_id:str}/edit", name="edit_form")
@@ -215,7 +217,7 @@ async def edit(
     session_id, _, query = await _question_form(request, state)
     _, conversation = await _own_exchange(state, session_id, conversation_id, exchange_id)
     question = Question(query, new_id(), await _chosen_model(state, None, conversation), conversation.system_prompt)
-    return await _answer(request, state, session_id, conversation_id, question, conversation, replacing=exchange_id)
+    return await _answer(request, state, session_id, conversation_id, question, replacing=exchange_id)
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,6 @@ async def _answer(
     session_id: str,
     conversation_id: str,
     question: Question,
-    conversation: ConversationRecord | None,
     replacing: str | None = None,
 ) -> Response[str]:
     """Start the answer to a question (in place of `replacing` and what followed it, if given). With htmx
@@ -350,8 +351,7 @@ async def _answer(
         # Asked from a new chat: the conversation joins the list, on top. (A page already showing the
         # conversation has it listed; it moves up on the next page load. Not the whole list again per
         # question: its cost grows with the session's conversations.)
-        title = conversation.title if conversation is not None else title_of(question.text)
-        entry = ConversationEntry(conversation_id, title, current=True)
+        entry = ConversationEntry(conversation_id, started.title or title_of(question.text), current=True)
         partials.append(Partial(f"#{PAGE_IDS.conversation_list}", "afterbegin", render_component(env, entry)))
     body = Markup().join(render_component(env, partial) for partial in partials)
     # The conversation's own URL goes into the address bar, so a reload comes back to it.

@@ -115,6 +115,23 @@ async def test_history_is_the_last_ended_exchanges_in_order(store: SqlStore) -> 
     assert [r.id for r in await store.running_exchanges()] == ["e4"]
 
 
+async def test_a_start_gives_the_conversations_title(store: SqlStore) -> None:
+    async def title(exchange: str, request: str, question: str) -> str:
+        started = await store.start_exchange(
+            exchange_id=exchange, session_id="s1", conversation_id="c1", request_id=request, question=question,
+            model="m",
+        )  # fmt: skip
+        return started.title
+
+    assert await title("e1", "r1", "  First\n question ") == "First question"  # it began the conversation
+    await finish(store, "e1")
+    assert await title("e2", "r2", "Second question") == "First question"  # the conversation's, not this one's
+    await finish(store, "e2")
+    assert await store.rename("s1", "c1", "Renamed")
+    assert await title("e3", "r3", "Third question") == "Renamed"
+    assert await title("e4", "r3", "Third question") == "Renamed"  # a re-sent form finds the same
+
+
 async def test_conversations_are_listed_newest_first_renamed_and_deleted(store: SqlStore) -> None:
     await start(store, "e1", "r1", conversation="old")
     await finish(store, "e1")

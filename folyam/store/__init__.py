@@ -129,6 +129,8 @@ class StartedExchange:
     history: list[ChatMessage] = field(default_factory=list)
     # The exchanges deleted in its favour (regenerate / edit), in order.
     replaced: list[str] = field(default_factory=list)
+    # The conversation's title (the question's, when this started the conversation).
+    title: str = ""
 
 
 class ConversationStore(Protocol):

@@ -175,15 +175,16 @@ class SqlStore:
         prompt = _storable(system_prompt) if system_prompt and system_prompt.strip() else None
 
         def start(connection: Connection) -> StartedExchange:
-            owner = _lock_conversation(connection, conversation_id)
+            found = _lock_conversation(connection, conversation_id)
             now = _now()  # after the lock: the order of creation is the order of the transactions
+            owner, title = found if found is not None else (None, title_of(question))
             if owner is not None and owner != session_id:
                 raise NotYours(conversation_id)
             # A re-sent form finds what its first sending started (in a new conversation there is nothing
             # to find: the unique request id would refuse a race, and the retry below then finds it).
             existing = _exchange_by_request(connection, session_id, request_id) if owner else None
             if existing is not None:
-                return StartedExchange(existing, created=False)
+                return StartedExchange(existing, created=False, title=title)
             replaced: list[str] = []
             if owner is None:
                 if replaces is not None:
@@ -193,7 +194,7 @@ class SqlStore:
                     {
                         "id": conversation_id,
                         "session_id": session_id,
-                        "title": title_of(question),
+                        "title": title,
                         "created_at": now,
                         "updated_at": now,
                         "model": model,
@@ -224,7 +225,7 @@ class SqlStore:
                 "created_at": now,
             }
             connection.execute(_INSERT_EXCHANGE, values)
-            return StartedExchange(ExchangeRecord(**values), True, earlier, replaced)  # type: ignore[arg-type]
+            return StartedExchange(ExchangeRecord(**values), True, earlier, replaced, title)  # type: ignore[arg-type]
 
         try:
             return await self._run(start, writes=True, on_loop=True)
@@ -269,7 +270,8 @@ class SqlStore:
 
     async def truncate(self, session_id: str, conversation_id: str, exchange_id: str) -> list[str] | None:
         def truncate(connection: Connection) -> list[str] | None:
-            if _lock_conversation(connection, conversation_id) != session_id:
+            found = _lock_conversation(connection, conversation_id)
+            if found is None or found[0] != session_id:
                 return None
             _refuse_if_busy(connection, conversation_id)
             deleted = _delete_from(connection, conversation_id, exchange_id)
@@ -556,7 +558,9 @@ _OLDER_CONVERSATIONS: Final = _CONVERSATIONS.where(
 # or truncates in it waits, then sees what this transaction did (SQLite ignores FOR UPDATE; there, a
 # write transaction begins IMMEDIATE, holding the database's write lock).
 _LOCK_CONVERSATION: Final = (
-    select(conversations.c.session_id).where(conversations.c.id == bindparam("conversation_id")).with_for_update()
+    select(conversations.c.session_id, conversations.c.title)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .with_for_update()
 )
 _RUNNING_IN: Final = (
     select(exchanges.c.id)
@@ -571,8 +575,10 @@ _HISTORY: Final = (
 )
 
 
-def _lock_conversation(connection: Connection, conversation_id: str) -> str | None:
-    return connection.execute(_LOCK_CONVERSATION, {"conversation_id": conversation_id}).scalar_one_or_none()
+def _lock_conversation(connection: Connection, conversation_id: str) -> tuple[str, str] | None:
+    """The conversation's owner (session id) and title, locked for the transaction; None if it is new."""
+    row = connection.execute(_LOCK_CONVERSATION, {"conversation_id": conversation_id}).first()
+    return (row.session_id, row.title) if row is not None else None
 
 
 def _exchange_by_request(connection: Connection, session_id: str, request_id: str) -> ExchangeRecord | None:

@@ -61,6 +61,31 @@ def test_asking_with_htmx_refreshes_the_list_and_shows_stop(demo_server: str, cl
     assert "Regenerate</button>" in last and 'class="answer__source"' in last
 
 
+def test_a_question_from_another_page_lists_the_conversation_under_its_own_title(
+    demo_server: str, client: httpx.Client
+) -> None:
+    """The question's response lists a conversation the page does not show under its stored title (renamed
+    here), not under the question: the title the question's start found in the store."""
+    _finish(ask(client, demo_server, "Original question"), client)
+    page = client.get(demo_server + "/")
+    path = re.search(r'class="conversation__link" href="(/chat/[^"]+)"', page.text)
+    assert path
+    form = composer_form(client, demo_server + path.group(1))
+    action = form.pop("action")
+    rename = client.post(
+        demo_server + path.group(1) + "/rename", data={"title": "Renamed", "csrf_token": form["csrf_token"]}
+    )
+    assert rename.status_code == 200
+    # Sent from the list page (a new chat), not the conversation's own page.
+    response = client.post(
+        demo_server + action, data={**form, "query": "Follow-up"}, headers={"HX-Current-URL": demo_server + "/"}
+    )
+    assert response.status_code == 200
+    assert 'title="Renamed" aria-current="page"' in response.text
+    assert 'title="Follow-up"' not in response.text
+    _finish(demo_server + re.search(r'hx-sse:connect="([^"]+)"', response.text).group(1), client)
+
+
 def test_one_question_at_a_time_per_conversation(
     openai_server: str, upstream: FakeUpstream, client: httpx.Client
 ) -> None:
