@@ -72,6 +72,9 @@ T = TypeVar("T")
 EVENTS_URL = re.compile(r'hx-sse:connect="([^"]+)"')
 COMPOSER_ACTION = re.compile(r'<form id="composer"[^>]* hx-post="([^"]+)"')
 HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+# What else a browser submits with the composer: the model picked in its list, and the instructions.
+SELECTED_OPTION = re.compile(r'<select[^>]* name="([^"]+)">.*?<option value="([^"]*)" selected', re.S)
+TEXTAREA = re.compile(r'<textarea[^>]* name="([^"]+)"[^>]*>([^<]*)</textarea>')
 CHUNKS = re.compile(rb"<dt>Chunks</dt><dd>(\d+)</dd>")
 CONTENT = re.compile(rb'"content":"[^"]')
 FRAME_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -264,13 +267,15 @@ Form = dict[str, str]
 
 async def open_page(client: httpx.AsyncClient, base: str) -> Form:
     """Load the chat page like a browser (which gives the client its session cookie) and read the
-    composer's action and hidden fields (request_id, and csrf_token where the app has one)."""
+    composer's action and the fields a browser submits with the question: the hidden ones (request_id,
+    and csrf_token where the app has one), the model picked and the instructions, where it has them."""
     page = await client.get(f"{base}/")
     page.raise_for_status()
     action = COMPOSER_ACTION.search(page.text)
     if action is None:
         raise RuntimeError("the chat page has no composer form")
-    return {"action": action.group(1), **dict(HIDDEN_INPUT.findall(page.text))}
+    fields = [*HIDDEN_INPUT.findall(page.text), *SELECTED_OPTION.findall(page.text), *TEXTAREA.findall(page.text)]
+    return {"action": action.group(1), **dict(fields)}
 
 
 async def folyam_stream(

@@ -35,6 +35,7 @@ def security_headers(assets: StaticAssets) -> Callable[[Message, Scope], Awaitab
             headers = MutableScopeHeaders.from_message(message)
             for name, value in SECURITY_HEADERS:
                 headers[name] = value
-            headers["Cache-Control"] = assets.cache_control(str(scope["path"]), scope["query_string"]) or "no-store"
+            cache = assets.cache_control(str(scope["path"]), scope["query_string"], message["status"])
+            headers["Cache-Control"] = cache or "no-store"
 
     return add_security_headers

@@ -109,6 +109,9 @@ def test_the_pages_static_files_are_kept_until_they_change(client: httpx.Client,
         # The same file at a URL that does not name this content: asked again each time it is used.
         for other in (path, f"{path}?v=0123456789ab"):
             assert client.get(f"{demo_server}{other}").headers["cache-control"] == REVALIDATE
+    # An error at a current URL is not the file: never kept for a year.
+    refused = client.post(f"{demo_server}{links[0]}")
+    assert refused.status_code == 405 and refused.headers["cache-control"] == REVALIDATE
 
 
 def test_the_page_has_no_inline_script_or_style(client: httpx.Client, demo_server: str) -> None:

@@ -36,15 +36,30 @@ def test_a_missing_file_is_an_error_not_a_broken_link(folder: Path) -> None:
         StaticAssets(folder).url("nope.css")
 
 
-def test_only_the_current_url_is_immutable(folder: Path) -> None:
+def test_only_the_file_at_its_current_url_is_immutable(folder: Path) -> None:
     assets = StaticAssets(folder, prefix="/assets/")
     path, _, query = assets.url("vendor/lib-1.0.js").partition("?")
+    current = query.encode()
     assert path == "/assets/vendor/lib-1.0.js"
-    assert assets.cache_control(path, query.encode()) == IMMUTABLE
-    assert assets.cache_control(path, b"") == REVALIDATE  # a link without the version
-    assert assets.cache_control(path, b"v=000000000000") == REVALIDATE  # an older page's link
-    assert assets.cache_control(path, query.encode() + b"&x=1") == REVALIDATE
-    assert assets.cache_control("/assets/site.css", query.encode()) == REVALIDATE  # another file's version
-    assert assets.cache_control("/assets/missing.js", b"") == REVALIDATE
-    assert assets.cache_control("/chat/x", b"") is None  # not a static file
-    assert assets.cache_control("/assets", b"") is None
+    assert assets.cache_control(path, current, 200) == IMMUTABLE
+    assert assets.cache_control(path, b"", 200) == REVALIDATE  # a link without the version
+    assert assets.cache_control(path, b"v=000000000000", 200) == REVALIDATE  # an older page's link
+    assert assets.cache_control(path, current + b"&x=1", 200) == REVALIDATE
+    assert assets.cache_control("/assets/site.css", current, 200) == REVALIDATE  # another file's version
+    assert assets.cache_control("/assets/missing.js", b"", 404) == REVALIDATE
+    # Not the file: an error at its URL (a wrong method, a failed read) is never kept for a year.
+    for status in (304, 404, 405, 500, 503):
+        assert assets.cache_control(path, current, status) == REVALIDATE
+    assert assets.cache_control("/chat/x", b"", 200) is None  # not a static file
+    assert assets.cache_control("/assets", b"", 200) is None
+
+
+def test_a_file_changed_since_start_up_is_not_kept_under_its_old_version(folder: Path) -> None:
+    assets = StaticAssets(folder)
+    path, _, query = assets.url("site.css").partition("?")
+    assert assets.cache_control(path, query.encode(), 200) == IMMUTABLE
+    # A deploy that changes the files before the process restarts: the old URL now serves other bytes.
+    (folder / "site.css").write_bytes(b"body { color: green; margin: 0 }")
+    assert assets.cache_control(path, query.encode(), 200) == REVALIDATE
+    (folder / "site.css").unlink()
+    assert assets.cache_control(path, query.encode(), 200) == REVALIDATE

@@ -152,8 +152,9 @@ class ConversationStore(Protocol):
     ) -> StartedExchange:
         """Record a new running exchange, creating the conversation if it is new, in one transaction: the
         conversation takes `model` and `system_prompt` (blank: none) as its current ones; the result
-        carries its last `history` ended exchanges as messages. With `replaces`, that exchange and every
-        later one are deleted first (regenerate, edit), and the history is what came before them.
+        carries its last `history` ended exchanges as messages, and its title (the question's, when this
+        made the conversation). With `replaces`, that exchange and every later one are deleted first
+        (regenerate, edit), and the history is what came before them.
 
         The same request id again returns the exchange it made (created False), whatever else was asked.
         Raises NotYours when the conversation is another session's, ConversationBusy when it has an

@@ -65,7 +65,9 @@ def test_a_question_from_another_page_lists_the_conversation_under_its_own_title
     demo_server: str, client: httpx.Client
 ) -> None:
     """The question's response lists a conversation the page does not show under its stored title (renamed
-    here), not under the question: the title the question's start found in the store."""
+    here), not under the question: the title the question's start found in the store. As a browser sends
+    the composer (its model and instructions too: then the handler does not read the conversation first),
+    and as an older page did (without them)."""
     _finish(ask(client, demo_server, "Original question"), client)
     page = client.get(demo_server + "/")
     path = re.search(r'class="conversation__link" href="(/chat/[^"]+)"', page.text)
@@ -76,14 +78,20 @@ def test_a_question_from_another_page_lists_the_conversation_under_its_own_title
         demo_server + path.group(1) + "/rename", data={"title": "Renamed", "csrf_token": form["csrf_token"]}
     )
     assert rename.status_code == 200
-    # Sent from the list page (a new chat), not the conversation's own page.
-    response = client.post(
-        demo_server + action, data={**form, "query": "Follow-up"}, headers={"HX-Current-URL": demo_server + "/"}
-    )
-    assert response.status_code == 200
-    assert 'title="Renamed" aria-current="page"' in response.text
-    assert 'title="Follow-up"' not in response.text
-    _finish(demo_server + re.search(r'hx-sse:connect="([^"]+)"', response.text).group(1), client)
+    page = client.get(demo_server + path.group(1)).text
+    model = re.search(r'<select id="composer-model" name="model">.*?<option value="([^"]+)" selected', page, re.S)
+    assert model
+    for extra, question in (({"model": model.group(1), "system_prompt": ""}, "Follow-up"), ({}, "Older page")):
+        # Sent from the list page (a new chat), not the conversation's own page.
+        response = client.post(
+            demo_server + action,
+            data={**form, **extra, "query": question, "request_id": question.replace(" ", "-").lower() + "-0001"},
+            headers={"HX-Current-URL": demo_server + "/"},
+        )
+        assert response.status_code == 200
+        assert 'title="Renamed" aria-current="page"' in response.text
+        assert f'title="{question}"' not in response.text
+        _finish(demo_server + re.search(r'hx-sse:connect="([^"]+)"', response.text).group(1), client)
 
 
 def test_one_question_at_a_time_per_conversation(
