@@ -26,7 +26,8 @@ class UnknownAsset(LookupError):
 @dataclass(frozen=True, slots=True)
 class _Versioned:
     path: Path
-    query: bytes  # what its current URL carries: b"v=<version>"
+    url: str  # its current URL: "<prefix>/<name>?v=<version>"
+    query: bytes  # what that URL carries: b"v=<version>"
     stamp: tuple[int, int]  # modification time (ns) and size when the version was taken
 
     def unchanged(self) -> bool:
@@ -43,27 +44,24 @@ class StaticAssets:
     is served for revalidation only)."""
 
     def __init__(self, directory: Path, prefix: str = "/static") -> None:
-        self._prefix = prefix.rstrip("/")
-        self._under = self._prefix + "/"
-        self._versions: dict[str, str] = {}
+        self._under = prefix.rstrip("/") + "/"
         self._files: dict[str, _Versioned] = {}  # by request path
         for path in sorted(directory.rglob("*")):
             if not path.is_file():
                 continue
             stat = path.stat()
-            version = hashlib.sha256(path.read_bytes()).hexdigest()[:_VERSION_CHARS]
-            name = path.relative_to(directory).as_posix()
-            self._versions[name] = version
-            self._files[self._under + name] = _Versioned(
-                path, f"v={version}".encode(), (stat.st_mtime_ns, stat.st_size)
+            query = f"v={hashlib.sha256(path.read_bytes()).hexdigest()[:_VERSION_CHARS]}"
+            request_path = self._under + path.relative_to(directory).as_posix()
+            self._files[request_path] = _Versioned(
+                path, f"{request_path}?{query}", query.encode(), (stat.st_mtime_ns, stat.st_size)
             )
 
     def url(self, name: str) -> str:
         """The URL of the file `name` (relative to the directory), with its version: a template's `static_url`."""
-        version = self._versions.get(name)
-        if version is None:
+        file = self._files.get(self._under + name)
+        if file is None:
             raise UnknownAsset(f"no static file {name!r}")
-        return f"{self._prefix}/{name}?v={version}"
+        return file.url
 
     def cache_control(self, path: str, query_string: bytes, status: int) -> str | None:
         """The Cache-Control of a response with `status` to a request for `path`: immutable only for the
