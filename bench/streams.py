@@ -40,7 +40,6 @@ import shlex
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tarfile
@@ -53,6 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -218,8 +218,10 @@ class StreamResult:
     error: str | None = None
     # Seconds from sending the request (the POST, for Folyam) to the first SSE data frame.
     first_event: float | None = None
-    # Longest time between two consecutive data frames of the stream, seconds.
+    # Longest time between two consecutive data frames of the stream, seconds, and when it ended
+    # (`time.perf_counter()`).
     max_gap: float = 0.0
+    max_gap_at: float = 0.0
     # Data frames delivered (keep-alive comments excluded; the timing and `done` frames included).
     events: int = 0
     # Upstream tokens of the answer: the "Chunks" of Folyam's timing fragment, the seed's content events.
@@ -231,7 +233,10 @@ class StreamResult:
 
 
 async def read_stream(
-    response: httpx.Response, sent_at: float, result: StreamResult, on_frame: Callable[[bytes], None] | None = None
+    response: aiohttp.ClientResponse,
+    sent_at: float,
+    result: StreamResult,
+    on_frame: Callable[[bytes], None] | None = None,
 ) -> bytes:
     """Read SSE frames up to `event: done` (or `data: [DONE]`), timing each data frame; returns the frame
     before it."""
@@ -239,7 +244,7 @@ async def read_stream(
     buffer = b""
     previous = b""
     last_at = 0.0
-    async for chunk in response.aiter_raw():
+    async for chunk in response.content.iter_any():
         now = time.perf_counter()
         result.body_bytes += len(chunk)
         buffer += chunk
@@ -250,8 +255,8 @@ async def read_stream(
             result.events += 1
             if result.first_event is None:
                 result.first_event = now - sent_at
-            else:
-                result.max_gap = max(result.max_gap, now - last_at)
+            elif now - last_at > result.max_gap:
+                result.max_gap, result.max_gap_at = now - last_at, now
             last_at = now
             if (b"event: done" in frame or b"[DONE]" in frame) and DONE_LINE.search(frame):
                 result.duration = now - sent_at
@@ -265,21 +270,22 @@ async def read_stream(
 Form = dict[str, str]
 
 
-async def open_page(client: httpx.AsyncClient, base: str) -> Form:
+async def open_page(client: aiohttp.ClientSession, base: str) -> Form:
     """Load the chat page like a browser (which gives the client its session cookie) and read the
     composer's action and the fields a browser submits with the question: the hidden ones (request_id,
     and csrf_token where the app has one), the model picked and the instructions, where it has them."""
-    page = await client.get(f"{base}/")
-    page.raise_for_status()
-    action = COMPOSER_ACTION.search(page.text)
+    async with client.get(f"{base}/") as page:
+        page.raise_for_status()
+        text = await page.text()
+    action = COMPOSER_ACTION.search(text)
     if action is None:
         raise RuntimeError("the chat page has no composer form")
-    fields = [*HIDDEN_INPUT.findall(page.text), *SELECTED_OPTION.findall(page.text), *TEXTAREA.findall(page.text)]
+    fields = [*HIDDEN_INPUT.findall(text), *SELECTED_OPTION.findall(text), *TEXTAREA.findall(text)]
     return {"action": action.group(1), **dict(fields)}
 
 
 async def folyam_stream(
-    client: httpx.AsyncClient, base: str, index: int, expected: int | None, form: Form | None
+    client: aiohttp.ClientSession, base: str, index: int, expected: int | None, form: Form | None
 ) -> StreamResult:
     """Ask like the composer does, then follow the generation's events to `done`."""
     if form is None:
@@ -288,19 +294,19 @@ async def folyam_stream(
     result = StreamResult()
     sent_at = time.perf_counter()
     # HX-Request: htmx's header (without it the app answers with a streamed page, for browsers without JS).
-    posted = await client.post(
+    async with client.post(
         base + form["action"],
         data={**fields, "query": f"Benchmark question {index}"},
         headers={"HX-Request": "true"},
-    )
-    if posted.is_error:
-        title = re.search(r'notice__title">([^<]*)<', posted.text)
-        raise RuntimeError(f"POST answered {posted.status_code}: {title.group(1) if title else posted.text[:80]}")
-    match = EVENTS_URL.search(posted.text)
+    ) as posted:
+        text = await posted.text()
+        if posted.status >= 400:
+            title = re.search(r'notice__title">([^<]*)<', text)
+            raise RuntimeError(f"POST answered {posted.status}: {title.group(1) if title else text[:80]}")
+    match = EVENTS_URL.search(text)
     if match is None:
         raise RuntimeError("the answer has no events URL")
-    headers = {"Accept": "text/event-stream"}
-    async with client.stream("GET", base + match.group(1), headers=headers) as response:
+    async with client.get(base + match.group(1), headers={"Accept": "text/event-stream"}) as response:
         timing = await read_stream(response, sent_at, result)
     chunks = CHUNKS.search(timing)
     if chunks is None:
@@ -311,20 +317,21 @@ async def folyam_stream(
     return result
 
 
-async def open_seed_page(client: httpx.AsyncClient, base: str) -> Form:
-    page = await client.get(f"{base}/")
-    page.raise_for_status()
+async def open_seed_page(client: aiohttp.ClientSession, base: str) -> Form:
+    async with client.get(f"{base}/") as page:
+        page.raise_for_status()
+        await page.read()
     return {}
 
 
 async def seed_stream(
-    client: httpx.AsyncClient, base: str, index: int, expected: int | None, form: Form | None
+    client: aiohttp.ClientSession, base: str, index: int, expected: int | None, form: Form | None
 ) -> StreamResult:
     """Ask the seed relay; its events are the upstream's chunks as JSON, then `data: [DONE]`."""
     result = StreamResult()
     sent_at = time.perf_counter()
     counter = ContentCounter()
-    async with client.stream("GET", f"{base}/chat", params={"q": f"Benchmark question {index}"}) as response:
+    async with client.get(f"{base}/chat", params={"q": f"Benchmark question {index}"}) as response:
         await read_stream(response, sent_at, result, counter)
     result.tokens = counter.count
     if expected is not None and result.tokens != expected:
@@ -343,8 +350,8 @@ class ContentCounter:
             self.count += 1
 
 
-StreamFn = Callable[[httpx.AsyncClient, str, int, int | None, Form | None], Awaitable[StreamResult]]
-SetupFn = Callable[[httpx.AsyncClient, str], Awaitable[Form]]
+StreamFn = Callable[[aiohttp.ClientSession, str, int, int | None, Form | None], Awaitable[StreamResult]]
+SetupFn = Callable[[aiohttp.ClientSession, str], Awaitable[Form]]
 
 
 @dataclass(frozen=True)
@@ -377,6 +384,8 @@ class Window:
     rss_before_kib: int = 0
     start_at: Snapshot | None = None
     end_at: Snapshot | None = None
+    # The client loop's stalls (`watch_loop`).
+    stalls: list[tuple[float, float]] = field(default_factory=list)
 
     def start(self) -> None:
         self.rss_before_kib = memory_kib(self.app_pid, "VmRSS")
@@ -414,22 +423,26 @@ async def run_clients(
     (`setup`) and streams an answer, `waves` times over, as a new visitor each time (no cookies kept), so
     `streams` answers run at once throughout; unfinished ones fail at `timeout`.
 
-    Each visitor has an httpx client of its own (its own cookies: its own session): one client's
-    connection pool costs O(connections) per request (httpcore checks every connection), which at hundreds
-    of streams made the client, not the server, the bottleneck. They share one SSL context (unused on
-    http://) so creating them is cheap."""
-    ssl_context = ssl.create_default_context()
-    limits = httpx.Limits(max_connections=2)
-    timeouts = httpx.Timeout(timeout, connect=10.0)
+    Each visitor has an aiohttp session of its own (its own cookies: its own session, and its own
+    connections, as a browser has). aiohttp, not httpx: its C parser costs the client a fraction of what
+    httpx's pure-Python one did per read, and a client that falls behind times frames late (the gap and
+    first-event columns were then partly the client's; see `watch_loop`)."""
+    timeouts = aiohttp.ClientTimeout(total=timeout, connect=10.0)
     async with contextlib.AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(httpx.AsyncClient(verify=ssl_context, limits=limits, timeout=timeouts))
+            await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=2),
+                    timeout=timeouts,
+                    cookie_jar=aiohttp.CookieJar(unsafe=True),  # unsafe: cookies from an IP address (127.0.0.1)
+                )
+            )
             for _ in range(streams)
         ]
 
         async def one(index: int) -> StreamResult:
             client = clients[index % streams]
-            client.cookies.clear()
+            client.cookie_jar.clear()
             try:
                 form = await setup(client, base)
             except Exception as exc:
@@ -452,14 +465,40 @@ async def run_clients(
 
         if window is not None:
             window.start()
+        probe = asyncio.create_task(watch_loop(window.stalls if window is not None else []))
         tasks = [asyncio.create_task(visitor(index)) for index in range(streams)]
         _, pending = await asyncio.wait(tasks, timeout=timeout)
+        probe.cancel()
         if window is not None:
             window.stop()
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
     return [result for task in tasks for result in task.result()]
+
+
+# Wake-ups of a loop later than this are counted as its stalls; a frame timed within STALL_SLACK of a
+# stall's end was (probably) read when the loop got back.
+PROBE_INTERVAL = 0.002
+STALL_SLACK = 0.010
+
+
+async def watch_loop(stalls: list[tuple[float, float]]) -> None:
+    """Record when this process's event loop was late: (`time.perf_counter()` at the end, seconds late).
+    A frame that reaches a busy client is timed when the client gets back to it, and a busy fake upstream
+    sends its chunks late: either way a gap may be the harness's, not the app's."""
+    while True:
+        asleep_at = time.perf_counter()
+        await asyncio.sleep(PROBE_INTERVAL)
+        now = time.perf_counter()
+        late = now - asleep_at - PROBE_INTERVAL
+        if late > PROBE_INTERVAL:
+            stalls.append((now, late))
+
+
+def longest_stall(stalls: Sequence[tuple[float, float]], start: float, end: float) -> float:
+    """The longest stall that ended between `start` and `end`, seconds."""
+    return max((late for at, late in stalls if start < at <= end), default=0.0)
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -476,6 +515,10 @@ class Measurement:
     peak_rss_kib: int
     other_cpu: float
     errors: Counter[str] = field(default_factory=Counter)
+    client_stalls: list[tuple[float, float]] = field(default_factory=list)
+    upstream_stalls: list[tuple[float, float]] = field(default_factory=list)
+    # `time.perf_counter()` when the round began.
+    started_at: float = 0.0
     # False when other processes used more CPU meanwhile than --max-other-cpu allows.
     kept: bool = True
 
@@ -547,12 +590,23 @@ def measure(args: argparse.Namespace, app: Server, upstream: Server | None) -> l
                 peak_rss_kib=memory_kib(app.pid, "VmHWM"),
                 other_cpu=window.other_cpu,
                 errors=Counter(r.error for r in results if r.error),
+                client_stalls=window.stalls,
+                upstream_stalls=upstream_stalls(upstream, window) if upstream else [],
+                started_at=window.start_at.wall if window.start_at else 0.0,
                 kept=args.max_other_cpu is None or 100 * window.other_cpu / window.delta("wall") <= args.max_other_cpu,
             )
         )
     if profiler is not None:
         stop_profiler(profiler, args.profile)
     return rounds
+
+
+def upstream_stalls(upstream: Server, window: Window) -> list[tuple[float, float]]:
+    """The fake upstream's stalls during the window (its clock is this one: CLOCK_MONOTONIC)."""
+    if window.start_at is None or window.end_at is None:
+        return []
+    stalls = httpx.get(f"{upstream.url}/bench/stalls").raise_for_status().json()
+    return [(at, late) for at, late in stalls if window.start_at.wall < at <= window.end_at.wall]
 
 
 def run_loop(coroutine: Coroutine[object, object, T]) -> T:
@@ -802,7 +856,33 @@ def details(m: Measurement, rounds: Sequence[Measurement]) -> list[str]:
     ]
     if m.upstream_cpu is not None:
         lines.append(f"upstream CPU {m.upstream_cpu:.2f} s ({100 * m.upstream_cpu / m.wall:.0f}% of one core)")
+    lines += stalls(m)
     lines += [f"{count} streams: {error}" for error, count in m.errors.most_common(5)]
+    return lines
+
+
+def stalls(m: Measurement) -> list[str]:
+    """How late the client's and the upstream's own loops were, and the gap column without them: each
+    stream's longest gap less the client's stall that ended with it (the frame was timed late) and the
+    upstream's longest stall within it (its chunks went out late)."""
+    ok = [r for r in m.results if r.error is None]
+    less_client, less_both = [], []
+    for r in ok:
+        start, end = r.max_gap_at - r.max_gap, r.max_gap_at
+        client = longest_stall(m.client_stalls, end - STALL_SLACK, end + STALL_SLACK)
+        less_client.append(r.max_gap - client)
+        less_both.append(r.max_gap - client - longest_stall(m.upstream_stalls, start, end))
+    lines = []
+    for name, found in (("client", m.client_stalls), ("upstream", m.upstream_stalls)):
+        lates = [late for _, late in found]
+        lines.append(
+            f"{name} loop stalls over {PROBE_INTERVAL * 1000:g} ms: {len(lates)},"
+            f" p99 {percentile(lates, 99) * 1000:.0f} ms, longest {max(lates, default=0) * 1000:.0f} ms"
+        )
+    lines.append(
+        f"max gap p99 less the client's stall at its end {percentile(less_client, 99) * 1000:.1f} ms,"
+        f" less the upstream's within it too {percentile(less_both, 99) * 1000:.1f} ms"
+    )
     return lines
 
 

@@ -4,7 +4,9 @@ It is the tests' `FakeUpstream` (tests/support/fake_upstream.py) with one defaul
 request: `--chunks` content chunks of a short word each (like a real model's tokens), `--delay` seconds
 apart on a schedule from the first (as a model generates: a late wake-up of this busy process does not
 push back every chunk after it), with a blank line after every `--paragraph` chunks (default: none, one
-long paragraph), then the finish chunk, the usage chunk and `[DONE]`. Run it from the repository root:
+long paragraph), then the finish chunk, the usage chunk and `[DONE]`. `GET /bench/stalls` lists when
+this process's event loop was late (see `watch_loop`), so a benchmark can tell the upstream's own gaps
+from the app's. Run it from the repository root:
 
     .venv/bin/python -m bench.upstream --port 8101 --chunks 500 --delay 0
 """
@@ -12,11 +14,15 @@ long paragraph), then the finish chunk, the usage chunk and `[DONE]`. Run it fro
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
+import json
+from typing import Any
 
 import uvicorn
 
-from tests.support.fake_upstream import FakeUpstream, Script
+from bench.streams import watch_loop
+from tests.support.fake_upstream import FakeUpstream, RecordedRequest, Script, _chunk, _deltas
 
 # Token-sized pieces of text. A paragraph break is appended to a word; the naive relay's f-string then
 # writes empty frames after that event, which its clients (and the benchmark) skip.
@@ -37,9 +43,63 @@ class BenchUpstream(FakeUpstream):
     def __init__(self, script: Script) -> None:
         super().__init__()
         self._default = script
+        self._stalls: list[tuple[float, float]] = []
+        self._probe: asyncio.Task[None] | None = None
+        self._frames: dict[tuple[str, bool], list[bytes]] = {}
 
     def _next_script(self) -> Script:
         return self._default
+
+    async def _chat(self, record: RecordedRequest, disconnected: asyncio.Task[None], send: Any) -> None:
+        """FakeUpstream's answer, the same bytes on the same schedule, from frames encoded once per model:
+        encoding each chunk anew and waiting with `asyncio.wait` cost this process ~65 µs per chunk, and
+        a busy upstream sends chunks late, which showed as the app's gaps."""
+        script = self._default
+        include_usage = bool((record.body.get("stream_options") or {}).get("include_usage"))
+        frames = self._answer_frames(record.body.get("model", "fake-model"), include_usage)
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        role, *chunks, ending = frames
+        deltas = len(_deltas(script))
+        await send({"type": "http.response.body", "body": role, "more_body": True})
+        for index, frame in enumerate(chunks):
+            wait = began + index * script.delay - loop.time() if index < deltas else 0
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if disconnected.done():
+                return  # the client went away (seen within a chunk's delay)
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": ending, "more_body": False})
+
+    def _answer_frames(self, model: str, include_usage: bool) -> list[bytes]:
+        """The role chunk, each content chunk, the finish (and usage) chunks, then `[DONE]`."""
+        key = (model, include_usage)
+        if key not in self._frames:
+            script = self._default
+            payloads = [_chunk(model, {"role": "assistant", "content": ""})]
+            payloads += [_chunk(model, {field: text}) for field, text in _deltas(script)]
+            if script.finish_reason is not None:
+                payloads.append(_chunk(model, {}, finish_reason=script.finish_reason))
+            if include_usage:
+                completion = len(_deltas(script))
+                usage = {"prompt_tokens": 11, "completion_tokens": completion, "total_tokens": 11 + completion}
+                payloads.append({**_chunk(model, {}), "choices": [], "usage": usage})
+            frames = [b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n" for payload in payloads]
+            self._frames[key] = [*frames, b"data: [DONE]\n\n"]
+        return self._frames[key]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/bench/stalls":
+            body = json.dumps(self._stalls).encode()
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if self._probe is None and scope["type"] == "http":  # on this process's loop, from the first request
+            self._probe = asyncio.create_task(watch_loop(self._stalls))
+        await super().__call__(scope, receive, send)
 
 
 def main(argv: list[str] | None = None) -> None:
