@@ -8,14 +8,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import alembic.command
 import alembic.config
 import pytest
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from folyam.components import Timing, make_environment, render_component
@@ -529,6 +531,41 @@ async def test_while_another_process_writes_the_event_loop_never_waits_for_the_l
         assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1", "e2"]
     finally:
         ticker.cancel()
+        holder.close()
+        await store.aclose()
+
+
+async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(tmp_path: Path) -> None:
+    # A write that finds SQLite's lock taken (a checkpoint, another process) waits for it in a thread, and
+    # this process's writes queue behind it. Once it is done, theirs run on the event loop as before: were
+    # they sent to the thread too, each write behind them would follow, and a busy process would stay there.
+    path = tmp_path / "store.db"
+    store = SqlStore(f"sqlite:///{path}")
+    await store.migrate()
+    inserted_by: dict[str, str] = {}
+
+    def note_thread(connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("INSERT INTO exchanges"):
+            exchange_id = parameters[0] if isinstance(parameters, tuple) else parameters["id"]
+            inserted_by[exchange_id] = threading.current_thread().name
+
+    event.listen(Engine, "before_cursor_execute", note_thread)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        first = asyncio.create_task(start(store, "e1", "r1", conversation="c1"))
+        await asyncio.sleep(0.1)
+        behind = [asyncio.create_task(start(store, f"e{n}", f"r{n}", conversation=f"c{n}")) for n in (2, 3, 4)]
+        await asyncio.sleep(0.1)
+        assert not any(task.done() for task in [first, *behind])
+        holder.execute("COMMIT")
+        assert all(await asyncio.wait_for(asyncio.gather(first, *behind), 5))
+        main = threading.main_thread().name
+        assert inserted_by["e1"] != main  # it waited for SQLite's lock in a thread
+        assert [inserted_by[f"e{n}"] for n in (2, 3, 4)] == [main] * 3
+        assert await store.count_exchanges() == 4
+    finally:
+        event.remove(Engine, "before_cursor_execute", note_thread)
         holder.close()
         await store.aclose()
 

@@ -417,14 +417,23 @@ class SqlStore:
         waiting behind a burst of questions on a busy process is not the database failing."""
         limit = self._timeout if limit == 0 else limit
         queued = writes and self._sqlite
+        loop_engine = self._loop_engine if on_loop else None
         try:
-            if on_loop and self._loop_engine is not None and not (writes and self._write_lock.locked()):
+            if loop_engine is not None and not (writes and self._write_lock.locked()):
                 with contextlib.suppress(_LockHeld):
-                    return self._on_loop(self._loop_engine, work, writes)
+                    return self._on_loop(loop_engine, work, writes)
+                loop_engine = None  # SQLite's lock is held: wait for it in a thread
             if queued:
                 async with asyncio.timeout(None if limit is None else limit * _QUEUE_FACTOR):
                     await self._write_lock.acquire()
             try:
+                if loop_engine is not None:
+                    # It waited for a write in a thread, not for SQLite's lock: now its turn has come, on
+                    # the loop after all. (Sent to the thread too, every write behind a checkpoint went
+                    # there, and so did the ones behind those, while questions kept coming: a third of a
+                    # busy process's writes paid a thread's hand-overs and a cold page cache.)
+                    with contextlib.suppress(_LockHeld):
+                        return self._on_loop(loop_engine, work, writes)
                 async with asyncio.timeout(limit):
                     return await self._transaction(work, writes)
             finally:
