@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from bench.streams import watch_loop
+from folyam.server import COLLECTOR_THRESHOLDS
 from tests.support.fake_upstream import FakeUpstream, RecordedRequest, Script, _chunk, _deltas
 
 # Token-sized pieces of text. A paragraph break is appended to a word; the naive relay's f-string then
@@ -113,6 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     upstream = BenchUpstream(
         Script(chunks=answer_chunks(args.chunks, args.paragraph), delay=args.delay, on_schedule=True)
     )
+    # Collections far apart, as in the app (folyam.server.settle_collector): with Python's defaults a full
+    # collection of this busy process stood it still for 60 ms, every answer's chunks late meanwhile.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
     uvicorn.run(upstream, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
