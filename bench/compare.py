@@ -146,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
     args.pin = args.pin or ("1" if args.workers == 1 else "0-1")
+    speed = streams.machine_speed(args.pin)
+    print(speed)
     streams.keep_off_the_app_cores(args)
     rows = []
     for load in QUICK if args.quick else LOADS:
@@ -161,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         facts = [
             f"app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
             f"servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores",
+            speed,
         ]
         streams.append_record("Folyam against the seed relay (bench/compare.py)", facts, text)
 

@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.workers < 2:
         parser.error("--workers: at least 2")
+    speed = streams.machine_speed(args.pin)
+    print(speed)
     streams.keep_off_the_app_cores(args)
     setups = (
         Setup("1 worker", 1, redis=False),
@@ -122,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"app revision: {streams.git('rev-parse', '--short', 'HEAD')}",
             f"every worker pinned to CPU {args.pin} (taskset); the client, the fake upstream and redis-server on"
             " the other cores",
+            speed,
             *(
                 f"per round, {setup.name} ÷ 1 worker: {', '.join(f'{r:.2f}' for r in setup_ratios)}"
                 for setup, setup_ratios in ratios.items()

@@ -894,6 +894,35 @@ def stalls(m: Measurement) -> list[str]:
     return lines
 
 
+# Run on the app's core before a benchmark: this machine's speed swings two- or threefold from hour to
+# hour, so each record says how fast it was then.
+SPEED_PROBE = """
+import os, socket, time
+def timed(work, n):
+    began = time.perf_counter(); work(n); return (time.perf_counter() - began) / n
+def python(n):
+    total = 0
+    for i in range(n):
+        total += i * 2
+a, b = socket.socketpair()
+message = b"x" * 200
+def round_trip(n):
+    for _ in range(n):
+        a.send(message); b.recv(4096)
+print(min(timed(python, 1_000_000) for _ in range(3)) * 1e9, min(timed(round_trip, 50_000) for _ in range(3)) * 1e6)
+"""
+
+
+def machine_speed(pin: str | None) -> str:
+    """How fast this machine is now, on the app's core: a Python loop, and a small write and read over a
+    socket pair (the best of three each)."""
+    argv = [*(["taskset", "--cpu-list", str(pin)] if pin is not None else []), sys.executable, "-c", SPEED_PROBE]
+    loop_ns, socket_us = map(float, subprocess.run(argv, capture_output=True, check=True, text=True).stdout.split())
+    return (
+        f"machine speed before the run: Python loop {loop_ns:.0f} ns/iteration, socket write + read {socket_us:.2f} µs"
+    )
+
+
 def machine() -> str:
     cpus = os.cpu_count() or 0  # (not this process's affinity: with --pin it runs off the app's cores)
     model = next(
@@ -942,8 +971,10 @@ handles more chunks per wake-up, and a saturated app coalesces more per event): 
 """
 
 
-def record(args: argparse.Namespace, m: Measurement, rounds: Sequence[Measurement], cells: Sequence[str]) -> None:
-    facts = [f"app revision: {revision(args)}", *details(m, rounds)]
+def record(
+    args: argparse.Namespace, m: Measurement, rounds: Sequence[Measurement], cells: Sequence[str], speed: str
+) -> None:
+    facts = [f"app revision: {revision(args)}", speed, *details(m, rounds)]
     append_record(f"{target_name(args)}, {args.streams} streams", facts, table(cells))
 
 
@@ -1056,14 +1087,15 @@ def expand_range(part: str) -> range:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    speed = machine_speed(args.pin)
     keep_off_the_app_cores(args)
     rounds = run(args)
     measurement = median_round(rounds)
     cells = row(args, measurement)
     print(table(cells))
-    print("\n".join(details(measurement, rounds)))
+    print("\n".join([speed, *details(measurement, rounds)]))
     if args.record:
-        record(args, measurement, rounds, cells)
+        record(args, measurement, rounds, cells, speed)
     if any(m.errors for m in rounds):
         raise SystemExit(1)
 
