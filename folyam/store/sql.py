@@ -412,7 +412,8 @@ class SqlStore:
     ) -> T:
         """`work` in one transaction, within the time limit; database failures become StoreUnavailable.
         `on_loop`: a small transaction (bounded work), which on SQLite runs on the event loop unless it
-        would have to wait for a lock. SQLite has one writer at a time: in a thread, writes take turns on
+        would have to wait for SQLite's lock; one that comes while a write waits for it in a thread waits
+        its turn, then runs on the loop. SQLite has one writer at a time: in a thread, writes take turns on
         a lock (rather than in sqlite's busy handler, which sleeps). The queue has a limit of its own:
         waiting behind a burst of questions on a busy process is not the database failing."""
         limit = self._timeout if limit == 0 else limit
