@@ -476,7 +476,7 @@ async def run_clients(
             _, pending = await asyncio.wait(tasks, timeout=timeout)
         finally:
             gc.enable()
-        probe.cancel()
+            probe.cancel()
         if window is not None:
             window.stop()
         for task in pending:
@@ -525,8 +525,6 @@ class Measurement:
     errors: Counter[str] = field(default_factory=Counter)
     client_stalls: list[tuple[float, float]] = field(default_factory=list)
     upstream_stalls: list[tuple[float, float]] = field(default_factory=list)
-    # `time.perf_counter()` when the round began.
-    started_at: float = 0.0
     # False when other processes used more CPU meanwhile than --max-other-cpu allows.
     kept: bool = True
 
@@ -600,7 +598,6 @@ def measure(args: argparse.Namespace, app: Server, upstream: Server | None) -> l
                 errors=Counter(r.error for r in results if r.error),
                 client_stalls=window.stalls,
                 upstream_stalls=upstream_stalls(upstream, window) if upstream else [],
-                started_at=window.start_at.wall if window.start_at else 0.0,
                 kept=args.max_other_cpu is None or 100 * window.other_cpu / window.delta("wall") <= args.max_other_cpu,
             )
         )
@@ -877,9 +874,9 @@ def stalls(m: Measurement) -> list[str]:
     less_client, less_both = [], []
     for r in ok:
         start, end = r.max_gap_at - r.max_gap, r.max_gap_at
-        client = longest_stall(m.client_stalls, end - STALL_SLACK, end + STALL_SLACK)
+        client = min(r.max_gap, longest_stall(m.client_stalls, end - STALL_SLACK, end + STALL_SLACK))
         less_client.append(r.max_gap - client)
-        less_both.append(r.max_gap - client - longest_stall(m.upstream_stalls, start, end))
+        less_both.append(max(0.0, r.max_gap - client - longest_stall(m.upstream_stalls, start, end)))
     lines = []
     for name, found in (("client", m.client_stalls), ("upstream", m.upstream_stalls)):
         lates = [late for _, late in found]

@@ -43,6 +43,10 @@ class BenchUpstream(FakeUpstream):
     """A FakeUpstream whose every request gets the same script (nothing is queued in a benchmark)."""
 
     def __init__(self, script: Script) -> None:
+        # `_chat` replays the plain answer only: no faults, no raw body, no extra delays.
+        plain = Script(chunks=script.chunks, delay=script.delay, on_schedule=True)
+        if script != plain:
+            raise ValueError("BenchUpstream sends a plain answer on a schedule: chunks and delay only")
         super().__init__()
         self._default = script
         self._stalls: list[tuple[float, float]] = []
@@ -61,11 +65,11 @@ class BenchUpstream(FakeUpstream):
         frames = self._answer_frames(record.body.get("model", "fake-model"), include_usage)
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        loop = asyncio.get_running_loop()
-        began = loop.time()
         role, *chunks, ending = frames
         deltas = len(_deltas(script))
         await send({"type": "http.response.body", "body": role, "more_body": True})
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         for index, frame in enumerate(chunks):
             wait = began + index * script.delay - loop.time() if index < deltas else 0
             if wait > 0:

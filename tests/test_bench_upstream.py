@@ -44,8 +44,9 @@ async def test_the_bench_upstream_sends_what_the_fake_upstream_sends(usage: bool
     fake = FakeUpstream()
     fake.script(script)
     expected, _ = await _answer(fake, body)
+    upstream = BenchUpstream(script)
     for _ in range(2):  # the second answer comes from the frames encoded for the first
-        got, times = await _answer(BenchUpstream(script), body)
+        got, times = await _answer(upstream, body)
         assert got == expected
     # On the model's schedule: the 12 chunks take 11 delays.
     assert times[-1] - times[1] >= 11 * 0.002
@@ -73,3 +74,10 @@ async def test_the_bench_upstream_stops_when_the_client_leaves() -> None:
     await asyncio.wait_for(BenchUpstream(script)(scope, receive, send), timeout=5)
     assert 5 <= len(sent) < 10
     assert all(message.get("more_body", True) for message in sent[1:])  # it never finished the answer
+
+
+def test_the_bench_upstream_refuses_a_script_it_would_not_follow() -> None:
+    with pytest.raises(ValueError, match="plain answer"):
+        BenchUpstream(Script(chunks=answer_chunks(3), delay=0.01, on_schedule=True, fault="drop"))
+    with pytest.raises(ValueError, match="plain answer"):
+        BenchUpstream(Script(chunks=answer_chunks(3), delay=0.01, on_schedule=False))

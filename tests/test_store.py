@@ -17,7 +17,7 @@ from typing import Any
 import alembic.command
 import alembic.config
 import pytest
-from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import Connection, Engine, Pool, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from folyam.components import Timing, make_environment, render_component
@@ -546,8 +546,7 @@ async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(t
 
     def note_thread(connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if statement.startswith("INSERT INTO exchanges"):
-            exchange_id = parameters[0] if isinstance(parameters, tuple) else parameters["id"]
-            inserted_by[exchange_id] = threading.current_thread().name
+            inserted_by[parameters[0]] = threading.current_thread().name
 
     event.listen(Engine, "before_cursor_execute", note_thread)
     holder = sqlite3.connect(path, isolation_level=None)
@@ -567,6 +566,68 @@ async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(t
     finally:
         event.remove(Engine, "before_cursor_execute", note_thread)
         holder.close()
+        await store.aclose()
+
+
+async def test_a_write_whose_turn_comes_while_the_lock_is_taken_again_waits_for_it_in_a_thread(
+    tmp_path: Path,
+) -> None:
+    # As the first write (in a thread) hands its connection back, another process takes SQLite's lock
+    # again: the write whose turn it is then meets the lock on the loop, and waits for it in a thread
+    # (holding up this process's next writes, never the loop); the one after it runs on the loop.
+    path = tmp_path / "store.db"
+    store = SqlStore(f"sqlite:///{path}")
+    await store.migrate()
+    inserted_by: dict[str, str] = {}
+    holder = sqlite3.connect(path, isolation_level=None)
+    second_holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    main = threading.main_thread().name
+
+    def note_thread(connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("INSERT INTO exchanges"):
+            inserted_by[parameters[0]] = threading.current_thread().name
+
+    releases: list[threading.Timer] = []
+
+    def take_the_lock_again(dbapi_connection: Any, record: Any) -> None:
+        if threading.current_thread().name != main and not releases:  # once: after the first write
+            second_holder.execute("BEGIN IMMEDIATE")
+            releases.append(threading.Timer(0.3, second_holder.execute, ["COMMIT"]))
+            releases[0].start()
+
+    event.listen(Engine, "before_cursor_execute", note_thread)
+    event.listen(Pool, "checkin", take_the_lock_again)
+    longest_tick = 0.0
+
+    async def tick() -> None:
+        nonlocal longest_tick
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            longest_tick = max(longest_tick, loop.time() - before)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        first = asyncio.create_task(start(store, "e1", "r1", conversation="c1"))
+        await asyncio.sleep(0.1)
+        behind = [asyncio.create_task(start(store, f"e{n}", f"r{n}", conversation=f"c{n}")) for n in (2, 3)]
+        await asyncio.sleep(0.1)
+        holder.execute("COMMIT")
+        assert all(await asyncio.wait_for(asyncio.gather(first, *behind), 5))
+        assert inserted_by["e1"] != main and inserted_by["e2"] != main  # each waited for a lock in a thread
+        assert inserted_by["e3"] == main
+        assert longest_tick < 0.2, f"the event loop stood still for {longest_tick:.3f} s"
+        assert await store.count_exchanges() == 3
+    finally:
+        ticker.cancel()
+        for release in releases:
+            release.join()
+        event.remove(Pool, "checkin", take_the_lock_again)
+        event.remove(Engine, "before_cursor_execute", note_thread)
+        holder.close()
+        second_holder.close()
         await store.aclose()
 
 
