@@ -497,6 +497,40 @@ async def test_a_write_that_timed_out_is_rolled_back_not_committed_later(tmp_pat
         await store.aclose()
 
 
+class LoopWatch:
+    """The longest the running event loop stood still (a 10 ms sleep that took longer), from creation
+    until `stop`."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            self.longest = max(self.longest, loop.time() - before)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class InsertingThreads(dict[str, str]):
+    """The name of the thread that inserted each exchange (by id), from creation until `stop`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        event.listen(Engine, "before_cursor_execute", self._note)
+
+    def _note(self, connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("INSERT INTO exchanges"):
+            self[parameters[0]] = threading.current_thread().name
+
+    def stop(self) -> None:
+        event.remove(Engine, "before_cursor_execute", self._note)
+
+
 async def test_while_another_process_writes_the_event_loop_never_waits_for_the_lock(tmp_path: Path) -> None:
     # An answer's transactions run on the event loop; one that finds the write lock taken goes to a
     # thread and waits there for its turn. Were the loop to wait (sqlite's busy handler sleeps), every
@@ -507,17 +541,7 @@ async def test_while_another_process_writes_the_event_loop_never_waits_for_the_l
     await start(store, "e1", "r1")
     await finish(store, "e1")
     holder = sqlite3.connect(path, isolation_level=None)
-    longest_tick = 0.0
-
-    async def tick() -> None:
-        nonlocal longest_tick
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            longest_tick = max(longest_tick, loop.time() - before)
-
-    ticker = asyncio.create_task(tick())
+    watch = LoopWatch()
     try:
         holder.execute("BEGIN IMMEDIATE")
         question = asyncio.create_task(start(store, "e2", "r2"))
@@ -527,10 +551,10 @@ async def test_while_another_process_writes_the_event_loop_never_waits_for_the_l
         assert not question.done()  # its turn has not come
         holder.execute("COMMIT")
         assert await asyncio.wait_for(question, 5)
-        assert longest_tick < 0.2, f"the event loop stood still for {longest_tick:.3f} s"
+        assert watch.longest < 0.2, f"the event loop stood still for {watch.longest:.3f} s"
         assert [r.id for r in await store.exchanges("s1", "c1") or []] == ["e1", "e2"]
     finally:
-        ticker.cancel()
+        watch.stop()
         holder.close()
         await store.aclose()
 
@@ -542,13 +566,7 @@ async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(t
     path = tmp_path / "store.db"
     store = SqlStore(f"sqlite:///{path}")
     await store.migrate()
-    inserted_by: dict[str, str] = {}
-
-    def note_thread(connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith("INSERT INTO exchanges"):
-            inserted_by[parameters[0]] = threading.current_thread().name
-
-    event.listen(Engine, "before_cursor_execute", note_thread)
+    inserted_by = InsertingThreads()
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
@@ -564,7 +582,7 @@ async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(t
         assert [inserted_by[f"e{n}"] for n in (2, 3, 4)] == [main] * 3
         assert await store.count_exchanges() == 4
     finally:
-        event.remove(Engine, "before_cursor_execute", note_thread)
+        inserted_by.stop()
         holder.close()
         await store.aclose()
 
@@ -578,15 +596,9 @@ async def test_a_write_whose_turn_comes_while_the_lock_is_taken_again_waits_for_
     path = tmp_path / "store.db"
     store = SqlStore(f"sqlite:///{path}")
     await store.migrate()
-    inserted_by: dict[str, str] = {}
     holder = sqlite3.connect(path, isolation_level=None)
     second_holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     main = threading.main_thread().name
-
-    def note_thread(connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith("INSERT INTO exchanges"):
-            inserted_by[parameters[0]] = threading.current_thread().name
-
     releases: list[threading.Timer] = []
 
     def take_the_lock_again(dbapi_connection: Any, record: Any) -> None:
@@ -595,19 +607,9 @@ async def test_a_write_whose_turn_comes_while_the_lock_is_taken_again_waits_for_
             releases.append(threading.Timer(0.3, second_holder.execute, ["COMMIT"]))
             releases[0].start()
 
-    event.listen(Engine, "before_cursor_execute", note_thread)
+    inserted_by = InsertingThreads()
     event.listen(Pool, "checkin", take_the_lock_again)
-    longest_tick = 0.0
-
-    async def tick() -> None:
-        nonlocal longest_tick
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            longest_tick = max(longest_tick, loop.time() - before)
-
-    ticker = asyncio.create_task(tick())
+    watch = LoopWatch()
     try:
         holder.execute("BEGIN IMMEDIATE")
         first = asyncio.create_task(start(store, "e1", "r1", conversation="c1"))
@@ -618,14 +620,14 @@ async def test_a_write_whose_turn_comes_while_the_lock_is_taken_again_waits_for_
         assert all(await asyncio.wait_for(asyncio.gather(first, *behind), 5))
         assert inserted_by["e1"] != main and inserted_by["e2"] != main  # each waited for a lock in a thread
         assert inserted_by["e3"] == main
-        assert longest_tick < 0.2, f"the event loop stood still for {longest_tick:.3f} s"
+        assert watch.longest < 0.2, f"the event loop stood still for {watch.longest:.3f} s"
         assert await store.count_exchanges() == 3
     finally:
-        ticker.cancel()
+        watch.stop()
         for release in releases:
             release.join()
         event.remove(Pool, "checkin", take_the_lock_again)
-        event.remove(Engine, "before_cursor_execute", note_thread)
+        inserted_by.stop()
         holder.close()
         second_holder.close()
         await store.aclose()
