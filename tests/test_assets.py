@@ -63,3 +63,26 @@ def test_a_file_changed_since_start_up_is_not_kept_under_its_old_version(folder:
     assert assets.cache_control(path, query.encode(), 200) == REVALIDATE
     (folder / "site.css").unlink()
     assert assets.cache_control(path, query.encode(), 200) == REVALIDATE
+
+
+def test_every_files_version_by_name_as_its_url_carries_it(folder: Path) -> None:
+    assets = StaticAssets(folder, prefix="/folyam/static")
+    assert assets.versions() == {
+        "site.css": f"v={version_of(b'body { color: red }')}",
+        "vendor/lib-1.0.js": f"v={version_of(b'let x = 1')}",
+    }
+    for name, query in assets.versions().items():
+        assert assets.url(name) == f"/folyam/static/{name}?{query}"
+
+
+def test_a_file_by_name_is_kept_as_at_its_path(folder: Path) -> None:
+    # A static files router mounted under a prefix the app does not see asks by the matched file's name
+    # (Litestar's `file_path` parameter, with its leading slash).
+    assets = StaticAssets(folder, prefix="/folyam/static")
+    current = assets.versions()["vendor/lib-1.0.js"].encode()
+    for name in ("vendor/lib-1.0.js", "/vendor/lib-1.0.js"):
+        assert assets.cache_control_of(name, current, 200) == IMMUTABLE
+        assert assets.cache_control_of(name, b"", 200) == REVALIDATE
+        assert assets.cache_control_of(name, current, 404) == REVALIDATE
+    assert assets.cache_control_of("site.css", current, 200) == REVALIDATE  # another file's version
+    assert assets.cache_control_of("missing.js", b"", 404) == REVALIDATE

@@ -27,6 +27,7 @@ from folyam.components._confirm_delete import ConfirmDelete
 from folyam.components._conversation_list import ConversationEntry, ConversationItems, ConversationList, RenameForm
 from folyam.components._export_link import ExportLink
 from folyam.components._message import EditForm
+from folyam.components._stream_assets import StreamAssets
 from folyam.components._theme import ThemeSwitch
 from folyam.components._thinking import RefusalLabel, Thinking, ThinkingSummary
 
@@ -192,3 +193,14 @@ def test_each_component_template_declares_its_arguments(env: jinja2.Environment)
     for component in COMPONENTS.values():
         source, _, _ = env.loader.get_source(env, component.template)  # type: ignore[union-attr]
         assert source.startswith("{#-"), component.template
+
+
+def test_stream_assets_link_each_file_with_its_version_when_known(env: jinja2.Environment) -> None:
+    versions = {"markdown.css": "v=0123456789ab", "vendor/htmx-4.0.1.min.js": "v=ba9876543210"}
+    html = str(render_component(env, StreamAssets("/kit/static", versions)))
+    assert '<link rel="stylesheet" href="/kit/static/markdown.css?v=0123456789ab">' in html
+    assert '<script src="/kit/static/vendor/htmx-4.0.1.min.js?v=ba9876543210"></script>' in html
+    # Without a version, a file is linked bare (then revalidated by browsers, never kept stale).
+    assert '<link rel="stylesheet" href="/kit/static/pygments.css">' in html
+    assert '<script src="/kit/static/vendor/hx-sse-4.0.1.min.js"></script>' in html
+    assert html == str(render_component(env, StreamAssets("/kit/static", {**versions, "other.css": "v=1"})))

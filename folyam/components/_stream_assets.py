@@ -3,7 +3,8 @@ styles, all served by Folyam under the host's chosen prefix."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 
@@ -14,3 +15,6 @@ class StreamAssets:
     template: ClassVar[str] = "folyam/stream_assets.html"
     # Where Folyam's static files are served, e.g. "/folyam/static".
     static_url: str
+    # Each file's version (`v=…`) by its name, e.g. "markdown.css": linked with it, a browser keeps the
+    # file until its content changes (`AnswerStreams.head()` gives them; a file without one is linked bare).
+    versions: Mapping[str, str] = field(default_factory=dict)

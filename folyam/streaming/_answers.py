@@ -23,6 +23,7 @@ from typing import Any, Final
 import jinja2
 from markupsafe import Markup
 
+from folyam.assets import StaticAssets
 from folyam.components import Answer, ErrorNotice, make_environment, render_component
 from folyam.components._stream_assets import StreamAssets
 from folyam.event_log import EventLog, MemoryEventLog
@@ -85,7 +86,9 @@ async def text_pieces(texts: AsyncIterable[str]) -> AsyncGenerator[StreamPiece]:
 
 class AnswerStreams:
     """The answers an app streams: created once per app (in its lifespan, in the running loop) and
-    closed with it. `prefix` is where the routes are mounted (the events and stop URLs start with it)."""
+    closed with it. `prefix` is where the routes are mounted (the events and stop URLs start with it);
+    `assets`, the static files `head()` links with their versions (default: `STATIC_DIR` under
+    `{prefix}/static`, as the plugin serves them)."""
 
     def __init__(
         self,
@@ -95,8 +98,12 @@ class AnswerStreams:
         env: jinja2.Environment | None = None,
         event_log: EventLog | None = None,
         record: Callable[[EndedAnswer], Awaitable[None]] | None = None,
+        assets: StaticAssets | None = None,
     ) -> None:
         self._prefix = prefix.rstrip("/")
+        # What `head()` links, each file with its version: Folyam's static files under the prefix.
+        assets = assets or StaticAssets(STATIC_DIR, f"{self._prefix}/static")
+        self._head = StreamAssets(f"{self._prefix}/static", assets.versions())
         self._settings = settings or Settings()
         self._env = env or make_environment()
         self._markdown = MarkdownPipeline(self._env)
@@ -176,7 +183,7 @@ class AnswerStreams:
 
     def head(self) -> Markup:
         """The <head> lines a page with a streamed answer needs (htmx, its SSE extension, the styles)."""
-        return render_component(self._env, StreamAssets(f"{self._prefix}/static"))
+        return render_component(self._env, self._head)
 
     def owner(self, answer_id: str) -> str | None:
         """Who started the answer, while it is kept; None for an unknown (or forgotten) one."""

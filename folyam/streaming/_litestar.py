@@ -20,6 +20,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.response import Stream
 from litestar.static_files import create_static_files_router
 
+from folyam.assets import StaticAssets, VersionedCaching
 from folyam.settings import Settings
 from folyam.sse import event_stream
 from folyam.streaming._answers import STATIC_DIR, AnswerStreams, EndedAnswer
@@ -73,6 +74,8 @@ class FolyamStreams(InitPluginProtocol):
         self._settings = settings
         self._record = record
         self._secure_cookies = secure_cookies
+        # Its static files, each linked (by `head()`) and kept by browsers at its versioned URL.
+        self._assets = StaticAssets(STATIC_DIR, f"{self._url_prefix}/static")
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.append(self._router())
@@ -84,7 +87,9 @@ class FolyamStreams(InitPluginProtocol):
 
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        streams = AnswerStreams(prefix=self._url_prefix, settings=self._settings, record=self._record)
+        streams = AnswerStreams(
+            prefix=self._url_prefix, settings=self._settings, record=self._record, assets=self._assets
+        )
         app.state[_STATE_KEY] = streams
         try:
             yield
@@ -118,5 +123,10 @@ class FolyamStreams(InitPluginProtocol):
             if not streams.stop(answer_id):
                 raise NotFoundException()
 
-        static = create_static_files_router(path="/static", directories=[STATIC_DIR], name="folyam_streams:static")
+        static = create_static_files_router(
+            path="/static",
+            directories=[STATIC_DIR],
+            name="folyam_streams:static",
+            middleware=[DefineMiddleware(VersionedCaching, assets=self._assets)],
+        )
         return Router(path=self._prefix or "/", route_handlers=[events, stop, static])

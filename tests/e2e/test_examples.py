@@ -58,8 +58,17 @@ def test_the_page_is_the_apps_own_with_the_answer_shell_and_what_it_needs(exampl
         assert '<article class="answer"' in html and 'hx-sse:close="done"' in html
         assert client.cookies.get(OWNER_COOKIE)
         for asset in ("vendor/htmx-4.0.1.min.js", "vendor/hx-sse-4.0.1.min.js", "markdown.css", "pygments.css"):
-            assert f'"/folyam/static/{asset}"' in html
-            assert client.get(f"{base_url}/folyam/static/{asset}").status_code == 200
+            # Linked at its versioned URL, where a browser keeps it for a year; anywhere else revalidated.
+            link = re.search(rf'"(/folyam/static/{re.escape(asset)}\?v=[0-9a-f]{{12}})"', html)
+            assert link, html
+            kept = client.get(base_url + link.group(1))
+            assert kept.status_code == 200 and kept.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert kept.content == (ROOT / "static" / asset).read_bytes()
+            for url in (f"/folyam/static/{asset}", f"/folyam/static/{asset}?v=000000000000"):
+                bare = client.get(base_url + url)
+                assert bare.status_code == 200 and bare.headers["cache-control"] == "no-cache"
+        missing = client.get(f"{base_url}/folyam/static/missing.css?v=000000000000")
+        assert missing.status_code == 404 and missing.headers["cache-control"] == "no-cache"
         read_events(client, events_url)
 
 
