@@ -1,8 +1,9 @@
-"""The Litestar plugin with a host's own ownership check (an async `allow` hook) instead of the owner
-cookie, over real uvicorn."""
+"""The Litestar plugin over real uvicorn: a host's own ownership check (an async `allow` hook) instead of
+the owner cookie, and its static files under a prefix of the host's choosing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +11,8 @@ import httpx
 from litestar import Litestar, Request, get
 from litestar.di import NamedDependency
 
-from folyam.streaming import AnswerStreams, FolyamStreams, answer_streams
+from folyam.assets import IMMUTABLE, REVALIDATE
+from folyam.streaming import STATIC_DIR, AnswerStreams, FolyamStreams, answer_streams
 from tests.support.servers import serve
 from tests.support.sse import answer_html, read_events
 
@@ -38,3 +40,32 @@ def test_a_hosts_own_check_decides_who_reads_an_answer() -> None:
         client.headers["x-user"] = "ann"
         _, frames = read_events(client, url + events_url)
         assert frames[-1].event == "done" and answer_html(frames) == "<p>Hello.</p>\n"
+
+
+@get("/head")
+async def head(streams: NamedDependency[AnswerStreams]) -> str:
+    return str(streams.head())
+
+
+def test_the_static_files_head_links_are_kept_a_year_there_and_revalidated_anywhere_else() -> None:
+    app = Litestar([head], plugins=[FolyamStreams(prefix="/kit")])
+    with serve(app) as url, httpx.Client(timeout=10) as client:
+        links = re.findall(r'(?:href|src)="(/kit/static/([^"?]+)\?(v=[0-9a-f]{12}))"', client.get(f"{url}/head").text)
+        assert {name for _, name, _ in links} == {
+            "markdown.css",
+            "pygments.css",
+            "vendor/htmx-4.0.1.min.js",
+            "vendor/hx-sse-4.0.1.min.js",
+        }
+        for link, name, version in links:
+            for method in ("GET", "HEAD"):
+                kept = client.request(method, url + link)
+                assert (kept.status_code, kept.headers["cache-control"]) == (200, IMMUTABLE), (method, link)
+            assert client.get(url + link).content == (STATIC_DIR / name).read_bytes()
+            # The same file anywhere else: bare, an older version, another parameter besides.
+            for other in (name, f"{name}?v=000000000000", f"{name}?{version}&x=1"):
+                answer = client.get(f"{url}/kit/static/{other}")
+                assert (answer.status_code, answer.headers["cache-control"]) == (200, REVALIDATE), other
+        for missing in ("missing.css?v=000000000000", "vendor", "%2e%2e/pyproject.toml"):
+            answer = client.get(f"{url}/kit/static/{missing}")
+            assert (answer.status_code, answer.headers["cache-control"]) == (404, REVALIDATE), missing
