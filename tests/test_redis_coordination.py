@@ -36,8 +36,12 @@ async def test_a_slot_comes_with_its_lease_and_a_full_scope_refuses_without_one(
     # Another session still has room on the server, up to the server's own limit.
     assert await coordination.take_slot(scopes("s2"), "g4") is None
     assert await coordination.take_slot(scopes("s3"), "g5") == "server"
+    # Given back: its lease goes, and so does its place in each scope (the session's and the server's).
     await coordination.give_back_slot(keys, "g1")
     assert await coordination.alive("g1") is False
+    assert await coordination.take_slot(keys, "g3") is None
+    assert await coordination.take_slot(scopes("s3"), "g5") == "server"
+    await coordination.give_back_slot(keys, "g3")
     assert await coordination.take_slot(scopes("s3"), "g5") is None
 
 
@@ -63,3 +67,11 @@ async def test_a_burst_of_new_connections_reads_no_package_metadata(
         assert lookups == 1  # the pool's one DriverInfo, made with the client
     finally:
         await client.aclose()
+
+
+async def test_the_rate_limit_counts_each_client_apart_on_redis_clock(coordination: RedisCoordination) -> None:
+    assert [await coordination.rate_limit("c1") for _ in range(10)] == [None] * 10
+    wait = await coordination.rate_limit("c1")
+    # The eleventh question within the minute waits until the first leaves the window.
+    assert wait is not None and 59 < wait <= 60
+    assert await coordination.rate_limit("c2") is None
