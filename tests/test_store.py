@@ -633,6 +633,48 @@ async def test_a_write_whose_turn_comes_while_the_lock_is_taken_again_waits_for_
         await store.aclose()
 
 
+async def test_the_event_loop_s_transactions_keep_one_connection_through_a_lock_met_and_a_failure(
+    tmp_path: Path,
+) -> None:
+    # The loop's connection stays open between transactions (a checkout from the pool and its return cost
+    # more than a small write's BEGIN and COMMIT); a BEGIN refused by a held lock, or a transaction that
+    # failed, leaves it ready for the next one.
+    path = tmp_path / "store.db"
+    store = SqlStore(f"sqlite:///{path}")
+    await store.migrate()
+    main = threading.main_thread().name
+    checkouts: list[str] = []
+
+    def note_checkout(*_: Any) -> None:
+        checkouts.append(threading.current_thread().name)
+
+    event.listen(Pool, "checkout", note_checkout)
+    holder = sqlite3.connect(path, isolation_level=None)
+    inserted_by = InsertingThreads()
+    try:
+        for n in range(5):
+            await start(store, f"e{n}", f"r{n}", conversation=f"c{n}")
+            await finish(store, f"e{n}")
+        holder.execute("BEGIN IMMEDIATE")
+        met_the_lock = asyncio.create_task(start(store, "e5", "r5", conversation="c5"))
+        await asyncio.sleep(0.1)
+        holder.execute("COMMIT")
+        assert await asyncio.wait_for(met_the_lock, 5)
+        assert inserted_by["e5"] != main  # it met the lock on the loop, and waited for it in a thread
+        with pytest.raises(ConversationBusy):  # a transaction that failed on the loop (rolled back)
+            await start(store, "e6", "r6", conversation="c5")
+        await finish(store, "e5")
+        assert await start(store, "e7", "r7", conversation="c7")
+        assert inserted_by["e7"] == main
+        assert checkouts.count(main) == 1, checkouts
+        assert await store.count_exchanges() == 7
+    finally:
+        inserted_by.stop()
+        event.remove(Pool, "checkout", note_checkout)
+        holder.close()
+        await store.aclose()
+
+
 async def test_the_write_ahead_log_is_checkpointed_as_answers_are_written(tmp_path: Path) -> None:
     # The event loop's connection leaves checkpoints to a store thread (their fsyncs would stall the
     # streams); without them the WAL file would grow by every answer ever written.

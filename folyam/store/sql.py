@@ -107,6 +107,9 @@ class SqlStore:
         self._write_lock = asyncio.Lock()
         self._engine: Engine | None = None  # SQLite's
         self._loop_engine: Engine | None = None  # SQLite's, used on the event loop: it never waits
+        # Its one connection, kept open between transactions: a checkout from the pool and its return
+        # (events, a rollback to reset it) cost twice what the BEGIN and COMMIT of a small write do.
+        self._loop_connection: Connection | None = None
         self._async_engine: AsyncEngine | None = None  # PostgreSQL's
         self._threads: ThreadPoolExecutor | None = None
         self._checkpoint_every = checkpoint_every
@@ -400,6 +403,9 @@ class SqlStore:
             await self._async_engine.dispose()
         if self._checkpointing is not None:
             await asyncio.wait([self._checkpointing])
+        if self._loop_connection is not None:
+            self._loop_connection.close()
+            self._loop_connection = None
         if self._loop_engine is not None:
             self._loop_engine.dispose()
         if self._engine is not None and self._threads is not None:
@@ -475,11 +481,17 @@ class SqlStore:
     def _on_loop(self, engine: Engine, work: Callable[[Connection], T], writes: bool) -> T:
         """`work` in a transaction right here, on a connection that does not wait for locks: _LockHeld
         (rolled back) when another connection holds the one it needs."""
+        connection = self._loop_connection
+        if connection is None or connection.invalidated:
+            if connection is not None:
+                connection.close()  # (its broken sqlite3 connection goes; the pool makes a new one)
+            connection = self._loop_connection = engine.connect()
+        begin = "BEGIN IMMEDIATE" if writes else "BEGIN"
+        if connection.get_execution_options().get("sqlite_begin") != begin:
+            connection.execution_options(sqlite_begin=begin)
         try:
-            with engine.connect() as connection:
-                connection.execution_options(sqlite_begin="BEGIN IMMEDIATE" if writes else "BEGIN")
-                with connection.begin():
-                    result = work(connection)
+            with connection.begin():
+                result = work(connection)
         except OperationalError as exc:
             if _lock_held(exc):
                 raise _LockHeld from exc
