@@ -51,6 +51,16 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
     await store.aclose()
 
 
+@pytest.fixture
+async def sqlite_file(tmp_path: Path) -> AsyncIterator[tuple[SqlStore, Path]]:
+    """A migrated store on a SQLite file, and the file (for another process's connection to it)."""
+    path = tmp_path / "store.db"
+    store = SqlStore(f"sqlite:///{path}")
+    await store.migrate()
+    yield store, path
+    await store.aclose()
+
+
 async def start(store: SqlStore, exchange: str, request: str, *, session: str = "s1", conversation: str = "c1") -> bool:
     started = await store.start_exchange(
         exchange_id=exchange, session_id=session, conversation_id=conversation, request_id=request,
@@ -531,13 +541,13 @@ class InsertingThreads(dict[str, str]):
         event.remove(Engine, "before_cursor_execute", self._note)
 
 
-async def test_while_another_process_writes_the_event_loop_never_waits_for_the_lock(tmp_path: Path) -> None:
+async def test_while_another_process_writes_the_event_loop_never_waits_for_the_lock(
+    sqlite_file: tuple[SqlStore, Path],
+) -> None:
     # An answer's transactions run on the event loop; one that finds the write lock taken goes to a
     # thread and waits there for its turn. Were the loop to wait (sqlite's busy handler sleeps), every
     # stream of the process would stall for as long as the other process writes.
-    path = tmp_path / "store.db"
-    store = SqlStore(f"sqlite:///{path}")
-    await store.migrate()
+    store, path = sqlite_file
     await start(store, "e1", "r1")
     await finish(store, "e1")
     holder = sqlite3.connect(path, isolation_level=None)
@@ -556,16 +566,15 @@ async def test_while_another_process_writes_the_event_loop_never_waits_for_the_l
     finally:
         watch.stop()
         holder.close()
-        await store.aclose()
 
 
-async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(tmp_path: Path) -> None:
+async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(
+    sqlite_file: tuple[SqlStore, Path],
+) -> None:
     # A write that finds SQLite's lock taken (a checkpoint, another process) waits for it in a thread, and
     # this process's writes queue behind it. Once it is done, theirs run on the event loop as before: were
     # they sent to the thread too, each write behind them would follow, and a busy process would stay there.
-    path = tmp_path / "store.db"
-    store = SqlStore(f"sqlite:///{path}")
-    await store.migrate()
+    store, path = sqlite_file
     inserted_by = InsertingThreads()
     holder = sqlite3.connect(path, isolation_level=None)
     try:
@@ -584,18 +593,15 @@ async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(t
     finally:
         inserted_by.stop()
         holder.close()
-        await store.aclose()
 
 
 async def test_a_write_whose_turn_comes_while_the_lock_is_taken_again_waits_for_it_in_a_thread(
-    tmp_path: Path,
+    sqlite_file: tuple[SqlStore, Path],
 ) -> None:
     # As the first write (in a thread) hands its connection back, another process takes SQLite's lock
     # again: the write whose turn it is then meets the lock on the loop, and waits for it in a thread
     # (holding up this process's next writes, never the loop); the one after it runs on the loop.
-    path = tmp_path / "store.db"
-    store = SqlStore(f"sqlite:///{path}")
-    await store.migrate()
+    store, path = sqlite_file
     holder = sqlite3.connect(path, isolation_level=None)
     second_holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     main = threading.main_thread().name
@@ -630,18 +636,15 @@ async def test_a_write_whose_turn_comes_while_the_lock_is_taken_again_waits_for_
         inserted_by.stop()
         holder.close()
         second_holder.close()
-        await store.aclose()
 
 
 async def test_the_event_loop_s_transactions_keep_one_connection_through_a_lock_met_and_a_failure(
-    tmp_path: Path,
+    sqlite_file: tuple[SqlStore, Path],
 ) -> None:
     # The loop's connection stays open between transactions (a checkout from the pool and its return cost
     # more than a small write's BEGIN and COMMIT); a BEGIN refused by a held lock, or a transaction that
     # failed, leaves it ready for the next one.
-    path = tmp_path / "store.db"
-    store = SqlStore(f"sqlite:///{path}")
-    await store.migrate()
+    store, path = sqlite_file
     main = threading.main_thread().name
     checkouts: list[str] = []
 
@@ -672,7 +675,33 @@ async def test_the_event_loop_s_transactions_keep_one_connection_through_a_lock_
         inserted_by.stop()
         event.remove(Pool, "checkout", note_checkout)
         holder.close()
-        await store.aclose()
+
+
+async def test_a_broken_sqlite_connection_on_the_event_loop_is_replaced(sqlite_file: tuple[SqlStore, Path]) -> None:
+    # Kept between transactions, the loop's connection may break (its sqlite3 connection closed under it):
+    # the transaction that finds out fails, and the next one runs on a new connection.
+    store, _ = sqlite_file
+    main = threading.main_thread().name
+    made_on_loop: list[Any] = []
+
+    def note_connect(dbapi_connection: Any, _: Any) -> None:
+        if threading.current_thread().name == main:
+            made_on_loop.append(dbapi_connection)
+
+    event.listen(Pool, "connect", note_connect)
+    try:
+        assert await start(store, "e1", "r1")
+        [broken] = made_on_loop
+        broken.close()
+        with pytest.raises(StoreUnavailable):
+            await start(store, "e2", "r2", conversation="c2")
+        assert await start(store, "e3", "r3", conversation="c3")
+        await finish(store, "e3")
+        assert len(made_on_loop) == 2
+        assert [record.id for record in await store.exchanges("s1", "c3") or []] == ["e3"]
+        assert await store.count_exchanges() == 2
+    finally:
+        event.remove(Pool, "connect", note_connect)
 
 
 async def test_the_write_ahead_log_is_checkpointed_as_answers_are_written(tmp_path: Path) -> None:

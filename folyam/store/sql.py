@@ -495,12 +495,26 @@ class SqlStore:
         except OperationalError as exc:
             if _lock_held(exc):
                 raise _LockHeld from exc
+            self._drop_loop_connection()
+            raise
+        except DBAPIError as exc:
+            if not isinstance(exc, IntegrityError):  # (a race another process won: the connection is fine)
+                self._drop_loop_connection()
             raise
         if writes:
             self._loop_writes += 1
             if self._loop_writes % self._checkpoint_every == 0 and self._checkpointing is None:
                 self._checkpointing = asyncio.ensure_future(self._checkpoint())
         return result
+
+    def _drop_loop_connection(self) -> None:
+        """After a failure of the database itself: the next transaction on the loop gets a new sqlite3
+        connection. (A BEGIN that fails goes straight to sqlite3, see `_sqlite_begin`, so SQLAlchemy never
+        sees a broken connection to invalidate it; returned to the pool each time, it was replaced there.)"""
+        connection, self._loop_connection = self._loop_connection, None
+        if connection is not None:
+            connection.invalidate()
+            connection.close()
 
     async def _checkpoint(self) -> None:
         """The event loop's connection does not checkpoint the WAL into the database (the fsyncs would
