@@ -481,10 +481,10 @@ class SqlStore:
     def _on_loop(self, engine: Engine, work: Callable[[Connection], T], writes: bool) -> T:
         """`work` in a transaction right here, on a connection that does not wait for locks: _LockHeld
         (rolled back) when another connection holds the one it needs."""
+        if self._loop_connection is not None and self._loop_connection.invalidated:
+            self._drop_loop_connection()  # (SQLAlchemy found it broken during the last transaction's work)
         connection = self._loop_connection
-        if connection is None or connection.invalidated:
-            if connection is not None:
-                connection.close()  # (its broken sqlite3 connection goes; the pool makes a new one)
+        if connection is None:
             connection = self._loop_connection = engine.connect()
         begin = "BEGIN IMMEDIATE" if writes else "BEGIN"
         if connection.get_execution_options().get("sqlite_begin") != begin:
