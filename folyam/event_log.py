@@ -74,8 +74,9 @@ class EventLog(Protocol):
 
     async def retained(self, stream_id: str) -> Retained: ...
 
-    async def flush(self) -> None:
-        """Wait until everything appended so far is stored where every reader sees it."""
+    async def flush(self, stream_id: str | None = None) -> None:
+        """Wait until everything appended so far (to `stream_id`'s stream, if given) is stored where every
+        reader sees it."""
 
     async def aclose(self) -> None: ...
 
@@ -175,6 +176,10 @@ class MemoryEventLog:
             stream.closed = True
             stream.wake()
 
+    def has(self, stream_id: str) -> bool:
+        """Whether the stream is here (open or closed)."""
+        return stream_id in self._streams
+
     async def state(self, stream_id: str) -> StreamState:
         stream = self._streams.get(stream_id)
         return "missing" if stream is None else "closed" if stream.closed else "open"
@@ -192,7 +197,7 @@ class MemoryEventLog:
         stream = self._get(stream_id)
         return Retained(stream.kept, stream.kept_bytes)
 
-    async def flush(self) -> None:
+    async def flush(self, stream_id: str | None = None) -> None:
         return None
 
     async def aclose(self) -> None:

@@ -322,7 +322,7 @@ class Generations:
             try:
                 # Its last events written before its lease goes: a lease gone with the stream still
                 # open means a dead process to the others.
-                await self._event_log.flush()
+                await self._event_log.flush(generation.id)
                 await self._coordination.give_back_slot(generation.slots, generation.id)
             except Exception:
                 logger.warning("answer %s: its slot could not be given back (it lapses)", generation.id)

@@ -63,17 +63,25 @@ for i = 1, #KEYS - 1 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 redis.call('DEL', KEYS[#KEYS])
 return 0
 """
-# KEYS: the slots' sorted sets, then the lease key. ARGV: lease ms, member. Renews what exists.
+# KEYS: each answer's slots' sorted sets, then its lease key. ARGV: lease ms, then each answer's member
+# and number of keys. Renews the slots that exist, and the leases.
 _HOLD: Final = """
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-for i = 1, #KEYS - 1 do
-  redis.call('ZADD', KEYS[i], 'XX', ms + tonumber(ARGV[1]), ARGV[2])
-  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[1]) * 2)
+local lease = tonumber(ARGV[1])
+local k = 1
+for i = 2, #ARGV, 2 do
+  local member, n = ARGV[i], tonumber(ARGV[i + 1])
+  for j = k, k + n - 2 do
+    redis.call('ZADD', KEYS[j], 'XX', ms + lease, member)
+    redis.call('PEXPIRE', KEYS[j], lease * 2)
+  end
+  redis.call('SET', KEYS[k + n - 1], '1', 'PX', lease)
+  k = k + n
 end
-redis.call('SET', KEYS[#KEYS], '1', 'PX', ARGV[1])
 return 0
 """
+_HOLD_PER_CALL: Final = 500  # answers renewed by one call (a call holds Redis meanwhile)
 
 
 def redis_client(url: str, *, timeout: float = 5.0) -> redis.Redis:
@@ -113,11 +121,11 @@ class RedisCoordination:
         self._rate_limit = rate_limit_per_minute
         # Every question and every answer's end calls one of these: packed by hiredis on a pooled connection
         # (`folyam.redis_packed`), a call costs a third less CPU than redis-py's Script and half what a
-        # pipeline of its commands did. (`hold` runs once in a while for all answers: redis-py's.)
+        # pipeline of its commands did.
         self._take = PackedScript(client, _TAKE_SLOT)
         self._rate = PackedScript(client, _RATE_LIMIT)
         self._give_back = PackedScript(client, _GIVE_BACK)
-        self._hold = client.register_script(_HOLD)
+        self._hold = PackedScript(client, _HOLD)
         self._lease_ms = int(LEASE_SECONDS * 1000)
 
     async def take_slot(self, keys: Mapping[LimitScope, str], generation_id: str) -> LimitScope | None:
@@ -140,13 +148,16 @@ class RedisCoordination:
         return None if int(wait) < 0 else int(wait) / 1000
 
     async def hold(self, running: Mapping[str, Mapping[LimitScope, str]]) -> None:
-        if not running:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for generation_id, keys in running.items():
-                held = [*(_slot_key(scope, key) for scope, key in keys.items()), _lease_key(generation_id)]
-                await self._hold(keys=held, args=[self._lease_ms, generation_id], client=pipe)
-            await self._call(pipe.execute)
+        # One call for many answers: a pipeline of one script call per answer cost each answer a packing
+        # and a reply, every two seconds.
+        answers = list(running.items())
+        for start in range(0, len(answers), _HOLD_PER_CALL):
+            keys: list[str] = []
+            args: list[str | int] = [self._lease_ms]
+            for generation_id, scopes in answers[start : start + _HOLD_PER_CALL]:
+                keys += (*(_slot_key(scope, key) for scope, key in scopes.items()), _lease_key(generation_id))
+                args += (generation_id, len(scopes) + 1)
+            await self._call(self._hold, keys=keys, args=args)
 
     async def alive(self, generation_id: str) -> bool:
         return bool(await self._call(self._redis.exists, _lease_key(generation_id)))

@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import redis.asyncio as redis
@@ -35,7 +34,10 @@ __all__ = ["RedisEventLog"]
 logger = logging.getLogger(__name__)
 _OPEN_ID: Final = "0-1"
 _PAGE: Final = 500  # entries per XRANGE page on replay
-_BATCH_WINDOW: Final = 0.010
+# As long as a tick of the runner's flush clock (`folyam.runner`), on which a process's answers flush
+# together: a batch takes in a tick's events, where a shorter window sent about twice the batches (each
+# a round trip, a packing and a reply: more than a batch's events cost). Readers elsewhere lag by this.
+_BATCH_WINDOW: Final = 0.025
 
 # One batch of writes. KEYS: each stream's events key, then its text and reasoning keys. ARGV: operations,
 # each an opcode and the index of its stream's events key, then the operation's own arguments:
@@ -104,9 +106,7 @@ def _reasoning_key(stream_id: str) -> str:
     return f"folyam:reasoning:{stream_id}"
 
 
-@dataclass(slots=True)
-class _Pending:
-    operations: deque[tuple[str, Any]] = field(default_factory=deque)
+Operation = tuple[str, Any]  # a kind ("open", "event", "close", "forget") and its payload
 
 
 class RedisEventLog:
@@ -129,7 +129,12 @@ class RedisEventLog:
         self._follower = RedisFollower(client)
         # When an open stream's expiry was last pushed back (once in a while is enough: it is a safety net).
         self._expiry_renewed: dict[str, float] = {}
-        self._pending: dict[str, _Pending] = defaultdict(_Pending)
+        # Each stream's operations waiting for the next batch, and those of the batch being sent.
+        self._pending: dict[str, list[Operation]] = {}
+        self._sending: dict[str, list[Operation]] = {}
+        # Resolved once the batch being sent, and the next, have been tried (made when a flush waits).
+        self._sending_tried: asyncio.Future[None] | None = None
+        self._next_tried: asyncio.Future[None] | None = None
         self._tail_only: dict[str, list[str]] = defaultdict(list)
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -162,9 +167,14 @@ class RedisEventLog:
         self._queue(stream_id, "forget", None)
 
     def _queue(self, stream_id: str, kind: str, payload: Any) -> None:
-        self._pending[stream_id].operations.append((kind, payload))
-        self._idle.clear()
-        self._wake.set()
+        pending = self._pending.get(stream_id)
+        if pending is None:
+            self._pending[stream_id] = [(kind, payload)]
+        else:
+            pending.append((kind, payload))
+        if not self._wake.is_set():
+            self._idle.clear()
+            self._wake.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write(), name="redis-event-log-writer")
 
@@ -175,19 +185,23 @@ class RedisEventLog:
             # cost more than the events themselves.
             await asyncio.sleep(self._batch_window)
             self._wake.clear()
-            batch, self._pending = self._pending, defaultdict(_Pending)
+            batch, self._pending = self._pending, {}
             if not batch:
                 self._idle.set()
                 continue
+            self._sending, self._sending_tried, self._next_tried = batch, self._next_tried, None
             try:
                 await self._send(batch)
             except (RedisError, OSError) as exc:
                 logger.warning("writing events to Redis failed (%s); retrying", type(exc).__name__)
-                for stream_id, pending in batch.items():  # again, before anything queued since
-                    pending.operations.extend(self._pending[stream_id].operations)
-                    self._pending[stream_id] = pending
+                for stream_id, operations in batch.items():  # again, before anything queued since
+                    self._pending[stream_id] = operations + self._pending.get(stream_id, [])
                 self._wake.set()
                 await asyncio.sleep(0.5)
+            finally:
+                tried, self._sending, self._sending_tried = self._sending_tried, {}, None
+                if tried is not None:
+                    tried.set_result(None)
             if not self._pending:
                 self._idle.set()
 
@@ -199,17 +213,17 @@ class RedisEventLog:
             return True
         return False
 
-    async def _send(self, batch: dict[str, _Pending]) -> None:
+    async def _send(self, batch: dict[str, list[Operation]]) -> None:
         """The batch as one script call: a pipeline's commands (an XADD and an APPEND per event) each
         cost redis-py a packing, a parse and a timeout, about twice what the script costs in all. (The
         script's call is packed by hiredis: `folyam.redis_packed`.)"""
         now = asyncio.get_running_loop().time()
         keys: list[str] = []
         args: list[Any] = []
-        for stream_id, pending in batch.items():
+        for stream_id, operations in batch.items():
             keys += (_events_key(stream_id), _text_key(stream_id), _reasoning_key(stream_id))
             index, last = len(keys) - 2, None  # the events key's (1-based in the script)
-            for kind, payload in pending.operations:
+            for kind, payload in operations:
                 if kind == "open":
                     args += (_OP_OPEN, index)
                 elif kind == "event":
@@ -232,7 +246,7 @@ class RedisEventLog:
                     args += (_OP_CLOSE, index, f"{closing}-1")
                     self._tail_only.pop(stream_id, None)
                     self._expiry_renewed.pop(stream_id, None)
-            last_kind = pending.operations[-1][0]
+            last_kind = operations[-1][0]
             if last_kind == "forget":
                 continue  # its keys are gone
             if last_kind == "close" or self._expiry_due(stream_id, last_kind == "open", now):
@@ -247,10 +261,27 @@ class RedisEventLog:
         if len(out_of_order) < len(failures):
             raise ResponseError(next(failure for failure in failures if failure not in out_of_order))
 
-    async def flush(self) -> None:
+    async def flush(self, stream_id: str | None = None) -> None:
+        """Until what was queued (for `stream_id`, if given) has gone to Redis, or 5 s. One stream's
+        flush waits for at most its batch and the next (every batch is queued behind its stream's in a busy
+        process, which is hardly ever idle)."""
         try:
             async with asyncio.timeout(5):
-                await self._idle.wait()
+                if stream_id is None:
+                    await self._idle.wait()
+                    return
+                while True:
+                    if stream_id in self._pending:
+                        if self._next_tried is None:
+                            self._next_tried = asyncio.get_running_loop().create_future()
+                        tried = self._next_tried
+                    elif stream_id in self._sending:
+                        if self._sending_tried is None:
+                            self._sending_tried = asyncio.get_running_loop().create_future()
+                        tried = self._sending_tried
+                    else:
+                        return
+                    await asyncio.shield(tried)  # (one waiter's cancellation is not the others')
         except TimeoutError:
             logger.warning("events not yet written to Redis: %d streams waiting", len(self._pending))
 
@@ -290,11 +321,13 @@ class RedisEventLog:
         frames = [fields[b"frame"] for _, fields in entries if b"frame" in fields]
         return Retained(len(frames), sum(map(len, frames)))
 
-    async def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
-        if await self._local.state(stream_id) != "missing":
-            async for batch in self._local.follow(stream_id, after, idle_timeout):
-                yield batch
-            return
+    def follow(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
+        if self._local.has(stream_id):
+            # This process's copy, as it is (not through a generator of ours: a hand-over per batch).
+            return self._local.follow(stream_id, after, idle_timeout)
+        return self._follow_redis(stream_id, after, idle_timeout)
+
+    async def _follow_redis(self, stream_id: str, after: int, idle_timeout: float) -> AsyncIterator[Sequence[Event]]:
         key = _events_key(stream_id)
         position = f"{max(after, 0)}-0"
         while True:

@@ -226,6 +226,40 @@ async def test_writes_go_in_batches_and_an_open_stream_s_expiry_is_not_renewed_p
         await client.aclose()
 
 
+async def test_one_stream_s_flush_waits_for_its_own_batch_not_for_a_busy_writer_to_go_idle(
+    request: pytest.FixtureRequest,
+) -> None:
+    # An answer's end waits for its last events to reach Redis before its lease goes. In a busy process
+    # other answers queue events on every flush tick, so the writer is hardly ever idle: that answer's
+    # wait is for the batch that holds its events, not for a quiet moment.
+    async with two_processes(request) as (_, writer, reader):
+        busy_seq = itertools.count(1)
+        writer.open("busy")
+
+        async def keep_busy() -> None:
+            while True:
+                writer.append("busy", event(next(busy_seq)), "x")
+                await asyncio.sleep(0.002)
+
+        appending = asyncio.create_task(keep_busy())
+        try:
+            await asyncio.sleep(0.1)
+            writer.open("g")
+            writer.append("g", event(1), "a")
+            writer.close("g")
+            started = asyncio.get_running_loop().time()
+            await writer.flush("g")
+            waited = asyncio.get_running_loop().time() - started
+            # Its entries are in Redis for any other process (the batch after the window, or the next).
+            assert (await reader.state("g"), await reader.text("g")) == ("closed", "a")
+            assert waited < 1.0  # (the whole writer's flush would wait out its 5 s limit)
+            assert not writer._idle.is_set()
+        finally:
+            appending.cancel()
+        await writer.flush()
+        assert await reader.last_seq("busy") == next(busy_seq) - 1
+
+
 async def test_an_entry_written_already_is_skipped_with_its_text_and_thinking_and_the_rest_goes_in(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -75,3 +75,35 @@ async def test_the_rate_limit_counts_each_client_apart_on_redis_clock(coordinati
     # The eleventh question within the minute waits until the first leaves the window.
     assert wait is not None and 50 < wait <= 60
     assert await coordination.rate_limit("c2") is None
+
+
+async def test_holding_renews_every_running_answer_s_lease_and_slots_in_one_call(
+    request: pytest.FixtureRequest,
+) -> None:
+    # A process renews what its answers hold every few seconds; what it stops renewing lapses (its
+    # process died), and a slot already given back is not taken again by a renewal.
+    client = redis_client(request.getfixturevalue("redis").fresh_url())
+    coordination = RedisCoordination(client, {"session": 5, "server": 5}, rate_limit_per_minute=10)
+    try:
+        answers = {f"g{n}": {"session": f"s{n % 2}", "server": "all"} for n in range(4)}
+        for generation_id, keys in answers.items():
+            assert await coordination.take_slot(keys, generation_id) is None
+        await coordination.give_back_slot(answers["g3"], "g3")
+        for key in ("folyam:lease:g0", "folyam:lease:g1", "folyam:running:server:all"):
+            await client.pexpire(key, 50)
+        calls = (await client.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+        await coordination.hold(answers)
+        assert (await client.info("commandstats"))["cmdstat_evalsha"]["calls"] == calls + 1
+        await asyncio.sleep(0.2)
+        # Every lease is there again for the lease time, and every slot that was held still is.
+        assert [await coordination.alive(f"g{n}") for n in range(4)] == [True, True, True, True]
+        assert 5_000 < await client.pttl("folyam:lease:g0") <= 6_000
+        assert await client.zrange("folyam:running:server:all", 0, -1) == [b"g0", b"g1", b"g2"]
+        assert await client.zrange("folyam:running:session:s1", 0, -1) == [b"g1"]
+        # Not renewed, a lease lapses.
+        await client.pexpire("folyam:lease:g2", 50)
+        await coordination.hold({generation_id: answers[generation_id] for generation_id in ("g0", "g1")})
+        await asyncio.sleep(0.2)
+        assert [await coordination.alive(f"g{n}") for n in range(3)] == [True, True, False]
+    finally:
+        await coordination.aclose()
