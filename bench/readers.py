@@ -3,9 +3,9 @@ whose browsers read them (behind a load balancer, most event streams reach anoth
 question did). A writer process appends events to S streams at a busy process's pace (one every 150 ms
 per stream, each a rendered tail's size); a reader process, pinned to one core, follows every stream
 with R readers each, through the same `RedisEventLog` the app uses. Reported: the reader process's CPU
-per event it delivers once every reader has joined, the Redis connections it holds while following, how late events reach it, and
-the writer's CPU per event it appends (its batches to Redis, as the process running the answers pays;
-with the bench's own pacing and framing, and the streams' closing at the end).
+per event it delivers once every reader has joined, the Redis connections it holds while following, how
+late events reach it, and the writer's CPU per event it appends (its batches to Redis, as the process
+running the answers pays; with the bench's own pacing and framing, and the streams' closing at the end).
 
     .venv/bin/python bench/readers.py                         # 200 streams, 1 reader each
     .venv/bin/python bench/readers.py --root /tmp/old --record  # another checkout's event log
