@@ -9,7 +9,7 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import alembic.command
 import alembic.config
 import pytest
-from sqlalchemy import Connection, Engine, Pool, event, text
+from sqlalchemy import Connection, Pool, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from folyam.components import Timing, make_environment, render_component
@@ -527,18 +527,25 @@ class LoopWatch:
 
 
 class InsertingThreads(dict[str, str]):
-    """The name of the thread that inserted each exchange (by id), from creation until `stop`."""
+    """The name of the thread that inserted each exchange (by id), from creation until `stop`: the store's
+    way of running its statements, watched."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: SqlStore) -> None:
         super().__init__()
-        event.listen(Engine, "before_cursor_execute", self._note)
+        self._store = store
+        self._statements = store._statements
+        store._statements = self
 
-    def _note(self, connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith("INSERT INTO exchanges"):
-            self[parameters[0]] = threading.current_thread().name
+    def first(self, connection: Connection, statement: Any, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        return self._statements.first(connection, statement, params)
+
+    def rowcount(self, connection: Connection, statement: Any, params: Mapping[str, Any]) -> int:
+        if statement is sql._INSERT_EXCHANGE:
+            self[params["id"]] = threading.current_thread().name
+        return self._statements.rowcount(connection, statement, params)
 
     def stop(self) -> None:
-        event.remove(Engine, "before_cursor_execute", self._note)
+        self._store._statements = self._statements
 
 
 async def test_while_another_process_writes_the_event_loop_never_waits_for_the_lock(
@@ -575,7 +582,7 @@ async def test_writes_that_waited_behind_one_in_a_thread_run_on_the_event_loop(
     # this process's writes queue behind it. Once it is done, theirs run on the event loop as before: were
     # they sent to the thread too, each write behind them would follow, and a busy process would stay there.
     store, path = sqlite_file
-    inserted_by = InsertingThreads()
+    inserted_by = InsertingThreads(store)
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
@@ -613,7 +620,7 @@ async def test_a_write_whose_turn_comes_while_the_lock_is_taken_again_waits_for_
             releases.append(threading.Timer(0.3, second_holder.execute, ["COMMIT"]))
             releases[0].start()
 
-    inserted_by = InsertingThreads()
+    inserted_by = InsertingThreads(store)
     event.listen(Pool, "checkin", take_the_lock_again)
     watch = LoopWatch()
     try:
@@ -653,7 +660,7 @@ async def test_the_event_loop_s_transactions_keep_one_connection_through_a_lock_
 
     event.listen(Pool, "checkout", note_checkout)
     holder = sqlite3.connect(path, isolation_level=None)
-    inserted_by = InsertingThreads()
+    inserted_by = InsertingThreads(store)
     try:
         for n in range(5):
             await start(store, f"e{n}", f"r{n}", conversation=f"c{n}")

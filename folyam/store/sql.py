@@ -63,6 +63,7 @@ from folyam.store import (
     StoreUnavailable,
     UnknownExchange,
 )
+from folyam.store._statements import SqlAlchemyStatements, SqliteStatements, Statements
 from folyam.store.tables import MODEL_CHARS, conversations, exchanges, metadata
 
 __all__ = ["SqlStore", "database_url_with_driver"]
@@ -115,6 +116,8 @@ class SqlStore:
         self._checkpoint_every = checkpoint_every
         self._loop_writes = 0
         self._checkpointing: asyncio.Future[None] | None = None
+        # How each answer's start and finish run their statements (on SQLite, straight on the cursor).
+        self._statements: Statements = SqlAlchemyStatements()
         if self._sqlite:
             database = make_url(self._url).database
             in_memory = not database or database == ":memory:"
@@ -123,6 +126,7 @@ class SqlStore:
             self._engine = create_engine(self._url, connect_args={"timeout": timeout})
             event.listen(self._engine, "connect", _sqlite_pragmas)
             event.listen(self._engine, "begin", _sqlite_begin)
+            self._statements = SqliteStatements(self._engine.dialect)
             # WAL lets reads run beside the one write; an in-memory database is one connection, one thread.
             self._threads = ThreadPoolExecutor(1 if in_memory else 4, thread_name_prefix="folyam-sqlite")
             if not in_memory:  # (another connection to ":memory:" would be another, empty database)
@@ -177,8 +181,10 @@ class SqlStore:
             raise ValueError(f"a model name has at most {MODEL_CHARS} characters, not {len(model)}: {model[:40]!r}…")
         prompt = _storable(system_prompt) if system_prompt and system_prompt.strip() else None
 
+        statements = self._statements
+
         def start(connection: Connection) -> StartedExchange:
-            found = _lock_conversation(connection, conversation_id)
+            found = _lock_conversation(statements, connection, conversation_id)
             now = _now()  # after the lock: the order of creation is the order of the transactions
             owner, title = found if found is not None else (None, title_of(question))
             if owner is not None and owner != session_id:
@@ -192,7 +198,8 @@ class SqlStore:
             if owner is None:
                 if replaces is not None:
                     raise UnknownExchange(conversation_id, replaces)
-                connection.execute(
+                statements.rowcount(
+                    connection,
                     _INSERT_CONVERSATION,
                     {
                         "id": conversation_id,
@@ -205,13 +212,14 @@ class SqlStore:
                     },
                 )
             else:
-                _refuse_if_busy(connection, conversation_id)
+                _refuse_if_busy(statements, connection, conversation_id)
                 if replaces is not None:
                     deleted = _delete_from(connection, conversation_id, replaces)
                     if deleted is None:
                         raise UnknownExchange(conversation_id, replaces)
                     replaced = deleted
-                connection.execute(
+                statements.rowcount(
+                    connection,
                     _TOUCH_CONVERSATION,
                     {"conversation_id": conversation_id, "updated_at": now, "model": model, "system_prompt": prompt},
                 )
@@ -227,7 +235,7 @@ class SqlStore:
                 "model": model,
                 "created_at": now,
             }
-            connection.execute(_INSERT_EXCHANGE, values)
+            statements.rowcount(connection, _INSERT_EXCHANGE, values)
             return StartedExchange(ExchangeRecord(**values), True, earlier, replaced, title)  # type: ignore[arg-type]
 
         try:
@@ -265,18 +273,21 @@ class SqlStore:
             "finished_at": _now(),
         }
         statement = _FINISH_IF_RUNNING if only_if_running else _FINISH
+        statements = self._statements
 
         def finish(connection: Connection) -> bool:
-            return bool(connection.execute(statement, values).rowcount)
+            return bool(statements.rowcount(connection, statement, values))
 
         return await self._run(finish, writes=True, on_loop=True)
 
     async def truncate(self, session_id: str, conversation_id: str, exchange_id: str) -> list[str] | None:
+        statements = self._statements
+
         def truncate(connection: Connection) -> list[str] | None:
-            found = _lock_conversation(connection, conversation_id)
+            found = _lock_conversation(statements, connection, conversation_id)
             if found is None or found[0] != session_id:
                 return None
-            _refuse_if_busy(connection, conversation_id)
+            _refuse_if_busy(statements, connection, conversation_id)
             deleted = _delete_from(connection, conversation_id, exchange_id)
             if deleted is not None:
                 connection.execute(
@@ -611,10 +622,10 @@ _HISTORY: Final = (
 )
 
 
-def _lock_conversation(connection: Connection, conversation_id: str) -> tuple[str, str] | None:
+def _lock_conversation(statements: Statements, connection: Connection, conversation_id: str) -> tuple[str, str] | None:
     """The conversation's owner (session id) and title, locked for the transaction; None if it is new."""
-    row = connection.execute(_LOCK_CONVERSATION, {"conversation_id": conversation_id}).first()
-    return (row.session_id, row.title) if row is not None else None
+    row = statements.first(connection, _LOCK_CONVERSATION, {"conversation_id": conversation_id})
+    return (row[0], row[1]) if row is not None else None
 
 
 def _exchange_by_request(connection: Connection, session_id: str, request_id: str) -> ExchangeRecord | None:
@@ -622,10 +633,10 @@ def _exchange_by_request(connection: Connection, session_id: str, request_id: st
     return _record(row) if row is not None else None
 
 
-def _refuse_if_busy(connection: Connection, conversation_id: str) -> None:
-    running = connection.execute(_RUNNING_IN, {"conversation_id": conversation_id}).scalar_one_or_none()
+def _refuse_if_busy(statements: Statements, connection: Connection, conversation_id: str) -> None:
+    running = statements.first(connection, _RUNNING_IN, {"conversation_id": conversation_id})
     if running is not None:
-        raise ConversationBusy(conversation_id, running)
+        raise ConversationBusy(conversation_id, running[0])
 
 
 def _delete_from(connection: Connection, conversation_id: str, exchange_id: str) -> list[str] | None:
