@@ -119,9 +119,9 @@ class RedisCoordination:
         self._redis: Any = client  # (redis-py's result types are wide unions)
         self._limits = dict(limits)
         self._rate_limit = rate_limit_per_minute
-        # Every question and every answer's end calls one of these: packed by hiredis on a pooled connection
-        # (`folyam.redis_packed`), a call costs a third less CPU than redis-py's Script and half what a
-        # pipeline of its commands did.
+        # Every question and every answer's end calls one of the first three (and `hold` runs every few
+        # seconds): packed by hiredis on a pooled connection (`folyam.redis_packed`), a call costs a third
+        # less CPU than redis-py's Script and half what a pipeline of its commands did.
         self._take = PackedScript(client, _TAKE_SLOT)
         self._rate = PackedScript(client, _RATE_LIMIT)
         self._give_back = PackedScript(client, _GIVE_BACK)
@@ -149,7 +149,8 @@ class RedisCoordination:
 
     async def hold(self, running: Mapping[str, Mapping[LimitScope, str]]) -> None:
         # One call for many answers: a pipeline of one script call per answer cost each answer a packing
-        # and a reply, every two seconds.
+        # and a reply, every two seconds. (The caller's answers as they were when it called: one given
+        # back meanwhile keeps its lease until the lease time ends, as it would with the pipeline.)
         answers = list(running.items())
         for start in range(0, len(answers), _HOLD_PER_CALL):
             keys: list[str] = []

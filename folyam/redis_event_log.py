@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
@@ -135,7 +134,7 @@ class RedisEventLog:
         # Resolved once the batch being sent, and the next, have been tried (made when a flush waits).
         self._sending_tried: asyncio.Future[None] | None = None
         self._next_tried: asyncio.Future[None] | None = None
-        self._tail_only: dict[str, list[str]] = defaultdict(list)
+        self._tail_only: dict[str, list[str]] = {}  # each stream's tail-only entries in Redis
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -208,50 +207,60 @@ class RedisEventLog:
     def _expiry_due(self, stream_id: str, opening: bool, now: float) -> bool:
         """Whether an open stream's keys get their expiry (again): when it opens, then every so often."""
         renewed = self._expiry_renewed.get(stream_id)
-        if opening or renewed is None or now - renewed > self._open_ms / 4000:
-            self._expiry_renewed[stream_id] = now
-            return True
-        return False
+        return opening or renewed is None or now - renewed > self._open_ms / 4000
 
     async def _send(self, batch: dict[str, list[Operation]]) -> None:
         """The batch as one script call: a pipeline's commands (an XADD and an APPEND per event) each
         cost redis-py a packing, a parse and a timeout, about twice what the script costs in all. (The
-        script's call is packed by hiredis: `folyam.redis_packed`.)"""
+        script's call is packed by hiredis: `folyam.redis_packed`.) What the batch changes here (the
+        tail-only entries to delete later, the expiries renewed) is kept only once the script has run:
+        a batch sent again after a failure is made again from the same state."""
         now = asyncio.get_running_loop().time()
         keys: list[str] = []
         args: list[Any] = []
+        tails: dict[str, list[str] | None] = {}  # each stream's tail-only entries after the batch (None: gone)
+        renewed: list[str] = []
         for stream_id, operations in batch.items():
             keys += (_events_key(stream_id), _text_key(stream_id), _reasoning_key(stream_id))
             index, last = len(keys) - 2, None  # the events key's (1-based in the script)
+            tail = list(self._tail_only.get(stream_id, ()))
             for kind, payload in operations:
                 if kind == "open":
                     args += (_OP_OPEN, index)
                 elif kind == "event":
                     event, text, reasoning = payload
                     entry = f"{event.seq}-0"
-                    if event.replaces_tail and self._tail_only[stream_id]:
-                        superseded = self._tail_only.pop(stream_id)
-                        args += (_OP_DELETE, index, len(superseded), *superseded)
+                    if event.replaces_tail and tail:
+                        args += (_OP_DELETE, index, len(tail), *tail)
+                        tail = []
                     if event.tail_only:
-                        self._tail_only[stream_id].append(entry)
+                        tail.append(entry)
                     tail_only = b"1" if event.tail_only else b"0"
                     args += (_OP_EVENT, index, entry, event.frame, tail_only, text, reasoning)
                     last = event.seq
                 elif kind == "forget":
                     args += (_OP_FORGET, index)
-                    self._tail_only.pop(stream_id, None)
-                    self._expiry_renewed.pop(stream_id, None)
                 else:
                     closing = last if last is not None else await self.last_seq(stream_id)
                     args += (_OP_CLOSE, index, f"{closing}-1")
-                    self._tail_only.pop(stream_id, None)
-                    self._expiry_renewed.pop(stream_id, None)
             last_kind = operations[-1][0]
+            tails[stream_id] = None if last_kind in ("forget", "close") else tail
             if last_kind == "forget":
                 continue  # its keys are gone
             if last_kind == "close" or self._expiry_due(stream_id, last_kind == "open", now):
                 args += (_OP_EXPIRE, index, self._retention_ms if last_kind == "close" else self._open_ms)
+                if last_kind != "close":
+                    renewed.append(stream_id)
         failures = [failure.decode(errors="replace") for failure in await self._write_batch(keys=keys, args=args)]
+        for stream_id, kept in tails.items():
+            if kept:
+                self._tail_only[stream_id] = kept
+            else:
+                self._tail_only.pop(stream_id, None)
+            if kept is None:
+                self._expiry_renewed.pop(stream_id, None)
+        for stream_id in renewed:
+            self._expiry_renewed[stream_id] = now
         # An entry id at or below the stream's last is an event another process wrote first (it ended the
         # answer), or one this batch wrote before a retry: not worth a retry, which would fail the same
         # way forever (and its text is not appended twice).
@@ -263,8 +272,8 @@ class RedisEventLog:
 
     async def flush(self, stream_id: str | None = None) -> None:
         """Until what was queued (for `stream_id`, if given) has gone to Redis, or 5 s. One stream's
-        flush waits for at most its batch and the next (every batch is queued behind its stream's in a busy
-        process, which is hardly ever idle)."""
+        flush waits for the batch that holds its operations (and, after a failed send, for the retries);
+        the whole log's waits for the writer to be idle, which a busy process hardly ever is."""
         try:
             async with asyncio.timeout(5):
                 if stream_id is None:

@@ -260,6 +260,39 @@ async def test_one_stream_s_flush_waits_for_its_own_batch_not_for_a_busy_writer_
         assert await reader.last_seq("busy") == next(busy_seq) - 1
 
 
+async def test_a_batch_sent_again_after_a_failure_still_deletes_what_its_events_superseded(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A tail-only event superseded by the next one is deleted from Redis with that next event's batch. If
+    # the batch's send fails, the batch made again must still delete it, or another process's replay
+    # would carry every superseded tail (and the stream would keep them until it expires).
+    async with two_processes(request) as (client, writer, reader):
+        writer.open("g")
+        writer.append("g", Event(1, b"tail 1", tail_only=True), "a")
+        await writer.flush("g")
+        send = writer._write_batch
+        failures = 0
+
+        async def fail_once(keys: Sequence[object], args: Sequence[object]) -> object:
+            nonlocal failures
+            if not failures:
+                failures += 1
+                raise redis.ConnectionError("lost")
+            return await send(keys=keys, args=args)
+
+        writer._write_batch = fail_once  # type: ignore[assignment]
+        writer.append("g", Event(2, b"tail 2", replaces_tail=True, tail_only=True), "b")
+        await writer.flush("g")
+        assert failures == 1 and "retrying" in caplog.text
+        writer.append("g", Event(3, b"tail 3", replaces_tail=True, tail_only=True), "c")
+        writer.close("g")
+        await writer.flush("g")
+        entries = await client.xrange("folyam:events:g")
+        assert [entry_id for entry_id, _ in entries] == [b"0-1", b"3-0", b"3-1"]
+        assert [e.frame for e in await collect(reader, "g", 0)] == [b"tail 3"]
+        assert await reader.text("g") == "abc"
+
+
 async def test_an_entry_written_already_is_skipped_with_its_text_and_thinking_and_the_rest_goes_in(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:

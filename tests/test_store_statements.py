@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, create_engine, event, insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from folyam.store import sql
@@ -134,3 +134,22 @@ def test_failures_are_raised_as_sqlalchemy_raises_them(databases: list[tuple[Eng
     # A parameter a statement needs and was not given is refused, not sent as NULL.
     with engine.connect() as connection, pytest.raises(SQLAlchemyError, match="required"), connection.begin():
         statements.rowcount(connection, sql._FINISH, {"answer": "no id"})
+
+
+@pytest.mark.parametrize("kind", ["sqlalchemy", "cursor"])
+def test_a_value_its_column_cannot_take_is_sqlalchemy_s_error(databases: list[tuple[Engine, Path]], kind: str) -> None:
+    # (Which the store reports as StoreUnavailable, like any other of SQLAlchemy's errors.)
+    engine, path = databases[0]
+    statements: Statements = SqlAlchemyStatements() if kind == "sqlalchemy" else SqliteStatements(engine.dialect)
+    with engine.connect() as connection, pytest.raises(SQLAlchemyError), connection.begin():
+        statements.rowcount(connection, sql._INSERT_CONVERSATION, {**CONVERSATIONS[0], "created_at": "yesterday"})
+    assert rows(path)["conversations"] == []
+
+
+def test_a_statement_that_needs_sqlalchemy_s_execution_is_refused(databases: list[tuple[Engine, Path]]) -> None:
+    # A column's Python-side default is filled in by SQLAlchemy's execution, which the cursor way skips:
+    # such a statement is refused rather than written without it.
+    table = Table("with_default", MetaData(), Column("id", Integer, primary_key=True), Column("n", Integer, default=7))
+    engine, _ = databases[0]
+    with engine.connect() as connection, pytest.raises(ValueError, match="SQLAlchemy's execution"):
+        SqliteStatements(engine.dialect).rowcount(connection, insert(table), {"id": 1})

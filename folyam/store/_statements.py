@@ -16,17 +16,18 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError, StatementError
 from sqlalchemy.sql import ClauseElement
 
 __all__ = ["SqlAlchemyStatements", "SqliteStatements", "Statements"]
 
-Row = tuple[Any, ...]  # a row's columns as stored (no result processing)
+Row = tuple[Any, ...]
 
 
 class Statements(Protocol):
     def first(self, connection: Connection, statement: ClauseElement, params: Mapping[str, Any]) -> Row | None:
-        """The first row of a query's result, or None."""
+        """The first row of a query's result, or None. Its columns as stored, without SQLAlchemy's result
+        processing: for text columns only (a time or JSON would come back as SQLite stores it)."""
 
     def rowcount(self, connection: Connection, statement: ClauseElement, params: Mapping[str, Any]) -> int:
         """Run a write; the rows it changed."""
@@ -69,7 +70,10 @@ class SqliteStatements:
         compiled = self._compiled.get(key)
         if compiled is None or compiled.statement is not statement:  # (an id is only unique while it lives)
             compiled = self._compiled[key] = _Compiled(statement, self._dialect, key[1])
-        values = compiled.values(params)
+        try:
+            values = compiled.values(params)
+        except Exception as exc:  # a value its type cannot take: as SQLAlchemy reports it
+            raise StatementError(str(exc), compiled.sql, dict(params), exc) from exc
         driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
         try:
             return driver.execute(compiled.sql, values)
@@ -90,6 +94,13 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect, column_keys=list(names))
         if compiled.positiontup is None:  # type: ignore[attr-defined]
             raise ValueError("SqliteStatements needs a positional paramstyle")
+        # What only SQLAlchemy's execution would do: a column's Python-side default or onupdate, or a
+        # parameter rendered into the SQL at execution. Not for this way.
+        if any(
+            getattr(compiled, extra, None)
+            for extra in ("insert_prefetch", "update_prefetch", "post_compile_params", "literal_execute_params")
+        ):
+            raise ValueError(f"SqliteStatements cannot run {compiled.string!r}: it needs SQLAlchemy's execution")
         self.statement = statement
         self.sql = compiled.string
         self.parameters: list[tuple[str, Any, Callable[[Any], Any] | None]] = []

@@ -259,7 +259,7 @@ class AnswerStreams:
         finally:
             run.end_stream()
             with contextlib.suppress(Exception):
-                await self._log.flush()
+                await self._log.flush(generation.id)
             loop = asyncio.get_running_loop()
             self._expiries[generation.id] = loop.call_later(self._settings.retention, self._forget, generation.id)
 
