@@ -279,15 +279,12 @@ class RedisEventLog:
                 if stream_id is None:
                     await self._idle.wait()
                     return
+                loop = asyncio.get_running_loop()
                 while True:
                     if stream_id in self._pending:
-                        if self._next_tried is None:
-                            self._next_tried = asyncio.get_running_loop().create_future()
-                        tried = self._next_tried
+                        self._next_tried = tried = self._next_tried or loop.create_future()
                     elif stream_id in self._sending:
-                        if self._sending_tried is None:
-                            self._sending_tried = asyncio.get_running_loop().create_future()
-                        tried = self._sending_tried
+                        self._sending_tried = tried = self._sending_tried or loop.create_future()
                     else:
                         return
                     await asyncio.shield(tried)  # (one waiter's cancellation is not the others')

@@ -11,7 +11,7 @@ raises it (an `IntegrityError` for a race, an `OperationalError` for a lock held
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InvalidRequestError, StatementError
 from sqlalchemy.sql import ClauseElement
 
-__all__ = ["SqlAlchemyStatements", "SqliteStatements", "Statements"]
+__all__ = ["SqlAlchemyStatements", "SqliteStatements", "Statements", "execute_on_driver"]
 
 Row = tuple[Any, ...]
 
@@ -66,19 +66,26 @@ class SqliteStatements:
         return int(cursor.rowcount)
 
     def _execute(self, connection: Connection, statement: ClauseElement, params: Mapping[str, Any]) -> sqlite3.Cursor:
+        # By the statement's id: each entry holds its statement, so the id stays that statement's.
         key = (id(statement), tuple(params))
         compiled = self._compiled.get(key)
-        if compiled is None or compiled.statement is not statement:  # (an id is only unique while it lives)
+        if compiled is None:
             compiled = self._compiled[key] = _Compiled(statement, self._dialect, key[1])
         try:
             values = compiled.values(params)
         except Exception as exc:  # a value its type cannot take: as SQLAlchemy reports it
             raise StatementError(str(exc), compiled.sql, dict(params), exc) from exc
-        driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
-        try:
-            return driver.execute(compiled.sql, values)
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(compiled.sql, values, exc, sqlite3.Error, dialect=self._dialect) from exc
+        return execute_on_driver(connection, compiled.sql, values)
+
+
+def execute_on_driver(connection: Connection, sql: str, values: Sequence[Any] = ()) -> sqlite3.Cursor:
+    """`sql` straight on the connection's sqlite3 connection, a failure raised as SQLAlchemy wraps it (a
+    lock held, for one, is an `OperationalError` with its SQLite error code)."""
+    driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+    try:
+        return driver.execute(sql, values)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=connection.dialect) from exc
 
 
 _NOT_GIVEN = object()

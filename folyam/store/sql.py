@@ -63,7 +63,7 @@ from folyam.store import (
     StoreUnavailable,
     UnknownExchange,
 )
-from folyam.store._statements import SqlAlchemyStatements, SqliteStatements, Statements
+from folyam.store._statements import SqlAlchemyStatements, SqliteStatements, Statements, execute_on_driver
 from folyam.store.tables import MODEL_CHARS, conversations, exchanges, metadata
 
 __all__ = ["SqlStore", "database_url_with_driver"]
@@ -738,9 +738,4 @@ def _sqlite_begin(connection: Connection) -> None:
     # Straight on the sqlite3 connection: `exec_driver_sql` gave the BEGIN a statement's whole execution
     # (events, context, a result), a fifth of a small transaction's cost. Its error is raised as SQLAlchemy
     # would have wrapped it (a lock held, for one: see `SqlStore._on_loop`).
-    statement = connection.get_execution_options().get("sqlite_begin", "BEGIN")
-    dbapi = connection.dialect.loaded_dbapi
-    try:
-        connection.connection.driver_connection.execute(statement).close()  # type: ignore[union-attr]
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=connection.dialect) from exc
+    execute_on_driver(connection, connection.get_execution_options().get("sqlite_begin", "BEGIN")).close()
