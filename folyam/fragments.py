@@ -10,17 +10,16 @@ from typing import ClassVar
 import jinja2
 from markupsafe import Markup, escape
 
-from folyam.components import AnswerIds, ErrorNotice, NoticeTone, Partial, SwapStyle, Timing, render_component
+from folyam.components import AnswerIds, ErrorNotice, NoticeTone, SwapStyle, Timing, render_component
 from folyam.components._answer_status import Announcement, AnswerActions, AnswerStatus
 from folyam.components._composer import ComposerAction
 from folyam.components._ids import PAGE_IDS
+from folyam.components._render import partial_parts
 from folyam.components._thinking import RefusalLabel, Thinking, ThinkingSummary
 from folyam.rendering import RenderUpdate
 from folyam.store import ExchangeRecord, ExchangeStatus
 
 __all__ = ["AnswerFragments", "Ending", "Endings", "PlainEndings", "thinking_of"]
-
-_MARKER = Markup("\x00content\x00")  # only ever inside our own wrapper, never in content
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +194,6 @@ class AnswerFragments:
         key = (target, swap)
         wrapper = self._wrappers.get(key)
         if wrapper is None:
-            html = render_component(self._env, Partial(target=target, swap=swap, content=_MARKER))
-            before, _, after = html.partition(_MARKER)
-            wrapper = self._wrappers[key] = (str(before), str(after))
+            wrapper = self._wrappers[key] = partial_parts(self._env, target, swap)
         # escape(): a Markup passes as it is; anything else that strayed here is escaped, never trusted.
         return "".join((wrapper[0], escape(content), wrapper[1]))

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import time
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,14 @@ import folyam.components
 from folyam.components import (
     Answer,
     IncompatibleEnvironment,
+    Partial,
+    SwapStyle,
     UserMessage,
     add_to_environment,
     make_environment,
     render_component,
 )
+from folyam.components._render import partial_parts
 from tests.test_components import COMPONENTS
 
 FOLYAM = make_environment()
@@ -119,3 +125,79 @@ def test_an_answer_in_a_host_environment_equals_the_one_in_folyams() -> None:
     answer = Answer(generation_id="G1", events_url="/generations/G1/events")
     env = add_to_environment(jinja2.Environment(autoescape=True))
     assert render_component(env, answer) == render_component(FOLYAM, answer)
+
+
+@pytest.mark.parametrize("swap", typing.get_args(SwapStyle))
+@pytest.mark.parametrize("target", ["#answer-G1-body", "#a\"b'&<c>", ""])
+def test_a_partial_is_its_template_rendered_with_its_fields(swap: SwapStyle, target: str) -> None:
+    """A partial is put together from its template's HTML around its target and content, split once per
+    swap style: it must equal the template rendered for that target and content, whatever they hold."""
+    for content in (Markup("<p>x</p>"), "<script>alert(1)</script>", Markup("")):
+        expected = FOLYAM.get_template(Partial.template).render(target=target, swap=swap, content=content)
+        assert render_component(FOLYAM, Partial(target, swap, content)) == expected  # type: ignore[arg-type]
+    before, after = partial_parts(FOLYAM, target, swap)
+    content = Markup("<p>y</p>")
+    assert "".join((before, content, after)) == FOLYAM.get_template(Partial.template).render(
+        target=target, swap=swap, content=content
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('<x-p t="{{ target|upper }}" s="{{ swap }}">', '<x-p t="#A&amp;B" s="outerHTML">'),
+        ('<x-p t="{{ target|replace("#", "") }}" s="{{ swap }}">', '<x-p t="a&amp;b" s="outerHTML">'),
+        ('<x-p t="{{ target }}" u="{{ target }}">', '<x-p t="#a&amp;b" u="#a&amp;b">'),
+    ],
+)
+def test_a_host_partial_template_that_does_more_with_its_target_is_rendered_as_it_is(
+    tmp_path: Path, template: str, expected: str
+) -> None:
+    (tmp_path / "folyam").mkdir()
+    (tmp_path / "folyam" / "partial.html").write_text(template + "{{ content }}</x-p>")
+    for auto_reload in (True, False):
+        env = add_to_environment(
+            jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), autoescape=True, auto_reload=auto_reload)
+        )
+        partial = Partial("#a&b", "outerHTML", Markup("<i>c</i>"))
+        assert render_component(env, partial) == expected + "<i>c</i></x-p>"
+        assert partial_parts(env, "#a&b", "outerHTML") == (expected, "</x-p>")
+
+
+def test_a_host_partial_template_that_does_not_keep_its_content_as_it_is_is_refused_for_events(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "folyam").mkdir()
+    (tmp_path / "folyam" / "partial.html").write_text('<x-p t="{{ target }}">{{ content|upper }}</x-p>')
+    env = add_to_environment(jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), autoescape=True))
+    with pytest.raises(IncompatibleEnvironment, match="content"):
+        partial_parts(env, "#a", "innerHTML")
+
+
+def test_an_environment_that_reloads_templates_renders_the_changed_ones(tmp_path: Path) -> None:
+    """Templates are kept once loaded only where the environment does not reload them."""
+    (tmp_path / "folyam").mkdir()
+    message, partial = tmp_path / "folyam" / "message.html", tmp_path / "folyam" / "partial.html"
+    message.write_text("<q>{{ text }}</q>")
+    partial.write_text('<x-p t="{{ target }}">{{ content }}</x-p>')
+    env = add_to_environment(jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), autoescape=True))
+    assert render_component(env, UserMessage(text="hi")) == "<q>hi</q>"
+    assert render_component(env, Partial("#a", "innerHTML", Markup("c"))) == '<x-p t="#a">c</x-p>'
+    message.write_text("<blockquote>{{ text }}</blockquote>")
+    partial.write_text('<y-p t="{{ target }}">{{ content }}</y-p>')
+    future = time.time() + 10  # (Jinja compares modification times, in whole seconds on some file systems)
+    os.utime(message, (future, future))
+    os.utime(partial, (future, future))
+    assert render_component(env, UserMessage(text="hi")) == "<blockquote>hi</blockquote>"
+    assert render_component(env, Partial("#a", "innerHTML", Markup("c"))) == '<y-p t="#a">c</y-p>'
+
+
+def test_a_component_rendered_through_another_environment_uses_that_one(tmp_path: Path) -> None:
+    """An overlay shares its parent's globals, `component` included: rendering in the overlay still
+    loads from the overlay."""
+    (tmp_path / "folyam").mkdir()
+    (tmp_path / "folyam" / "message.html").write_text("<q>{{ text }}</q>")
+    env = make_environment()
+    overlay = env.overlay(loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(tmp_path), env.loader]))  # type: ignore[list-item]
+    assert render_component(overlay, UserMessage(text="hi")) == "<q>hi</q>"
+    assert render_component(env, UserMessage(text="hi")) == render_component(FOLYAM, UserMessage(text="hi"))

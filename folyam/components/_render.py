@@ -13,7 +13,9 @@ from typing import Any, Final
 import jinja2
 import jinja2.defaults
 from jinja2.runtime import Context, new_context
-from markupsafe import Markup
+from markupsafe import Markup, escape
+
+from folyam.components._partial import Partial, SwapStyle
 
 # The component templates, package data beside this module; an environment finds them as "folyam/<name>".
 TEMPLATES_DIR: Final = Path(__file__).resolve().parent / "templates"
@@ -21,6 +23,11 @@ _PREFIX: Final = "folyam/"
 # Folyam's templates are written for these whitespace rules (see `_ComponentLoader`).
 _LINE_START_BEFORE_TAG: Final = re.compile(r"^[ \t]+(?=\{[%#](?!\+))", re.MULTILINE)
 _NEWLINE_AFTER_TAG: Final = re.compile(r"(?<!\+)([%#]\})\n")
+# Stand-ins rendered once in a partial's place, where its HTML is split (never in an id; escaping leaves
+# them as they are), and a target to check the split by (every character escaping changes).
+_TARGET: Final = "\x00target\x00"
+_CONTENT: Final = Markup("\x00content\x00")
+_PROBE: Final = "#probe-\"'&<>"
 _DELIMITERS: Final = (
     "block_start_string",
     "block_end_string",
@@ -38,11 +45,36 @@ class IncompatibleEnvironment(ValueError):
 
 def render_component(env: jinja2.Environment, component: Any) -> Markup:
     """The component's HTML: its template rendered with its fields (`env` needs `add_to_environment`)."""
-    template = env.get_template(component.template)
+    renderer = env.globals.get("component")
+    if isinstance(renderer, _ComponentRenderer) and renderer.env is env:
+        return renderer(component)
+    return _render(env, env.get_template(component.template), component)
+
+
+def partial_parts(env: jinja2.Environment, target: str, swap: SwapStyle) -> tuple[str, str]:
+    """The HTML of a `Partial` before and after its content, for one to be built by joining strings
+    (`env` needs `add_to_environment`)."""
+    renderer = env.globals.get("component")
+    if isinstance(renderer, _ComponentRenderer) and renderer.env is env:
+        return renderer.partial_parts(target, swap)
+    return _partial_parts_rendered(env, target, swap)
+
+
+def _partial_parts_rendered(env: jinja2.Environment, target: str, swap: SwapStyle) -> tuple[str, str]:
+    html = _render(env, env.get_template(Partial.template), Partial(target, swap, _CONTENT))
+    before, found, after = html.partition(_CONTENT)
+    if not found:
+        raise IncompatibleEnvironment(f"{Partial.template} does not render its content as it is")
+    return str(before), str(after)
+
+
+def _render(env: jinja2.Environment, template: jinja2.Template, component: Any) -> Markup:
     if env.autoescape is not True:
         _check_autoescape(env, template.name or component.template)
-    context = {name: getattr(component, name) for name in _field_names(component.__class__)}
-    return Markup(template.render(context))
+    fields = {name: getattr(component, name) for name in _field_names(component.__class__)}
+    if isinstance(template, _Template) and not env.is_async:
+        return Markup(template.render_fields(fields))
+    return Markup(template.render(fields))
 
 
 @functools.cache
@@ -107,10 +139,45 @@ class _ComponentRenderer:
     """The `component(obj)` global: renders a component where a template calls it."""
 
     def __init__(self, env: jinja2.Environment) -> None:
-        self._env = env
+        self.env = env
+        # Each component's template, once loaded: Jinja's own cache is an LRU whose lookup (a lock, a
+        # deque moved) cost more than a small component's render. Not kept where the environment
+        # reloads changed templates.
+        self._templates: dict[str, jinja2.Template] = {}
+        # Per swap style, a partial's HTML around its target and its content (None: the template does
+        # not render its target as Jinja escapes it, so each target's is rendered).
+        self._partial_shapes: dict[str, tuple[str, str, str] | None] = {}
 
     def __call__(self, component: Any) -> Markup:
-        return render_component(self._env, component)
+        if type(component) is Partial:
+            # A dozen per answer, around content already rendered: strings joined, not a template run.
+            before, after = self.partial_parts(component.target, component.swap)
+            return Markup("".join((before, escape(component.content), after)))
+        name = component.template
+        template = self._templates.get(name)
+        if template is None:
+            template = self.env.get_template(name)
+            if not self.env.auto_reload:
+                self._templates[name] = template
+        return _render(self.env, template, component)
+
+    def partial_parts(self, target: str, swap: SwapStyle) -> tuple[str, str]:
+        if swap not in self._partial_shapes:
+            self._partial_shapes[swap] = self._partial_shape(swap)
+        shape = self._partial_shapes[swap]
+        if shape is None or self.env.auto_reload:
+            return _partial_parts_rendered(self.env, target, swap)
+        head, between, after = shape
+        return "".join((head, escape(target), between)), after
+
+    def _partial_shape(self, swap: SwapStyle) -> tuple[str, str, str] | None:
+        before, after = _partial_parts_rendered(self.env, _TARGET, swap)
+        head, found, between = before.partition(_TARGET)
+        if not found or _TARGET in between or _TARGET in after:
+            return None
+        if _partial_parts_rendered(self.env, _PROBE, swap) != ("".join((head, escape(_PROBE), between)), after):
+            return None  # a host's template that does more with its target than escape it
+        return head, between, after
 
 
 class _ComponentLoader(jinja2.BaseLoader):
@@ -148,6 +215,20 @@ class _Template(jinja2.Template):
     def new_context(
         self, vars: dict[str, Any] | None = None, shared: bool = False, locals: Mapping[str, Any] | None = None
     ) -> Context:
+        return new_context(self.environment, self.name, self.blocks, vars, shared, self._globals(), locals)
+
+    def render_fields(self, fields: dict[str, Any]) -> str:
+        """`render(fields)` without its copies of the variables on the way to the context (a component's
+        render is mostly this overhead)."""
+        globals_ = self._globals()
+        env = self.environment
+        context = env.context_class(env, {**globals_, **fields}, self.name, self.blocks, globals=globals_)
+        try:
+            return env.concat(self.root_render_func(context))
+        except Exception:
+            env.handle_exception()
+
+    def _globals(self) -> dict[str, Any]:
         if self._flat_globals is None:
             self._flat_globals = dict(self.globals)
-        return new_context(self.environment, self.name, self.blocks, vars, shared, self._flat_globals, locals)
+        return self._flat_globals
