@@ -129,7 +129,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(name: str, argv: Sequence[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> Iterator[Server]:
+def serving(
+    name: str,
+    argv: Sequence[str],
+    env: dict[str, str],
+    port: int,
+    cwd: Path = ROOT,
+    *,
+    listen_timeout: float = 30.0,
+    stop_timeout: float = 10.0,
+) -> Iterator[Server]:
     """Start `argv` (a server listening on `port`) in `cwd`; always stop it."""
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / f"{name}.log"
@@ -137,12 +146,12 @@ def serving(name: str, argv: Sequence[str], env: dict[str, str], port: int, cwd:
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(name, process, port, log)
     try:
-        _wait_listening(server)
+        _wait_listening(server, listen_timeout)
         yield server
     finally:
         process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -939,6 +948,11 @@ def revision(args: argparse.Namespace) -> str:
         return "n/a (bench/seed_relay.py)"
     if args.app_sha:
         return f"{args.app_sha} (exported by --app-rev)"
+    return checkout_revision()
+
+
+def checkout_revision() -> str:
+    """This checkout's commit, and whether the app's code differs from it in the work tree."""
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--", "app.py", "folyam", "templates")
     return f"{commit} + uncommitted changes in the work tree" if dirty else commit

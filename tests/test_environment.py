@@ -146,32 +146,59 @@ def test_a_partial_is_its_template_rendered_with_its_fields(swap: SwapStyle, tar
     ("template", "expected"),
     [
         ('<x-p t="{{ target|upper }}" s="{{ swap }}">', '<x-p t="#A&amp;B" s="outerHTML">'),
-        ('<x-p t="{{ target|replace("#", "") }}" s="{{ swap }}">', '<x-p t="a&amp;b" s="outerHTML">'),
-        ('<x-p t="{{ target }}" u="{{ target }}">', '<x-p t="#a&amp;b" u="#a&amp;b">'),
+        ('<x-p t="{{ target|lower }}" s="{{ swap }}">', '<x-p t="#a&amp;b" s="outerHTML">'),
+        ('<x-p t="{{ target|replace("#", "") }}" s="{{ swap }}">', '<x-p t="A&amp;b" s="outerHTML">'),
+        ('<x-p t="{{ target }}" u="{{ target }}">', '<x-p t="#A&amp;b" u="#A&amp;b">'),
+        ('<x-p{% if target == "#A&b" %} hit{% endif %}>', "<x-p hit>"),
     ],
 )
-def test_a_host_partial_template_that_does_more_with_its_target_is_rendered_as_it_is(
-    tmp_path: Path, template: str, expected: str
-) -> None:
-    (tmp_path / "folyam").mkdir()
-    (tmp_path / "folyam" / "partial.html").write_text(template + "{{ content }}</x-p>")
+def test_a_host_partial_template_is_rendered_as_it_is(tmp_path: Path, template: str, expected: str) -> None:
     for auto_reload in (True, False):
-        env = add_to_environment(
-            jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), autoescape=True, auto_reload=auto_reload)
-        )
-        partial = Partial("#a&b", "outerHTML", Markup("<i>c</i>"))
+        env = _with_own_partial(tmp_path, template + "{{ content }}</x-p>", auto_reload=auto_reload)
+        partial = Partial("#A&b", "outerHTML", Markup("<i>c</i>"))
         assert render_component(env, partial) == expected + "<i>c</i></x-p>"
-        assert partial_parts(env, "#a&b", "outerHTML") == (expected, "</x-p>")
+        assert partial_parts(env, "#A&b", "outerHTML") == (expected, "</x-p>")
 
 
-def test_a_host_partial_template_that_does_not_keep_its_content_as_it_is_is_refused_for_events(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "content", ["{{ content }}|{{ content }}", "{% if content %}{{ content }}{% endif %}", "{{ content|upper }}"]
+)
+def test_a_host_partial_template_that_does_more_with_its_content_is_rendered_as_it_is(
+    tmp_path: Path, content: str
 ) -> None:
-    (tmp_path / "folyam").mkdir()
-    (tmp_path / "folyam" / "partial.html").write_text('<x-p t="{{ target }}">{{ content|upper }}</x-p>')
-    env = add_to_environment(jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), autoescape=True))
+    env = _with_own_partial(tmp_path, f'<x-p t="{{{{ target }}}}">{content}</x-p>')
+    template = env.get_template("folyam/partial.html")
+    for markup in (Markup("<i>c</i>"), Markup()):
+        partial = Partial("#a", "innerHTML", markup)
+        assert render_component(env, partial) == template.render(target="#a", swap="innerHTML", content=markup)
+
+
+@pytest.mark.parametrize("content", ["{{ content }}|{{ content }}", "{{ content|upper }}"])
+def test_an_answers_events_refuse_a_partial_template_that_does_not_render_its_content_once_as_it_is(
+    tmp_path: Path, content: str
+) -> None:
+    env = _with_own_partial(tmp_path, f'<x-p t="{{{{ target }}}}">{content}</x-p>')
     with pytest.raises(IncompatibleEnvironment, match="content"):
         partial_parts(env, "#a", "innerHTML")
+
+
+def test_a_partial_in_an_environment_that_finalizes_values_is_rendered_through_it() -> None:
+    env = add_to_environment(jinja2.Environment(autoescape=True, finalize=lambda v: "" if v is None else v))
+    assert render_component(env, Partial("#a", "innerHTML", None)) == (  # type: ignore[arg-type]
+        '<hx-partial hx-target="#a" hx-swap="innerHTML"></hx-partial>'
+    )
+
+
+def test_folyams_own_partials_are_joined_and_a_target_with_a_nul_is_refused() -> None:
+    renderer = FOLYAM.globals["component"]
+    assert renderer._partial_shape("innerHTML") == (
+        '<hx-partial hx-target="',
+        '" hx-swap="innerHTML">',
+        "</hx-partial>",
+    )
+    env = add_to_environment(jinja2.Environment(autoescape=True))  # reloads templates: rendered each time
+    with pytest.raises(ValueError, match="NUL"):
+        partial_parts(env, "#a\x00content\x00", "innerHTML")
 
 
 def test_an_environment_that_reloads_templates_renders_the_changed_ones(tmp_path: Path) -> None:
@@ -192,6 +219,19 @@ def test_an_environment_that_reloads_templates_renders_the_changed_ones(tmp_path
     assert render_component(env, Partial("#a", "innerHTML", Markup("c"))) == '<y-p t="#a">c</y-p>'
 
 
+def test_an_environment_that_starts_reloading_templates_renders_the_changed_ones(tmp_path: Path) -> None:
+    (tmp_path / "folyam").mkdir()
+    message = tmp_path / "folyam" / "message.html"
+    message.write_text("<q>{{ text }}</q>")
+    env = make_environment(tmp_path)
+    assert render_component(env, UserMessage(text="hi")) == "<q>hi</q>"
+    env.auto_reload = True
+    message.write_text("<blockquote>{{ text }}</blockquote>")
+    future = time.time() + 10
+    os.utime(message, (future, future))
+    assert render_component(env, UserMessage(text="hi")) == "<blockquote>hi</blockquote>"
+
+
 def test_a_component_rendered_through_another_environment_uses_that_one(tmp_path: Path) -> None:
     """An overlay shares its parent's globals, `component` included: rendering in the overlay still
     loads from the overlay."""
@@ -201,3 +241,12 @@ def test_a_component_rendered_through_another_environment_uses_that_one(tmp_path
     overlay = env.overlay(loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(tmp_path), env.loader]))  # type: ignore[list-item]
     assert render_component(overlay, UserMessage(text="hi")) == "<q>hi</q>"
     assert render_component(env, UserMessage(text="hi")) == render_component(FOLYAM, UserMessage(text="hi"))
+
+
+def _with_own_partial(folder: Path, template: str, *, auto_reload: bool = True) -> jinja2.Environment:
+    """A host's environment with its own partial template."""
+    (folder / "folyam").mkdir(exist_ok=True)
+    (folder / "folyam" / "partial.html").write_text(template)
+    return add_to_environment(
+        jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True, auto_reload=auto_reload)
+    )

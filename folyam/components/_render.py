@@ -23,11 +23,11 @@ _PREFIX: Final = "folyam/"
 # Folyam's templates are written for these whitespace rules (see `_ComponentLoader`).
 _LINE_START_BEFORE_TAG: Final = re.compile(r"^[ \t]+(?=\{[%#](?!\+))", re.MULTILINE)
 _NEWLINE_AFTER_TAG: Final = re.compile(r"(?<!\+)([%#]\})\n")
-# Stand-ins rendered once in a partial's place, where its HTML is split (never in an id; escaping leaves
-# them as they are), and a target to check the split by (every character escaping changes).
+# Stand-ins rendered in a partial's place, where its HTML is split (escaping leaves them as they are; a
+# target never has a NUL).
 _TARGET: Final = "\x00target\x00"
 _CONTENT: Final = Markup("\x00content\x00")
-_PROBE: Final = "#probe-\"'&<>"
+_OWN_PARTIAL: Final = str(TEMPLATES_DIR / "partial.html")
 _DELIMITERS: Final = (
     "block_start_string",
     "block_end_string",
@@ -53,18 +53,23 @@ def render_component(env: jinja2.Environment, component: Any) -> Markup:
 
 def partial_parts(env: jinja2.Environment, target: str, swap: SwapStyle) -> tuple[str, str]:
     """The HTML of a `Partial` before and after its content, for one to be built by joining strings
-    (`env` needs `add_to_environment`)."""
+    (`env` needs `add_to_environment`; a host's own partial template must render its content once, as
+    it is)."""
     renderer = env.globals.get("component")
     if isinstance(renderer, _ComponentRenderer) and renderer.env is env:
         return renderer.partial_parts(target, swap)
-    return _partial_parts_rendered(env, target, swap)
+    return _partial_parts_rendered(env, env.get_template(Partial.template), target, swap)
 
 
-def _partial_parts_rendered(env: jinja2.Environment, target: str, swap: SwapStyle) -> tuple[str, str]:
-    html = _render(env, env.get_template(Partial.template), Partial(target, swap, _CONTENT))
-    before, found, after = html.partition(_CONTENT)
-    if not found:
-        raise IncompatibleEnvironment(f"{Partial.template} does not render its content as it is")
+def _partial_parts_rendered(
+    env: jinja2.Environment, template: jinja2.Template, target: str, swap: SwapStyle
+) -> tuple[str, str]:
+    if "\x00" in target and target != _TARGET:
+        raise ValueError("a partial's target is a CSS selector: no NUL")  # (the content's stand-in has them)
+    html = _render(env, template, Partial(target, swap, _CONTENT))
+    if html.count(_CONTENT) != 1:
+        raise IncompatibleEnvironment(f"{template.name} does not render its content once, as it is")
+    before, _, after = html.partition(_CONTENT)
     return str(before), str(after)
 
 
@@ -72,7 +77,7 @@ def _render(env: jinja2.Environment, template: jinja2.Template, component: Any) 
     if env.autoescape is not True:
         _check_autoescape(env, template.name or component.template)
     fields = {name: getattr(component, name) for name in _field_names(component.__class__)}
-    if isinstance(template, _Template) and not env.is_async:
+    if isinstance(template, _Template) and not template.environment.is_async:
         return Markup(template.render_fields(fields))
     return Markup(template.render(fields))
 
@@ -141,43 +146,49 @@ class _ComponentRenderer:
     def __init__(self, env: jinja2.Environment) -> None:
         self.env = env
         # Each component's template, once loaded: Jinja's own cache is an LRU whose lookup (a lock, a
-        # deque moved) cost more than a small component's render. Not kept where the environment
+        # deque moved) cost more than a small component's render. Not used while the environment
         # reloads changed templates.
         self._templates: dict[str, jinja2.Template] = {}
-        # Per swap style, a partial's HTML around its target and its content (None: the template does
-        # not render its target as Jinja escapes it, so each target's is rendered).
-        self._partial_shapes: dict[str, tuple[str, str, str] | None] = {}
+        # Per swap style, Folyam's partial template's HTML before its target, between it and the
+        # content, and after the content.
+        self._partial_shapes: dict[SwapStyle, tuple[str, str, str]] = {}
 
     def __call__(self, component: Any) -> Markup:
-        if type(component) is Partial:
+        if type(component) is Partial and (shape := self._partial_shape(component.swap)) is not None:
             # A dozen per answer, around content already rendered: strings joined, not a template run.
-            before, after = self.partial_parts(component.target, component.swap)
-            return Markup("".join((before, escape(component.content), after)))
-        name = component.template
-        template = self._templates.get(name)
-        if template is None:
-            template = self.env.get_template(name)
-            if not self.env.auto_reload:
-                self._templates[name] = template
-        return _render(self.env, template, component)
+            head, between, after = shape
+            return Markup("".join((head, escape(component.target), between, escape(component.content), after)))
+        return _render(self.env, self._template(component.template), component)
 
     def partial_parts(self, target: str, swap: SwapStyle) -> tuple[str, str]:
-        if swap not in self._partial_shapes:
-            self._partial_shapes[swap] = self._partial_shape(swap)
-        shape = self._partial_shapes[swap]
-        if shape is None or self.env.auto_reload:
-            return _partial_parts_rendered(self.env, target, swap)
+        shape = self._partial_shape(swap)
+        if shape is None:
+            return _partial_parts_rendered(self.env, self._template(Partial.template), target, swap)
         head, between, after = shape
         return "".join((head, escape(target), between)), after
 
+    def _template(self, name: str) -> jinja2.Template:
+        if self.env.auto_reload:
+            return self.env.get_template(name)
+        template = self._templates.get(name)
+        if template is None:
+            template = self._templates[name] = self.env.get_template(name)
+        return template
+
     def _partial_shape(self, swap: SwapStyle) -> tuple[str, str, str] | None:
-        before, after = _partial_parts_rendered(self.env, _TARGET, swap)
-        head, found, between = before.partition(_TARGET)
-        if not found or _TARGET in between or _TARGET in after:
+        """Where a partial can be joined from strings: Folyam's own template (a host's may do anything
+        with its target and content), an environment that neither reloads it nor finalizes values."""
+        if self.env.auto_reload or self.env.finalize is not None:
             return None
-        if _partial_parts_rendered(self.env, _PROBE, swap) != ("".join((head, escape(_PROBE), between)), after):
-            return None  # a host's template that does more with its target than escape it
-        return head, between, after
+        shape = self._partial_shapes.get(swap)
+        if shape is None:
+            template = self._template(Partial.template)
+            if template.filename != _OWN_PARTIAL:
+                return None
+            before, after = _partial_parts_rendered(self.env, template, _TARGET, swap)
+            head, _, between = before.partition(_TARGET)  # (the template renders its target once, escaped)
+            shape = self._partial_shapes[swap] = (head, between, after)
+        return shape
 
 
 class _ComponentLoader(jinja2.BaseLoader):
