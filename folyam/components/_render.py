@@ -45,8 +45,7 @@ class IncompatibleEnvironment(ValueError):
 
 def render_component(env: jinja2.Environment, component: Any) -> Markup:
     """The component's HTML: its template rendered with its fields (`env` needs `add_to_environment`)."""
-    renderer = env.globals.get("component")
-    if isinstance(renderer, _ComponentRenderer) and renderer.env is env:
+    if (renderer := _renderer_of(env)) is not None:
         return renderer(component)
     return _render(env, env.get_template(component.template), component)
 
@@ -55,10 +54,15 @@ def partial_parts(env: jinja2.Environment, target: str, swap: SwapStyle) -> tupl
     """The HTML of a `Partial` before and after its content, for one to be built by joining strings
     (`env` needs `add_to_environment`; a host's own partial template must render its content once, as
     it is)."""
-    renderer = env.globals.get("component")
-    if isinstance(renderer, _ComponentRenderer) and renderer.env is env:
+    if (renderer := _renderer_of(env)) is not None:
         return renderer.partial_parts(target, swap)
     return _partial_parts_rendered(env, env.get_template(Partial.template), target, swap)
+
+
+def _renderer_of(env: jinja2.Environment) -> _ComponentRenderer | None:
+    """The environment's own `component` global (an overlay shares its parent's: not its own)."""
+    renderer = env.globals.get("component")
+    return renderer if isinstance(renderer, _ComponentRenderer) and renderer.env is env else None
 
 
 def _partial_parts_rendered(
