@@ -21,6 +21,12 @@ new session):
     .venv/bin/python bench/instructions.py --app-rev HEAD~1    # and a committed revision beside it
     .venv/bin/python bench/instructions.py --app-rev HEAD~1 --record
     .venv/bin/python bench/instructions.py --redis             # on a redis-server, as each of several workers
+    .venv/bin/python bench/instructions.py --split             # and what is per answer, per event, per token
+
+`--split` runs the paced scenario again at twice the flush interval: what the fewer events save, per
+event missing, is an event's cost (its render, log entry, frame and write); what the paced answer costs
+beyond the fixed cost and its events, per further token, is the token's (the upstream's chunk read and
+decoded). The table gives each part's share of the paced answer.
 
 Needs valgrind (Debian's `valgrind` package); each scenario takes about half a minute per revision.
 """
@@ -82,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--redis", action="store_true", help="the app on a redis-server of its own, as each of several workers is"
     )
+    parser.add_argument(
+        "--split", action="store_true", help="also split the paced answer into per answer, per event and per token"
+    )
     parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -91,12 +100,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         folder, sha = streams.export_revision(args.app_rev)
         targets.append(Target(sha, folder))
     targets.append(Target(streams.checkout_revision(), ROOT))
-    rows, counts = [], []
+    rows, counts, splits = [], [], []
     for target in targets:
-        fixed, _ = count(target.app_dir, FIXED, args.flush_interval, redis=args.redis)
+        fixed, fixed_events = count(target.app_dir, FIXED, args.flush_interval, redis=args.redis)
         paced, events = count(target.app_dir, PACED, args.flush_interval, redis=args.redis)
         per_token = (paced - fixed) / (PACED.tokens - FIXED.tokens)
         counts.append((fixed, paced, per_token))
+        if args.split:
+            slower, fewer = count(target.app_dir, PACED, 2 * args.flush_interval, redis=args.redis)
+            splits.append([target.label, *split_row(fixed, fixed_events, (paced, events), (slower, fewer))])
         rows.append(
             [target.label, f"{fixed / 1e6:.2f}", f"{paced / 1e6:.2f}", f"{events:.1f}", f"{per_token / 1e3:.1f}"]
         )
@@ -113,15 +125,41 @@ def main(argv: Sequence[str] | None = None) -> None:
         changes = (_change(old_fixed, new_fixed), _change(old_paced, new_paced), _change(old_token, new_token))
         rows.append(["change", changes[0], changes[1], "", changes[2]])
     text = compare.table(rows, columns)
+    if splits:
+        text += "\n\n" + compare.table(splits, SPLIT_COLUMNS)
     print(f"\n{text}")
     if args.record:
         facts = [
             "callgrind's count of the app process's instructions (user space), from the first measured answer to"
             " the last; each answer from a new visitor (page, POST, SSE to done), the upstream bench/upstream.py",
-            f"the paced scenario's flush interval {args.flush_interval * 1000:.0f} ms",
+            f"the paced scenario's flush interval {args.flush_interval * 1000:.0f} ms"
+            + (f" (split: again at {2 * args.flush_interval * 1000:.0f} ms)" if args.split else ""),
             *(["the app on a redis-server of its own (its CPU not counted)"] if args.redis else []),
         ]
         streams.append_record("instructions per answer (bench/instructions.py)", facts, text)
+
+
+SPLIT_COLUMNS: Final = (
+    "app",
+    "k instructions per event",
+    "k instructions per token (its read)",
+    "paced answer: fixed cost",
+    "its events",
+    "its tokens' reads",
+)
+
+
+def split_row(fixed: float, fixed_events: float, paced: tuple[float, float], slower: tuple[float, float]) -> list[str]:
+    """The paced answer's instructions split into its fixed cost (a 1-token answer's), its further events
+    and its further tokens, from the paced scenario at two flush intervals."""
+    (total, events), (fewer_total, fewer_events) = paced, slower
+    if events - fewer_events < 1:
+        raise RuntimeError(f"twice the flush interval did not cut the events ({events:.1f} → {fewer_events:.1f})")
+    per_event = (total - fewer_total) / (events - fewer_events)
+    further_events = (events - fixed_events) * per_event
+    per_token = (total - fixed - further_events) / (PACED.tokens - FIXED.tokens)
+    shares = (fixed / total, further_events / total, 1 - (fixed + further_events) / total)
+    return [f"{per_event / 1e3:.0f}", f"{per_token / 1e3:.1f}", *(f"{share * 100:.0f} %" for share in shares)]
 
 
 def _change(old: float, new: float) -> str:

@@ -91,6 +91,21 @@ def parser(root: Path) -> Parse:
     from folyam.providers._chunks import ChunkReader
     from folyam.providers._sse import ERROR, EventStreamDecoder
 
+    if hasattr(openai_chat, "_ReadPieces"):  # each read's pieces joined, as the provider hands them over
+
+        def joined(reads: list[bytes]) -> int:
+            pieces_of, count = openai_chat._ReadPieces(ChunkReader(redact), EventStreamDecoder(), 10**9), 0
+            for read in reads:
+                pieces, failure = pieces_of.of(read)
+                if failure is not None:
+                    raise failure
+                count += len(pieces)
+                if pieces_of.done:
+                    break
+            return count
+
+        return joined
+
     def after(reads: list[bytes]) -> int:
         decoder, reader, count = EventStreamDecoder(), ChunkReader(redact), 0
         for read in reads:

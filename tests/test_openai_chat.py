@@ -9,8 +9,11 @@ import json
 
 import pytest
 from aiohttp.client_proto import ResponseHandler
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from folyam.providers import (
+    CHARS_PER_TOKEN,
     ChatMessage,
     Finished,
     ReasoningDelta,
@@ -25,7 +28,7 @@ from folyam.providers import (
     UpstreamUnreachable,
     Usage,
 )
-from folyam.providers._chunks import ChunkReader
+from folyam.providers._chunks import ChunkReader, Piece
 from folyam.providers._sse import EventStreamDecoder
 from folyam.providers.openai_chat import OpenAIChatProvider, _ReadPieces
 from folyam.redaction import Redactor
@@ -136,8 +139,10 @@ async def test_the_environments_proxy_carries_the_request_unless_no_proxy_exempt
         assert len(proxy.seen) == 1 and len(upstream.requests) == 2
 
 
-def _pieces(payload: str, redact: Redactor) -> list[object]:
-    return list(ChunkReader(redact).read(payload.encode()))
+def _pieces(payload: str, redact: Redactor) -> list[Piece]:
+    pieces: list[Piece] = []
+    ChunkReader(redact).read(payload.encode(), pieces)
+    return pieces
 
 
 def test_chunk_decoding_reads_only_what_it_needs() -> None:
@@ -390,6 +395,41 @@ def test_pieces_are_joined_only_within_the_output_limit() -> None:
         TextDelta("a"),
         TextDelta("b"),
     ]
+
+
+_PIECES = st.lists(
+    st.one_of(
+        st.text(max_size=6) | st.text(min_size=30, max_size=60),  # answer text as the chunk reader hands it over
+        st.builds(TextDelta, st.text(max_size=6)),  # (from the `<think>` splitter)
+        st.builds(ReasoningDelta, st.text(max_size=6)),
+        st.builds(RefusalDelta, st.text(max_size=6)),
+        st.just(Finished("stop")),
+        st.just(Usage(1, 2, 3)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_PIECES, max_size=3), st.integers(min_value=0, max_value=12))
+def test_a_reads_pieces_join_as_its_runs_of_text_within_the_limit(reads: list[list[Piece]], max_tokens: int) -> None:
+    joiner = _ReadPieces(ChunkReader(NO_SECRETS), EventStreamDecoder(), max_tokens)
+    chunks_left, chars_left = max_tokens, max_tokens * CHARS_PER_TOKEN
+    for pieces in reads:
+        expected: list[StreamPiece] = []
+        for piece in pieces:
+            piece = TextDelta(piece) if isinstance(piece, str) else piece
+            if isinstance(piece, TextDelta | ReasoningDelta | RefusalDelta):
+                chunks_left -= 1
+                chars_left -= len(piece.text)
+                last = expected[-1] if expected else None
+                joins = type(last) is type(piece) and not isinstance(piece, RefusalDelta)
+                if joins and chunks_left >= 0 and chars_left >= 0:
+                    assert isinstance(last, TextDelta | ReasoningDelta)
+                    expected[-1] = type(last)(last.text + piece.text, last.chunks + 1)
+                    continue
+            expected.append(piece)
+        assert joiner._join(pieces) == expected
 
 
 def test_an_error_after_text_in_the_same_read_comes_after_that_text() -> None:

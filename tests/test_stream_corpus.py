@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from folyam.providers import (
@@ -21,7 +21,7 @@ from folyam.providers import (
     UpstreamBroken,
     Usage,
 )
-from folyam.providers._chunks import ChunkReader
+from folyam.providers._chunks import ChunkReader, Piece
 from folyam.providers._sse import EventStreamDecoder
 from folyam.providers.openai_chat import OpenAIChatProvider
 from folyam.redaction import Redactor
@@ -113,15 +113,19 @@ def test_an_oversized_event_is_a_clear_error() -> None:
         decoder.feed(b"data: " + b"x" * 600 + b"\n")
     with pytest.raises(UpstreamBroken, match="oversized chunk"):
         EventStreamDecoder(max_event_bytes=1000).feed(b"data: " + b"x" * 2000)  # no line end yet
+    decoder = EventStreamDecoder(max_event_bytes=1000)
+    decoder.feed(b"data: {}\n\n")
+    with pytest.raises(UpstreamBroken, match="oversized chunk"):
+        decoder.feed(b"data: " + b"x" * 2000 + b"\n\n")  # a whole event, as a read at a real pace has them
 
 
 def _split(contents: list[str]) -> tuple[str, str]:
     reader = ChunkReader(Redactor())
-    pieces: list[StreamPiece] = []
+    pieces: list[Piece] = []
     for content in contents:
-        pieces += reader.read(b'{"choices":[{"delta":{"content":%s}}]}' % _json(content))
+        reader.read(b'{"choices":[{"delta":{"content":%s}}]}' % _json(content), pieces)
     pieces += reader.close()
-    text = "".join(p.text for p in pieces if isinstance(p, TextDelta))
+    text = "".join(p if isinstance(p, str) else p.text for p in pieces if isinstance(p, str | TextDelta))
     reasoning = "".join(p.text for p in pieces if isinstance(p, ReasoningDelta))
     return text, reasoning
 
@@ -152,3 +156,37 @@ def test_framing_stays_linear_on_a_long_line_in_tiny_reads() -> None:
         decoder.feed(b"x")  # one 200 kB line, a byte at a time: never copied whole until it ends
     assert decoder.feed(b"\n\n") == []  # a field named x…x: ignored
     assert time.process_time() - start < 2.0
+
+
+_LINES = st.sampled_from(
+    [b"data: {}", b"data:x", b"data: [DONE]", b"data:  two", b"data", b"event: error", b": keep-alive", b"id: 3", b""]
+)
+_ENDS = st.sampled_from([b"\n", b"\n", b"\n", b"\r\n", b"\r"])
+# Mostly events of one `data: ` line, as servers send them; among them any lines with any line ends.
+_PARTS = st.one_of(
+    st.sampled_from([b"data: {}\n\n", b'data: {"a": 1}\n\n', b"data: [DONE]\n\n"]),
+    st.lists(st.tuples(_LINES, _ENDS), min_size=1, max_size=3).map(lambda lines: b"".join(a + b for a, b in lines)),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(_PARTS, st.booleans()), max_size=16), st.lists(st.integers(min_value=0), max_size=4))
+def test_framing_of_any_stream_cut_anywhere_is_that_of_its_bytes_one_by_one(
+    parts: list[tuple[bytes, bool]], cuts: list[int]
+) -> None:
+    # Reads of whole `data: ` events take a shorter way than line by line (once the stream is known to be
+    # one: after its first event, read here on its own); one byte at a time never can. Reads end where a
+    # part ends (where it says so) and anywhere else.
+    first, body = b"data: {}\n\n", b"".join(part for part, _ in parts)
+    ends = itertools.accumulate(len(part) for part, _ in parts)
+    points = sorted(
+        {
+            0,
+            len(body),
+            *(c % (len(body) + 1) for c in cuts),
+            *(end for end, (_, cut) in zip(ends, parts, strict=True) if cut),
+        }
+    )
+    one_by_one = _events([first, *(body[i : i + 1] for i in range(len(body)))])
+    assert _events([first, *(body[a:b] for a, b in itertools.pairwise(points))]) == one_by_one
+    assert _events([first, body]) == one_by_one

@@ -19,7 +19,11 @@ from folyam.providers import (
 )
 from folyam.redaction import Redactor
 
-__all__ = ["ChunkReader", "error_message"]
+__all__ = ["ChunkReader", "Piece", "error_message"]
+
+# What a chunk reads as: a stream piece, or answer text (one chunk's) as a bare str, made a TextDelta when a
+# read's pieces are joined (a TextDelta per token cost as much as decoding the token's JSON).
+Piece = StreamPiece | str
 
 
 class _Text(msgspec.Struct):
@@ -86,7 +90,8 @@ class ChunkReader:
         self._think: _ThinkSplitter | None = _ThinkSplitter()
         self.finished = False
 
-    def read(self, data: bytes) -> list[StreamPiece]:
+    def read(self, data: bytes, pieces: list[Piece]) -> None:
+        """Adds the pieces of one chunk's JSON to `pieces`."""
         try:
             chunk = _decode(data)
         except msgspec.DecodeError as exc:
@@ -97,7 +102,6 @@ class ChunkReader:
             raise self._error(chunk.error)
         if chunk.object == "error":
             raise self._error(chunk.message)
-        pieces: list[StreamPiece] = []
         if chunk.choices:
             choice = chunk.choices[0]
             delta = choice.delta or choice.message
@@ -109,7 +113,7 @@ class ChunkReader:
                 if isinstance(content, str):
                     if content:
                         if self._think is None:
-                            pieces.append(TextDelta(content))
+                            pieces.append(content)
                         else:
                             self._split(content, pieces)
                 elif content:
@@ -126,7 +130,6 @@ class ChunkReader:
             completion = usage.completion_tokens or usage.output_tokens or 0
             total = usage.total_tokens or prompt + completion  # null, or 0 beside real counts
             pieces.append(Usage(prompt, completion, total))
-        return pieces
 
     def error_event(self, data: bytes) -> UpstreamBroken:
         """An `event: error` (or bare `error:` line): its data is JSON with a message, or plain text."""
@@ -138,17 +141,17 @@ class ChunkReader:
             body = body["error"]
         return self._error(body)
 
-    def close(self) -> list[StreamPiece]:
+    def close(self) -> list[Piece]:
         """What the `<think>` splitter still holds, once no more content can come."""
         think, self._think = self._think, None
         return think.close() if think is not None else []
 
-    def _split(self, content: str, pieces: list[StreamPiece]) -> None:
+    def _split(self, content: str, pieces: list[Piece]) -> None:
         assert self._think is not None
         if self._think.feed(content, pieces):
             self._think = None
 
-    def _parts(self, parts: list[_Part], pieces: list[StreamPiece]) -> None:
+    def _parts(self, parts: list[_Part], pieces: list[Piece]) -> None:
         for part in parts:
             if part.type in _REASONING_PARTS:
                 thinking = part.thinking
@@ -200,7 +203,7 @@ class _ThinkSplitter:
         self._held = ""
         self._thought = False  # reasoning text has been emitted (leading whitespace is dropped)
 
-    def feed(self, text: str, pieces: list[StreamPiece]) -> bool:
+    def feed(self, text: str, pieces: list[Piece]) -> bool:
         """Adds the pieces `text` completes; True once the rest is plain answer."""
         text, self._held = self._held + text, ""
         if self._state == _START:
@@ -228,8 +231,8 @@ class _ThinkSplitter:
             pieces.append(TextDelta(text))
         return bool(text)
 
-    def close(self) -> list[StreamPiece]:
-        pieces: list[StreamPiece] = []
+    def close(self) -> list[Piece]:
+        pieces: list[Piece] = []
         if self._held:
             if self._state == _START:
                 pieces.append(TextDelta(self._held))
@@ -238,7 +241,7 @@ class _ThinkSplitter:
         self._held = ""
         return pieces
 
-    def _think(self, text: str, pieces: list[StreamPiece]) -> None:
+    def _think(self, text: str, pieces: list[Piece]) -> None:
         if not self._thought:
             text = text.lstrip()
             self._thought = bool(text)

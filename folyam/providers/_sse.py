@@ -56,7 +56,8 @@ class EventStreamDecoder:
             self._hold(tail)
         else:
             self._skip_lf = head[-1] == 0x0D
-        return self._lines(head.splitlines())
+        events = self._plain_events(head)
+        return events if events is not None else self._lines(head.splitlines())
 
     def close(self) -> list[Event]:
         """At EOF. Unlike a browser we keep an event the server did not end with a blank line: some send
@@ -73,6 +74,20 @@ class EventStreamDecoder:
         self._partial_size += len(piece)
         if self._partial_size + self._size > self._limit:
             raise _too_large(self._limit)
+
+    def _plain_events(self, head: bytes) -> list[Event] | None:
+        """The events of `head` (whole lines) when it is nothing but events of one `data: ` line each, what
+        servers send and a read at a real pace holds, as `_lines` reads them but without its work per line
+        (a third of the cost of decoding a token); None for anything else, or when an event is begun."""
+        if self._sniff or self._json_body or self._data or self._type or len(head) > self._limit:
+            return None
+        if not head.endswith(b"\n\n") or b"\r" in head:
+            return None
+        blocks = head[:-2].split(b"\n\n")
+        if head.count(b"\n") != 2 * len(blocks):  # a line inside a block, or a blank line more
+            return None
+        events = [(b"", block[6:]) for block in blocks if block.startswith(b"data: ")]
+        return events if len(events) == len(blocks) else None
 
     def _lines(self, lines: list[bytes]) -> list[Event]:
         events: list[Event] = []

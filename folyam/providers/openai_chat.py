@@ -45,7 +45,7 @@ from folyam.providers import (
     UpstreamUnreachable,
     Usage,
 )
-from folyam.providers._chunks import ChunkReader, error_message
+from folyam.providers._chunks import ChunkReader, Piece, error_message
 from folyam.providers._sse import ERROR, Event, EventStreamDecoder
 from folyam.redaction import Redactor
 
@@ -341,7 +341,7 @@ class _ReadPieces:
         return self._pieces(b"", at_end=True)
 
     def _pieces(self, data: bytes, *, at_end: bool) -> tuple[list[StreamPiece], ProviderError | None]:
-        pieces: list[StreamPiece] = []
+        pieces: list[Piece] = []
         try:
             self._read(self._decoder.close() if at_end else self._decoder.feed(data), pieces)
             if at_end and not self.done:
@@ -350,7 +350,7 @@ class _ReadPieces:
             return self._join(pieces), exc
         return self._join(pieces), None
 
-    def _read(self, events: list[Event], pieces: list[StreamPiece]) -> None:
+    def _read(self, events: list[Event], pieces: list[Piece]) -> None:
         self.events += len(events)
         reader = self._reader
         for kind, data in events:
@@ -360,36 +360,45 @@ class _ReadPieces:
                 pieces += reader.close()
                 self.done = True
                 return
-            pieces += reader.read(data)
+            reader.read(data, pieces)
 
-    def _join(self, pieces: list[StreamPiece]) -> list[StreamPiece]:
-        if len(pieces) < 2:  # (a read of one token, as at a real model's pace)
-            for piece in pieces:
-                if isinstance(piece, _TEXTS):
-                    self._chunks_left -= 1
-                    self._chars_left -= len(piece.text)
-            return pieces
+    def _join(self, pieces: list[Piece]) -> list[StreamPiece]:
+        if len(pieces) == 1 and isinstance(only := pieces[0], str):  # (a read of one token)
+            self._chunks_left -= 1
+            self._chars_left -= len(only)
+            return [TextDelta(only)]
         joined: list[StreamPiece] = []
-        first: TextDelta | ReasoningDelta | None = None  # the run being joined: its first piece, its texts
+        run: type[TextDelta | ReasoningDelta] | None = None  # the kind of the run being joined, and its texts
         texts: list[str] = []
         for piece in pieces:
-            if isinstance(piece, _TEXTS):
-                text = piece.text
+            if type(piece) is str:  # answer text, as ChunkReader hands it over
+                kind: type[StreamPiece] | None = TextDelta
+                text = piece
+            elif isinstance(piece, _TEXTS):
+                kind, text = type(piece), piece.text
+            else:
+                kind = None
+            if kind is not None:
                 self._chunks_left -= 1
                 self._chars_left -= len(text)
-                if type(piece) is type(first) and self._chunks_left >= 0 and self._chars_left >= 0:
+                if kind is run and self._chunks_left >= 0 and self._chars_left >= 0:
                     texts.append(text)
                     continue
-            if first is not None:
-                joined.append(first if len(texts) == 1 else type(first)("".join(texts), len(texts)))
-                first = None
-            if isinstance(piece, TextDelta | ReasoningDelta):
-                first, texts = piece, [piece.text]
+            if run is not None:
+                joined.append(_run_piece(run, texts))
+                run = None
+            if kind is TextDelta or kind is ReasoningDelta:
+                run, texts = kind, [text]
             else:
+                assert not isinstance(piece, str)
                 joined.append(piece)
-        if first is not None:
-            joined.append(first if len(texts) == 1 else type(first)("".join(texts), len(texts)))
+        if run is not None:
+            joined.append(_run_piece(run, texts))
         return joined
+
+
+def _run_piece(kind: type[TextDelta | ReasoningDelta], texts: list[str]) -> TextDelta | ReasoningDelta:
+    return kind(texts[0]) if len(texts) == 1 else kind("".join(texts), len(texts))
 
 
 def _env_proxy(url: httpx2.URL) -> tuple[str | None, str | None]:
