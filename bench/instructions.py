@@ -24,9 +24,10 @@ new session):
     .venv/bin/python bench/instructions.py --split             # and what is per answer, per event, per token
 
 `--split` runs the paced scenario again at twice the flush interval: what the fewer events save, per
-event missing, is an event's cost (its render, log entry, frame and write); what the paced answer costs
-beyond the fixed cost and its events, per further token, is the token's (the upstream's chunk read and
-decoded). The table gives each part's share of the paced answer.
+event missing, is an event's cost (its render, log entry, frame and write, and the upstream read that
+comes with each: the provider reads once per flush); what the paced answer costs beyond the fixed cost
+and its events, per further token, is what grows with the tokens (each chunk's parsing and decoding).
+The table gives each part's share of the paced answer.
 
 Needs valgrind (Debian's `valgrind` package); each scenario takes about half a minute per revision.
 """
@@ -142,10 +143,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 SPLIT_COLUMNS: Final = (
     "app",
     "k instructions per event",
-    "k instructions per token (its read)",
+    "k instructions per further token",
     "paced answer: fixed cost",
     "its events",
-    "its tokens' reads",
+    "its tokens",
 )
 
 

@@ -159,34 +159,57 @@ def test_framing_stays_linear_on_a_long_line_in_tiny_reads() -> None:
 
 
 _LINES = st.sampled_from(
-    [b"data: {}", b"data:x", b"data: [DONE]", b"data:  two", b"data", b"event: error", b": keep-alive", b"id: 3", b""]
+    [
+        *(b"data: {}", b"data:x", b"data: [DONE]", b"data:  two", b"data", b"event: error", b": keep-alive"),
+        *(b"id: 3", b"", b"\xef\xbb\xbfdata: bom", b'{"error": "a JSON body"}'),
+    ]
 )
 _ENDS = st.sampled_from([b"\n", b"\n", b"\n", b"\r\n", b"\r"])
 # Mostly events of one `data: ` line, as servers send them; among them any lines with any line ends.
 _PARTS = st.one_of(
-    st.sampled_from([b"data: {}\n\n", b'data: {"a": 1}\n\n', b"data: [DONE]\n\n"]),
+    st.sampled_from([b"data: {}\n\n", b'data: {"a": 1}\n\n', b'data: {"text": "past a small limit"}\n\n']),
     st.lists(st.tuples(_LINES, _ENDS), min_size=1, max_size=3).map(lambda lines: b"".join(a + b for a, b in lines)),
 )
 
 
+class _LineByLine(EventStreamDecoder):
+    def _plain_events(self, head: bytes) -> None:
+        return None  # every read line by line, as before the shorter way
+
+
+def _framed(chunks: list[bytes], limit: int, kind: type[EventStreamDecoder] = EventStreamDecoder) -> list[object]:
+    """The events of `chunks` read in turn, and an error in their place for a read that fails (reading
+    goes on after it, to compare the decoder's state as well)."""
+    decoder, framed = kind(max_event_bytes=limit), list[object]()
+    for read in [*((decoder.feed, chunk) for chunk in chunks), (lambda _: decoder.close(), b"")]:
+        try:
+            framed += read[0](read[1])
+        except UpstreamBroken as exc:
+            framed.append(str(exc))
+    return framed
+
+
 @settings(max_examples=300)
-@given(st.lists(st.tuples(_PARTS, st.booleans()), max_size=16), st.lists(st.integers(min_value=0), max_size=4))
+@given(
+    st.lists(st.tuples(_PARTS, st.booleans()), max_size=16),
+    st.lists(st.integers(min_value=0), max_size=4),
+    st.sampled_from([b"data: {}\n\n", b""]),
+    st.sampled_from([4 * 1024 * 1024, 12]),
+)
 def test_framing_of_any_stream_cut_anywhere_is_that_of_its_bytes_one_by_one(
-    parts: list[tuple[bytes, bool]], cuts: list[int]
+    parts: list[tuple[bytes, bool]], cuts: list[int], first: bytes, limit: int
 ) -> None:
     # Reads of whole `data: ` events take a shorter way than line by line (once the stream is known to be
-    # one: after its first event, read here on its own); one byte at a time never can. Reads end where a
-    # part ends (where it says so) and anywhere else.
-    first, body = b"data: {}\n\n", b"".join(part for part, _ in parts)
+    # one: after its first line, here an event read on its own or none); the same reads line by line frame
+    # the same events, and fail alike past a (small) limit; with no limit in reach, so do the bytes one by
+    # one, which never take the shorter way. Reads end where a part ends (where it says so) and elsewhere.
+    body = b"".join(part for part, _ in parts)
     ends = itertools.accumulate(len(part) for part, _ in parts)
-    points = sorted(
-        {
-            0,
-            len(body),
-            *(c % (len(body) + 1) for c in cuts),
-            *(end for end, (_, cut) in zip(ends, parts, strict=True) if cut),
-        }
-    )
-    one_by_one = _events([first, *(body[i : i + 1] for i in range(len(body)))])
-    assert _events([first, *(body[a:b] for a, b in itertools.pairwise(points))]) == one_by_one
-    assert _events([first, body]) == one_by_one
+    cut_at = {*(c % (len(body) + 1) for c in cuts), *(end for end, (_, cut) in zip(ends, parts, strict=True) if cut)}
+    points = sorted({0, len(body), *cut_at})
+    reads = [body[a:b] for a, b in itertools.pairwise(points)]
+    reads = [first, *reads] if first else reads
+    framed = _framed(reads, limit)
+    assert framed == _framed(reads, limit, _LineByLine)
+    if limit > len(first + body):
+        assert framed == _framed([first, *(body[i : i + 1] for i in range(len(body)))], limit)

@@ -79,7 +79,7 @@ class EventStreamDecoder:
         """The events of `head` (whole lines) when it is nothing but events of one `data: ` line each, what
         servers send and a read at a real pace holds, as `_lines` reads them but without its work per line
         (a third of the cost of decoding a token); None for anything else, or when an event is begun."""
-        if self._sniff or self._json_body or self._data or self._type or len(head) > self._limit:
+        if self._sniff or self._json_body or self._data or self._size or self._type or len(head) > self._limit:
             return None
         if not head.endswith(b"\n\n") or b"\r" in head:
             return None

@@ -371,7 +371,7 @@ class _ReadPieces:
         run: type[TextDelta | ReasoningDelta] | None = None  # the kind of the run being joined, and its texts
         texts: list[str] = []
         for piece in pieces:
-            if type(piece) is str:  # answer text, as ChunkReader hands it over
+            if isinstance(piece, str):  # answer text, as ChunkReader hands it over
                 kind: type[StreamPiece] | None = TextDelta
                 text = piece
             elif isinstance(piece, _TEXTS):
