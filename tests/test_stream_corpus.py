@@ -117,6 +117,8 @@ def test_an_oversized_event_is_a_clear_error() -> None:
     decoder.feed(b"data: {}\n\n")
     with pytest.raises(UpstreamBroken, match="oversized chunk"):
         decoder.feed(b"data: " + b"x" * 2000 + b"\n\n")  # a whole event, as a read at a real pace has them
+    with pytest.raises(UpstreamBroken, match="oversized chunk"):
+        decoder.feed(b"data: {}\n\n")  # and after it, as line by line: nothing more is read
 
 
 def _split(contents: list[str]) -> tuple[str, str]:
@@ -168,6 +170,7 @@ _ENDS = st.sampled_from([b"\n", b"\n", b"\n", b"\r\n", b"\r"])
 # Mostly events of one `data: ` line, as servers send them; among them any lines with any line ends.
 _PARTS = st.one_of(
     st.sampled_from([b"data: {}\n\n", b'data: {"a": 1}\n\n', b'data: {"text": "past a small limit"}\n\n']),
+    st.just(b"data: {}\r\n\n"),  # a CRLF line end, then an LF one
     st.lists(st.tuples(_LINES, _ENDS), min_size=1, max_size=3).map(lambda lines: b"".join(a + b for a, b in lines)),
 )
 
