@@ -3,6 +3,7 @@ real HTTP: the answer, reasoning, refusal, finish reason, usage and error each s
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import time
@@ -22,7 +23,7 @@ from folyam.providers import (
     Usage,
 )
 from folyam.providers._chunks import ChunkReader, Piece
-from folyam.providers._sse import EventStreamDecoder
+from folyam.providers._sse import MAX_EVENT_BYTES, EventStreamDecoder
 from folyam.providers.openai_chat import OpenAIChatProvider
 from folyam.redaction import Redactor
 from tests.support.corpus import STREAMS, Expected, Shape, shapes
@@ -80,10 +81,8 @@ def _summary(pieces: list[StreamPiece], error: ProviderError | None, message: st
     )
 
 
-def _events(chunks: list[bytes]) -> list[tuple[bytes, bytes]]:
-    decoder = EventStreamDecoder()
-    events = [event for chunk in chunks for event in decoder.feed(chunk)]
-    return events + decoder.close()
+def _events(chunks: list[bytes]) -> list[object]:
+    return _framed(chunks, MAX_EVENT_BYTES)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[shape.name for shape in SHAPES])
@@ -181,12 +180,12 @@ class _LineByLine(EventStreamDecoder):
 
 
 def _framed(chunks: list[bytes], limit: int, kind: type[EventStreamDecoder] = EventStreamDecoder) -> list[object]:
-    """The events of `chunks` read in turn, and an error in their place for a read that fails (reading
-    goes on after it, to compare the decoder's state as well)."""
+    """The events of `chunks` read in turn, then at their end, with an error in their place for a read that
+    fails (reading goes on after it, to compare the decoder's state as well)."""
     decoder, framed = kind(max_event_bytes=limit), list[object]()
-    for read in [*((decoder.feed, chunk) for chunk in chunks), (lambda _: decoder.close(), b"")]:
+    for read in [*(functools.partial(decoder.feed, chunk) for chunk in chunks), functools.partial(decoder.close)]:
         try:
-            framed += read[0](read[1])
+            framed += read()
         except UpstreamBroken as exc:
             framed.append(str(exc))
     return framed
