@@ -18,6 +18,12 @@ measured, see bench/streams.py):
 
 With `--workers 2` Folyam runs two worker processes with Redis, pinned to two cores (the client and the
 upstream then share those cores too).
+
+This machine's speed swings two- or threefold from hour to hour, and the issue set its ≤ 40 µs per token
+on the day it measured the seed ("that is", at most 0.2 times the seed's CPU per token at a real pace and
+0.15 times at full speed). So a run also says how much slower than that day the machine is (the seed's
+CPU per token against the issue's figures for it, the median over the loads) and Folyam's figures at
+that day's speed.
 """
 
 from __future__ import annotations
@@ -42,18 +48,16 @@ class Load:
     ramp: float
     seed: bool = True  # also measure the seed relay
     waves: int = 1  # each visitor asks this many questions, one after another
+    issue_seed: float | None = None  # the seed's CPU µs per token at this load, as issue 11 measured it
 
 
 LOADS = (
-    Load("full speed, 20 at once", 20, 0, 0, waves=10),
-    Load("50 tokens/s, 60 at once", 60, 50, 0),
-    Load("50 tokens/s, 500 started over 2 s", 500, 50, 2),
+    Load("full speed, 20 at once", 20, 0, 0, waves=10, issue_seed=210.0),
+    Load("50 tokens/s, 60 at once", 60, 50, 0, issue_seed=270.0),
+    Load("50 tokens/s, 500 started over 2 s", 500, 50, 2, issue_seed=43_500 / 200),  # 43.5 ms per answer
     Load("50 tokens/s, 400 started over 2 s", 400, 50, 2, seed=False),
 )
-QUICK = (
-    Load("full speed, 20 at once", 20, 0, 0, waves=10),
-    Load("50 tokens/s, 60 at once", 60, 50, 0),
-)
+QUICK = LOADS[:2]
 COLUMNS = (
     "load",
     "server",
@@ -104,6 +108,14 @@ def compare(load: Load, args: argparse.Namespace) -> Compared:
     return Compared(streams.median_round(folyams), streams.median_round(seeds), ratios[(len(ratios) - 1) // 2])
 
 
+def slowdown(seeds: Sequence[tuple[float, float]]) -> float | None:
+    """How much slower this machine is than on the day of issue 11: the median over the loads of the
+    seed's CPU per token now ÷ the issue's figure for it (pairs of the two; the lower median of an even
+    count). None without a seed measured."""
+    ratios = sorted(now / then for now, then in seeds)
+    return ratios[(len(ratios) - 1) // 2] if ratios else None
+
+
 def figures(m: streams.Measurement) -> dict[str, str]:
     """A measurement's figures, by column name (bench/scaling.py shows them too)."""
     ok = [r for r in m.results if r.error is None]
@@ -150,20 +162,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(speed)
     streams.keep_off_the_app_cores(args)
     rows = []
+    folyam_costs: list[float] = []
+    seed_costs: list[tuple[float, float]] = []  # the seed's CPU µs per token: now, and in the issue
     for load in QUICK if args.quick else LOADS:
         compared = compare(load, args)
+        folyam_costs.append(compared.folyam.cpu_per_token)
         if compared.seed is not None:
             rows.append(cells(load, "seed (FastAPI + openai SDK)", compared.seed, None))
+            if load.issue_seed is not None:
+                seed_costs.append((compared.seed.cpu_per_token, load.issue_seed))
         workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
         rows.append(cells(load, f"Folyam{workers}", compared.folyam, compared.ratio))
         print(table(rows[-2 if compared.seed else -1 :]), flush=True)
     text = table(rows)
     print("\n" + text)
+    factor = slowdown(seed_costs)
+    at_issue_speed = None
+    if factor is not None:
+        at_issue_speed = (
+            f"the seed cost {', '.join(f'{now / then:.2f}' for now, then in seed_costs)}× its figures in issue 11:"
+            f" the machine {factor:.2f}× slower than that day; Folyam's rows at that day's speed (÷ {factor:.2f}):"
+            f" {', '.join(f'{cost / factor:.1f}' for cost in folyam_costs)} µs per token"
+        )
+        print(at_issue_speed)
     if args.record:
         facts = [
             f"app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
             f"servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores",
             speed,
+            *([at_issue_speed] if at_issue_speed else []),
         ]
         streams.append_record("Folyam against the seed relay (bench/compare.py)", facts, text)
 
