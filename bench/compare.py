@@ -13,17 +13,17 @@ measured, see bench/streams.py):
   20 answers alone cost ~0.1 s of CPU, which the kernel counts in 10 ms ticks);
 - real pace: a token every 20 ms (50 tokens/s), 60 answers at once;
 - 500 at 50/s: 500 answers at 50 tokens/s started over 2 s (the goal: one core keeps up);
-- 400 at 50/s: the same with 400 answers (80 % of the goal), Folyam only: first event p99 ≤ 1 s, the
-  longest gap between two events of an answer p99 ≤ 250 ms, stream p50 ≤ 4.5 s (ideal 4 s).
+- 400 at 50/s: the same with 400 answers (80 % of the goal), Folyam's row only: first event p99 ≤ 1 s,
+  the longest gap between two events of an answer p99 ≤ 250 ms, stream p50 ≤ 4.5 s (ideal 4 s).
 
 With `--workers 2` Folyam runs two worker processes with Redis, pinned to two cores (the client and the
 upstream then share those cores too).
 
 This machine's speed swings two- or threefold from hour to hour, and the issue set its ≤ 40 µs per token
 on the day it measured the seed ("that is", at most 0.2 times the seed's CPU per token at a real pace and
-0.15 times at full speed). So a run also says how much slower than that day the machine is (the seed's
-CPU per token against the issue's figures for it, the median over the loads) and Folyam's figures at
-that day's speed.
+0.15 times at full speed). So every Folyam round follows a round of the seed (at 400 answers, the seed's
+500-answer load, which the issue measured), and the last column is Folyam's CPU per token at that day's
+speed: the median of the rounds' Folyam ÷ seed times the issue's figure for the seed.
 """
 
 from __future__ import annotations
@@ -46,16 +46,23 @@ class Load:
     streams: int
     rate: float
     ramp: float
-    seed: bool = True  # also measure the seed relay
     waves: int = 1  # each visitor asks this many questions, one after another
     issue_seed: float | None = None  # the seed's CPU µs per token at this load, as issue 11 measured it
+    # The load the seed's rounds run at, when not this one (and then the seed's row is not shown: the
+    # rounds only measure the machine's speed meanwhile).
+    seed_at: Load | None = None
+
+    @property
+    def seed_load(self) -> Load:
+        return self.seed_at or self
 
 
+CAPACITY = Load("50 tokens/s, 500 started over 2 s", 500, 50, 2, issue_seed=43_500 / 200)  # 43.5 ms per answer
 LOADS = (
     Load("full speed, 20 at once", 20, 0, 0, waves=10, issue_seed=210.0),
     Load("50 tokens/s, 60 at once", 60, 50, 0, issue_seed=270.0),
-    Load("50 tokens/s, 500 started over 2 s", 500, 50, 2, issue_seed=43_500 / 200),  # 43.5 ms per answer
-    Load("50 tokens/s, 400 started over 2 s", 400, 50, 2, seed=False),
+    CAPACITY,
+    Load("50 tokens/s, 400 started over 2 s", 400, 50, 2, seed_at=CAPACITY),
 )
 QUICK = LOADS[:2]
 COLUMNS = (
@@ -69,6 +76,7 @@ COLUMNS = (
     "max gap p99 ms",
     "stream p50 / p99 s",
     "wall s",
+    "µs/token at the issue's speed",
 )
 
 
@@ -88,32 +96,27 @@ def measure(load: Load, *, seed: bool, args: argparse.Namespace, repeat: int) ->
 @dataclass(frozen=True)
 class Compared:
     folyam: streams.Measurement
-    seed: streams.Measurement | None
-    ratio: float | None  # the median of the rounds' Folyam ÷ seed
+    seed: streams.Measurement  # at the load's seed_load
+    ratio: float  # the median of the rounds' Folyam ÷ seed
+
+    def at_issue_speed(self, load: Load) -> float | None:
+        """Folyam's CPU µs per token on the day of issue 11: as much as the seed's then, times the ratio."""
+        then = load.seed_load.issue_seed
+        return self.ratio * then if then is not None else None
 
 
 def compare(load: Load, args: argparse.Namespace) -> Compared:
     """The load's rounds, the seed's and Folyam's taking turns (seed, Folyam, seed, …): this machine's
     speed drifts by half from one minute to the next, and a ratio of two runs minutes apart carried the
     drift. Each round is compared with the seed's just before it; the median ratio is shown."""
-    if not load.seed:
-        return Compared(streams.median_round(measure(load, seed=False, args=args, repeat=args.repeat)), None, None)
     seeds: list[streams.Measurement] = []
     folyams: list[streams.Measurement] = []
     for _ in range(args.repeat):
-        seeds += measure(load, seed=True, args=args, repeat=1)
+        seeds += measure(load.seed_load, seed=True, args=args, repeat=1)
         folyams += measure(load, seed=False, args=args, repeat=1)
     ratios = sorted(f.cpu_per_token / s.cpu_per_token for s, f in zip(seeds, folyams, strict=True))
     print(f"{load.name}: Folyam ÷ seed per round: {', '.join(f'{r:.2f}' for r in ratios)}", flush=True)
     return Compared(streams.median_round(folyams), streams.median_round(seeds), ratios[(len(ratios) - 1) // 2])
-
-
-def slowdown(seeds: Sequence[tuple[float, float]]) -> float | None:
-    """How much slower this machine is than on the day of issue 11: the median over the loads of the
-    seed's CPU per token now ÷ the issue's figure for it (pairs of the two; the lower median of an even
-    count). None without a seed measured."""
-    ratios = sorted(now / then for now, then in seeds)
-    return ratios[(len(ratios) - 1) // 2] if ratios else None
 
 
 def figures(m: streams.Measurement) -> dict[str, str]:
@@ -134,8 +137,16 @@ def figures(m: streams.Measurement) -> dict[str, str]:
     }
 
 
-def cells(load: Load, server: str, m: streams.Measurement, ratio: float | None) -> list[str]:
-    row = {"load": load.name, "server": server, "÷ seed": f"{ratio:.2f}" if ratio is not None else "", **figures(m)}
+def cells(load: Load, server: str, m: streams.Measurement, compared: Compared | None) -> list[str]:
+    """A row; `compared` for Folyam's (its ratio and its figure at the issue's speed)."""
+    at_issue_speed = compared.at_issue_speed(load) if compared is not None else None
+    row = {
+        "load": load.name,
+        "server": server,
+        "÷ seed": f"{compared.ratio:.2f}" if compared is not None and load.seed_at is None else "",
+        "µs/token at the issue's speed": f"{at_issue_speed:.1f}" if at_issue_speed is not None else "",
+        **figures(m),
+    }
     return [row[column] for column in COLUMNS]
 
 
@@ -162,35 +173,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(speed)
     streams.keep_off_the_app_cores(args)
     rows = []
-    folyam_costs: list[float] = []
-    seed_costs: list[tuple[float, float]] = []  # the seed's CPU µs per token: now, and in the issue
+    slowdowns: list[float] = []  # the seed's CPU per token now ÷ in the issue, per load
     for load in QUICK if args.quick else LOADS:
         compared = compare(load, args)
-        folyam_costs.append(compared.folyam.cpu_per_token)
-        if compared.seed is not None:
+        if load.seed_at is None:
             rows.append(cells(load, "seed (FastAPI + openai SDK)", compared.seed, None))
             if load.issue_seed is not None:
-                seed_costs.append((compared.seed.cpu_per_token, load.issue_seed))
+                slowdowns.append(compared.seed.cpu_per_token / load.issue_seed)
         workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
-        rows.append(cells(load, f"Folyam{workers}", compared.folyam, compared.ratio))
-        print(table(rows[-2 if compared.seed else -1 :]), flush=True)
+        rows.append(cells(load, f"Folyam{workers}", compared.folyam, compared))
+        print(table(rows[-2 if load.seed_at is None else -1 :]), flush=True)
     text = table(rows)
     print("\n" + text)
-    factor = slowdown(seed_costs)
-    at_issue_speed = None
-    if factor is not None:
-        at_issue_speed = (
-            f"the seed cost {', '.join(f'{now / then:.2f}' for now, then in seed_costs)}× its figures in issue 11:"
-            f" the machine {factor:.2f}× slower than that day; Folyam's rows at that day's speed (÷ {factor:.2f}):"
-            f" {', '.join(f'{cost / factor:.1f}' for cost in folyam_costs)} µs per token"
-        )
-        print(at_issue_speed)
+    slower = f"the seed cost {', '.join(f'{ratio:.2f}' for ratio in slowdowns)}× its figures in issue 11"
+    print(slower)
     if args.record:
         facts = [
             f"app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
             f"servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores",
             speed,
-            *([at_issue_speed] if at_issue_speed else []),
+            f"{slower}; at 400 answers each Folyam round follows one of the seed at 500",
         ]
         streams.append_record("Folyam against the seed relay (bench/compare.py)", facts, text)
 
