@@ -20,15 +20,18 @@ With `--workers 2` Folyam runs two worker processes with Redis, pinned to two co
 upstream then share those cores too).
 
 This machine's speed swings two- or threefold from hour to hour, and the issue set its ≤ 40 µs per token
-on the day it measured the seed ("that is", at most 0.2 times the seed's CPU per token at a real pace and
-0.15 times at full speed). So every Folyam round follows a round of the seed (at 400 answers, the seed's
+on the day it measured the seed ("i.e." at most 0.2 times the seed's CPU per token at a real pace and 0.15
+times at full speed). So every Folyam round follows a round of the seed (at 400 answers, the seed's
 500-answer load, which the issue measured), and the last column is Folyam's CPU per token at that day's
-speed: the median of the rounds' Folyam ÷ seed times the issue's figure for the seed.
+speed: the median of the rounds' Folyam ÷ seed times the issue's figure for the seed (left blank unless
+the run is like the issue's: 200-token answers, one worker). That figure is only as steady as the ratio:
+the seed's cost does not follow the machine's phase exactly as Folyam's does.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,26 +100,45 @@ def measure(load: Load, *, seed: bool, args: argparse.Namespace, repeat: int) ->
 class Compared:
     folyam: streams.Measurement
     seed: streams.Measurement  # at the load's seed_load
-    ratio: float  # the median of the rounds' Folyam ÷ seed
+    ratios: list[float]  # each round's Folyam ÷ the seed's round just before it, in order
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
 
     def at_issue_speed(self, load: Load) -> float | None:
         """Folyam's CPU µs per token on the day of issue 11: as much as the seed's then, times the ratio."""
         then = load.seed_load.issue_seed
         return self.ratio * then if then is not None else None
 
+    def facts(self, load: Load) -> str:
+        """For the record: the rounds' ratios, and the seed's cost against the issue's figure for it."""
+        seed = load.seed_load
+        text = f"{load.name}: Folyam ÷ seed{f' at {seed.streams} answers' if load.seed_at else ''} per round "
+        text += ", ".join(f"{r:.3f}" for r in self.ratios)
+        text += f"; the seed {self.seed.cpu_per_token:.1f} µs per token"
+        if seed.issue_seed is not None:
+            text += f", {self.seed.cpu_per_token / seed.issue_seed:.2f}× the issue's {seed.issue_seed:g}"
+        return text
+
 
 def compare(load: Load, args: argparse.Namespace) -> Compared:
     """The load's rounds, the seed's and Folyam's taking turns (seed, Folyam, seed, …): this machine's
     speed drifts by half from one minute to the next, and a ratio of two runs minutes apart carried the
-    drift. Each round is compared with the seed's just before it; the median ratio is shown."""
+    drift. Each round is compared with the seed's just before it; the median ratio is shown (of every
+    round: the table's rows are the median rounds of each server, which may be different rounds)."""
     seeds: list[streams.Measurement] = []
     folyams: list[streams.Measurement] = []
     for _ in range(args.repeat):
         seeds += measure(load.seed_load, seed=True, args=args, repeat=1)
         folyams += measure(load, seed=False, args=args, repeat=1)
-    ratios = sorted(f.cpu_per_token / s.cpu_per_token for s, f in zip(seeds, folyams, strict=True))
-    print(f"{load.name}: Folyam ÷ seed per round: {', '.join(f'{r:.2f}' for r in ratios)}", flush=True)
-    return Compared(streams.median_round(folyams), streams.median_round(seeds), ratios[(len(ratios) - 1) // 2])
+    compared = Compared(
+        streams.median_round(folyams),
+        streams.median_round(seeds),
+        [f.cpu_per_token / s.cpu_per_token for s, f in zip(seeds, folyams, strict=True)],
+    )
+    print(compared.facts(load), flush=True)
+    return compared
 
 
 def figures(m: streams.Measurement) -> dict[str, str]:
@@ -137,9 +159,10 @@ def figures(m: streams.Measurement) -> dict[str, str]:
     }
 
 
-def cells(load: Load, server: str, m: streams.Measurement, compared: Compared | None) -> list[str]:
-    """A row; `compared` for Folyam's (its ratio and its figure at the issue's speed)."""
-    at_issue_speed = compared.at_issue_speed(load) if compared is not None else None
+def cells(load: Load, server: str, m: streams.Measurement, compared: Compared | None, *, issue_like: bool) -> list[str]:
+    """A row; `compared` for Folyam's (its ratio, and its figure at the issue's speed when the run is like
+    the issue's: 200-token answers, one worker)."""
+    at_issue_speed = compared.at_issue_speed(load) if compared is not None and issue_like else None
     row = {
         "load": load.name,
         "server": server,
@@ -172,27 +195,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     speed = streams.machine_speed(args.pin)
     print(speed)
     streams.keep_off_the_app_cores(args)
+    # The issue's figures for the seed are for 200-token answers, each server on one core.
+    issue_like = args.chunks == 200 and args.workers == 1
     rows = []
-    slowdowns: list[float] = []  # the seed's CPU per token now ÷ in the issue, per load
+    facts: list[str] = []
     for load in QUICK if args.quick else LOADS:
         compared = compare(load, args)
+        facts.append(compared.facts(load))
         if load.seed_at is None:
-            rows.append(cells(load, "seed (FastAPI + openai SDK)", compared.seed, None))
-            if load.issue_seed is not None:
-                slowdowns.append(compared.seed.cpu_per_token / load.issue_seed)
+            rows.append(cells(load, "seed (FastAPI + openai SDK)", compared.seed, None, issue_like=issue_like))
         workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
-        rows.append(cells(load, f"Folyam{workers}", compared.folyam, compared))
+        rows.append(cells(load, f"Folyam{workers}", compared.folyam, compared, issue_like=issue_like))
         print(table(rows[-2 if load.seed_at is None else -1 :]), flush=True)
     text = table(rows)
     print("\n" + text)
-    slower = f"the seed cost {', '.join(f'{ratio:.2f}' for ratio in slowdowns)}× its figures in issue 11"
-    print(slower)
     if args.record:
         facts = [
             f"app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
             f"servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores",
             speed,
-            f"{slower}; at 400 answers each Folyam round follows one of the seed at 500",
+            *facts,
         ]
         streams.append_record("Folyam against the seed relay (bench/compare.py)", facts, text)
 
