@@ -111,18 +111,19 @@ class Compared:
         then = load.seed_load.issue_seed
         return self.ratio * then if then is not None else None
 
-    def facts(self, load: Load) -> str:
-        """For the record: the rounds' ratios, and the seed's cost against the issue's figure for it."""
+    def facts(self, load: Load, *, issue_like: bool) -> str:
+        """For the record: the rounds' ratios, and the seed's cost (against the issue's figure for it, when
+        the run is like the issue's)."""
         seed = load.seed_load
         text = f"{load.name}: Folyam ÷ seed{f' at {seed.streams} answers' if load.seed_at else ''} per round "
         text += ", ".join(f"{r:.3f}" for r in self.ratios)
         text += f"; the seed {self.seed.cpu_per_token:.1f} µs per token"
-        if seed.issue_seed is not None:
+        if issue_like and seed.issue_seed is not None:
             text += f", {self.seed.cpu_per_token / seed.issue_seed:.2f}× the issue's {seed.issue_seed:g}"
         return text
 
 
-def compare(load: Load, args: argparse.Namespace) -> Compared:
+def compare(load: Load, args: argparse.Namespace, *, issue_like: bool) -> Compared:
     """The load's rounds, the seed's and Folyam's taking turns (seed, Folyam, seed, …): this machine's
     speed drifts by half from one minute to the next, and a ratio of two runs minutes apart carried the
     drift. Each round is compared with the seed's just before it; the median ratio is shown (of every
@@ -137,7 +138,7 @@ def compare(load: Load, args: argparse.Namespace) -> Compared:
         streams.median_round(seeds),
         [f.cpu_per_token / s.cpu_per_token for s, f in zip(seeds, folyams, strict=True)],
     )
-    print(compared.facts(load), flush=True)
+    print(compared.facts(load, issue_like=issue_like), flush=True)
     return compared
 
 
@@ -198,10 +199,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The issue's figures for the seed are for 200-token answers, each server on one core.
     issue_like = args.chunks == 200 and args.workers == 1
     rows = []
-    facts: list[str] = []
+    rounds: list[str] = []  # each load's rounds, for the record
     for load in QUICK if args.quick else LOADS:
-        compared = compare(load, args)
-        facts.append(compared.facts(load))
+        compared = compare(load, args, issue_like=issue_like)
+        rounds.append(compared.facts(load, issue_like=issue_like))
         if load.seed_at is None:
             rows.append(cells(load, "seed (FastAPI + openai SDK)", compared.seed, None, issue_like=issue_like))
         workers = f", {args.workers} workers + Redis" if args.workers > 1 else ""
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"app revision: {args.app_rev or streams.git('rev-parse', '--short', 'HEAD')}",
             f"servers pinned to CPU {args.pin} (taskset); the client and the fake upstream on the other cores",
             speed,
-            *facts,
+            *rounds,
         ]
         streams.append_record("Folyam against the seed relay (bench/compare.py)", facts, text)
 
